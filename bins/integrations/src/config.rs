@@ -1,0 +1,254 @@
+//! Configuration from environment variables, optionally completed by an env file named by
+//! `INTEGRATIONS_CONFIG_FILE` (lines of `KEY=VALUE`); the environment wins over the file.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use integrations_core::Secret;
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A variable has an unusable value.
+    #[error("{name}: {message}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Where Flagsmith's environment document comes from.
+#[derive(Clone, Debug)]
+pub enum FlagsSource {
+    /// No Flagsmith: every plugin allowed.
+    None,
+    /// A local document file.
+    File(PathBuf),
+    /// A Flagsmith server polled for the document.
+    Server {
+        /// API base, e.g. `https://edge.api.flagsmith.com/api/v1`.
+        api_url: String,
+        /// Server-side environment key.
+        server_key: Secret,
+        /// Poll interval.
+        poll_interval: Duration,
+    },
+}
+
+/// The host's configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `INTEGRATIONS_BIND`.
+    pub bind: SocketAddr,
+    /// `INTEGRATIONS_DATA_DIR`.
+    pub data_dir: PathBuf,
+    /// `DATABASE_URL`; `None` means SQLite in the data dir.
+    pub database_url: Option<String>,
+    /// `INTEGRATIONS_MASTER_KEY` (base64, 32 bytes).
+    pub master_key: Option<Secret>,
+    /// `INTEGRATIONS_PREVIOUS_MASTER_KEYS`: comma-separated keys still accepted for unwrapping.
+    pub previous_master_keys: Vec<Secret>,
+    /// `INTEGRATIONS_ADMIN_TOKEN`.
+    pub admin_token: Option<Secret>,
+    /// `INTEGRATIONS_TRUST_TENANT_HEADER`.
+    pub trust_tenant_header: bool,
+    /// `INTEGRATIONS_OUTBOUND_ALLOW_CIDRS`.
+    pub outbound_allow_cidrs: String,
+    /// `INTEGRATIONS_OUTBOUND_TIMEOUT_SECS`.
+    pub outbound_timeout: Duration,
+    /// `INTEGRATIONS_PUBLIC_URL`: base of webhook URLs.
+    pub public_url: Option<String>,
+    /// `FLAGSMITH_*`.
+    pub flags: FlagsSource,
+}
+
+impl Config {
+    /// Defaults: everything embedded under `data_dir`.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8085)),
+            data_dir: data_dir.into(),
+            database_url: None,
+            master_key: None,
+            previous_master_keys: Vec::new(),
+            admin_token: None,
+            trust_tenant_header: false,
+            outbound_allow_cidrs: String::new(),
+            outbound_timeout: Duration::from_secs(30),
+            public_url: None,
+            flags: FlagsSource::None,
+        }
+    }
+
+    /// Reads the process environment (and the optional config file).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let mut values = match env.get("INTEGRATIONS_CONFIG_FILE") {
+            Some(path) => read_env_file(Path::new(path))?,
+            None => HashMap::new(),
+        };
+        values.extend(env);
+        Self::from_values(&values)
+    }
+
+    /// Builds a config from a map of variables.
+    pub fn from_values(values: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| values.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let mut config = Self::with_data_dir(get("INTEGRATIONS_DATA_DIR").unwrap_or("./data"));
+        if let Some(bind) = get("INTEGRATIONS_BIND") {
+            config.bind = bind
+                .parse()
+                .map_err(|_| invalid("INTEGRATIONS_BIND", "expected host:port, e.g. 127.0.0.1:8085"))?;
+        }
+        config.database_url = get("DATABASE_URL").map(str::to_owned);
+        config.master_key = get("INTEGRATIONS_MASTER_KEY").map(Secret::new);
+        config.previous_master_keys = get("INTEGRATIONS_PREVIOUS_MASTER_KEYS")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(Secret::new)
+                    .collect()
+            })
+            .unwrap_or_default();
+        config.admin_token = get("INTEGRATIONS_ADMIN_TOKEN").map(Secret::new);
+        config.trust_tenant_header = match get("INTEGRATIONS_TRUST_TENANT_HEADER") {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(_) => return Err(invalid("INTEGRATIONS_TRUST_TENANT_HEADER", "expected true or false")),
+        };
+        config.outbound_allow_cidrs = get("INTEGRATIONS_OUTBOUND_ALLOW_CIDRS").unwrap_or_default().to_owned();
+        if let Some(secs) = get("INTEGRATIONS_OUTBOUND_TIMEOUT_SECS") {
+            let secs: u64 = secs
+                .parse()
+                .map_err(|_| invalid("INTEGRATIONS_OUTBOUND_TIMEOUT_SECS", "expected seconds"))?;
+            config.outbound_timeout = Duration::from_secs(secs.max(1));
+        }
+        config.public_url = get("INTEGRATIONS_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned());
+        config.flags = match (
+            get("FLAGSMITH_ENVIRONMENT_DOCUMENT"),
+            get("FLAGSMITH_API_URL"),
+            get("FLAGSMITH_SERVER_KEY"),
+        ) {
+            (Some(_), Some(_), _) => {
+                return Err(invalid(
+                    "FLAGSMITH_ENVIRONMENT_DOCUMENT",
+                    "set either a document file or FLAGSMITH_API_URL, not both",
+                ))
+            }
+            (Some(path), None, _) => FlagsSource::File(PathBuf::from(path)),
+            (None, Some(api_url), Some(key)) => {
+                let secs = match get("FLAGSMITH_POLL_INTERVAL_SECS") {
+                    Some(s) => s
+                        .parse()
+                        .map_err(|_| invalid("FLAGSMITH_POLL_INTERVAL_SECS", "expected seconds"))?,
+                    None => 60u64,
+                };
+                FlagsSource::Server {
+                    api_url: api_url.to_owned(),
+                    server_key: Secret::new(key),
+                    poll_interval: Duration::from_secs(secs.max(1)),
+                }
+            }
+            (None, Some(_), None) => return Err(invalid("FLAGSMITH_SERVER_KEY", "required with FLAGSMITH_API_URL")),
+            (None, None, _) => FlagsSource::None,
+        };
+        Ok(config)
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("integrations.db").display()),
+        }
+    }
+
+    /// Whether the database is the embedded SQLite default.
+    pub fn is_embedded(&self) -> bool {
+        self.database_url().starts_with("sqlite:")
+    }
+
+    /// The base URL webhooks are addressed to.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.bind))
+    }
+}
+
+fn invalid(name: &'static str, message: &str) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        message: message.to_owned(),
+    }
+}
+
+fn read_env_file(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let config = Config::from_values(&HashMap::new()).unwrap();
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8085");
+        assert_eq!(config.database_url(), "sqlite://./data/integrations.db");
+        assert!(config.is_embedded());
+        assert!(config.admin_token.is_none());
+        assert!(matches!(config.flags, FlagsSource::None));
+    }
+
+    #[test]
+    fn reads_every_variable_and_never_prints_secrets() {
+        let config = Config::from_values(&values(&[
+            ("INTEGRATIONS_BIND", "0.0.0.0:9000"),
+            ("DATABASE_URL", "postgres://u@127.0.0.1/db"),
+            ("INTEGRATIONS_ADMIN_TOKEN", "admin-secret-value"),
+            ("INTEGRATIONS_TRUST_TENANT_HEADER", "true"),
+            ("FLAGSMITH_API_URL", "http://127.0.0.1:1/api/v1"),
+            ("FLAGSMITH_SERVER_KEY", "ser.secret-key"),
+        ]))
+        .unwrap();
+        assert!(!config.is_embedded());
+        assert!(config.trust_tenant_header);
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("admin-secret-value") && !printed.contains("ser.secret-key"));
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        assert!(Config::from_values(&values(&[("INTEGRATIONS_BIND", "nope")])).is_err());
+        assert!(Config::from_values(&values(&[("INTEGRATIONS_TRUST_TENANT_HEADER", "maybe")])).is_err());
+        assert!(Config::from_values(&values(&[("FLAGSMITH_API_URL", "http://x")])).is_err());
+    }
+}

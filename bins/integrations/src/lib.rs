@@ -1,0 +1,105 @@
+//! The host: turns a [`Config`] into a running service. `main.rs` is only the CLI around it, so
+//! tests assemble exactly what production runs.
+
+pub mod config;
+mod master_key;
+pub mod plugins;
+
+use std::sync::Arc;
+
+use axum::Router;
+use integrations_api::{AdminTokenDigest, AppState, TenantAuth};
+use integrations_core::{PluginRegistry, RegistryError};
+use integrations_flags::{Flags, FlagsmithServer};
+use integrations_http::{GuardedHttpClient, OutboundPolicy};
+use integrations_service::{Service, ServiceError, ServiceParts};
+use integrations_store::{Store, StoreError};
+
+pub use config::{Config, ConfigError, FlagsSource};
+pub use master_key::{load_keyring, replace_key_file, KeySource};
+
+/// Why the host cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The plugin set is inconsistent.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The service could not be assembled.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    /// The master key is missing or unusable.
+    #[error("master key: {0}")]
+    MasterKey(String),
+    /// Flags could not be loaded.
+    #[error(transparent)]
+    Flags(#[from] integrations_flags::FlagsError),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The assembled host.
+pub struct App {
+    /// The HTTP API.
+    pub router: Router,
+    /// The service behind it.
+    pub service: Arc<Service>,
+}
+
+/// Opens the database (creating the data dir for SQLite) and applies migrations.
+pub async fn open_store(config: &Config) -> Result<Store, StartupError> {
+    if config.is_embedded() {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| StartupError::Other(format!("cannot create data dir {}: {e}", config.data_dir.display())))?;
+    }
+    let store = Store::connect(&config.database_url()).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Builds the whole host from its configuration.
+pub async fn build_app(config: &Config) -> Result<App, StartupError> {
+    let registry = PluginRegistry::linked()?;
+    let store = open_store(config).await?;
+    let (keyring, _) = load_keyring(config)?;
+    let policy = OutboundPolicy::from_cidr_list(&config.outbound_allow_cidrs)
+        .map_err(|e| StartupError::Other(format!("INTEGRATIONS_OUTBOUND_ALLOW_CIDRS: {e}")))?;
+    let http =
+        GuardedHttpClient::new(policy, config.outbound_timeout).map_err(|e| StartupError::Other(e.to_string()))?;
+    let flags = match &config.flags {
+        FlagsSource::None => Flags::allow_all(),
+        FlagsSource::File(path) => Flags::from_document_file(path)?,
+        FlagsSource::Server {
+            api_url,
+            server_key,
+            poll_interval,
+        } => Flags::from_server(FlagsmithServer::new(api_url, server_key.expose(), *poll_interval)?).await,
+    };
+    let service = Arc::new(Service::new(ServiceParts {
+        store,
+        keyring: Arc::new(keyring),
+        registry: Arc::new(registry),
+        flags,
+        http: Arc::new(http),
+        public_url: config.public_url(),
+    })?);
+    let state = AppState {
+        service: service.clone(),
+        admin_token: config.admin_token.as_ref().map(|t| AdminTokenDigest::new(t.expose())),
+        tenant_auth: if config.trust_tenant_header {
+            TenantAuth::TrustedHeader
+        } else {
+            TenantAuth::ApiKey
+        },
+    };
+    Ok(App {
+        router: integrations_api::app(state),
+        service,
+    })
+}

@@ -1,0 +1,184 @@
+//! `integrations`: serve the API, run migrations, manage tenants and master keys.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use integrations::{build_app, load_keyring, open_store, replace_key_file, Config, KeySource};
+use integrations_core::PluginRegistry;
+use integrations_secrets::MasterKey;
+use serde_json::{Map, Value};
+
+#[derive(Parser)]
+#[command(name = "integrations", version, about = "Multi-tenant integrations service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the REST API (INTEGRATIONS_BIND, default 127.0.0.1:8085).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// List the compiled-in plugins and their tools.
+    Plugins,
+    /// Manage master keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant and print its API key (shown once).
+    Create {
+        /// Tenant id (a-z, 0-9, '-', '_').
+        id: String,
+        /// A flag trait, key=value (repeatable); true/false and integers are typed.
+        #[arg(long = "trait", value_name = "KEY=VALUE")]
+        traits: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a new random master key (base64).
+    Generate,
+    /// Re-wrap every tenant's data key under a new master key; secrets are not touched.
+    Rotate {
+        /// The new master key, base64 of 32 bytes.
+        #[arg(long, env = "INTEGRATIONS_NEW_MASTER_KEY", hide_env_values = true)]
+        new_master_key: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    match cli.command {
+        Command::Serve => serve(&config).await,
+        Command::Migrate => {
+            open_store(&config).await.map_err(|e| e.to_string())?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Tenant {
+            command: TenantCommand::Create { id, traits },
+        } => {
+            let app = build_app(&config).await.map_err(|e| e.to_string())?;
+            let created = app
+                .service
+                .create_tenant(&id, parse_traits(&traits)?)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{}", created.api_key);
+            Ok(())
+        }
+        Command::Plugins => {
+            let registry = PluginRegistry::linked().map_err(|e| e.to_string())?;
+            for registered in registry.plugins() {
+                let manifest = registered.plugin.manifest();
+                println!("{} {} - {}", manifest.name, manifest.version, manifest.description);
+                for tool in &registered.tools {
+                    println!("  {} - {}", tool.name, tool.description);
+                }
+            }
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Generate,
+        } => {
+            let (_, encoded) = MasterKey::generate().map_err(|e| e.to_string())?;
+            println!("{encoded}");
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate { new_master_key },
+        } => rotate(&config, &new_master_key).await,
+    }
+}
+
+async fn serve(config: &Config) -> Result<(), String> {
+    let app = build_app(config).await.map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| format!("cannot bind {}: {e}", config.bind))?;
+    tracing::info!(address = %config.bind, plugins = ?app.service.registry().names(), "serving");
+    axum::serve(listener, app.router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn rotate(config: &Config, new_master_key: &str) -> Result<(), String> {
+    let new_key = MasterKey::from_base64(new_master_key).map_err(|e| format!("--new-master-key: {e}"))?;
+    let store = open_store(config).await.map_err(|e| e.to_string())?;
+    let (keyring, source) = load_keyring(config).map_err(|e| e.to_string())?;
+    let report = integrations_service::rotate_master_key(&store, &keyring, &new_key)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let KeySource::File(path) = &source {
+        replace_key_file(path, new_master_key.trim()).map_err(|e| e.to_string())?;
+    }
+    println!(
+        "re-wrapped {} data keys under master key {}",
+        report.rewrapped,
+        new_key.id()
+    );
+    if report.skipped > 0 {
+        return Err(format!(
+            "{} data keys changed during rotation; run the command again",
+            report.skipped
+        ));
+    }
+    if source == KeySource::Environment {
+        println!("set INTEGRATIONS_MASTER_KEY to the new key; keep the old one in INTEGRATIONS_PREVIOUS_MASTER_KEYS until every server has restarted");
+    }
+    Ok(())
+}
+
+fn parse_traits(traits: &[String]) -> Result<Map<String, Value>, String> {
+    traits
+        .iter()
+        .map(|pair| {
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("--trait {pair:?}: expected KEY=VALUE"))?;
+            let value = match value {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                v => v
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .unwrap_or_else(|_| Value::String(v.to_owned())),
+            };
+            Ok((key.to_owned(), value))
+        })
+        .collect()
+}

@@ -1,0 +1,11 @@
+//! The link file. A crate no code names is never linked, and its `register_plugin!` would be
+//! lost silently; each connector is named here behind its cargo feature.
+
+#[cfg(feature = "jira")]
+use integrations_plugin_jira as _;
+
+/// The plugins this build was asked to include, by cargo feature.
+pub const SELECTED_PLUGINS: &[&str] = &[
+    #[cfg(feature = "jira")]
+    "jira",
+];

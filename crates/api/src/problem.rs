@@ -1,0 +1,233 @@
+//! Errors at the HTTP edge, as RFC 9457 `application/problem+json` with a stable `type` per kind.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use integrations_service::ServiceError;
+use serde_json::{json, Map, Value};
+
+/// Prefix of every problem `type`.
+pub const PROBLEM_TYPE_PREFIX: &str = "https://integrations.dev/problems/";
+
+/// An error as the API reports it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// From the service.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    /// The body is not valid JSON.
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// The body exceeds the limit.
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// The body could not be read.
+    #[error("could not read the request body")]
+    BadBody,
+    /// The admin API is disabled or the admin token is wrong.
+    #[error("admin API unavailable")]
+    AdminUnauthorized,
+    /// No route.
+    #[error("no such route")]
+    RouteNotFound,
+    /// Route exists, method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+}
+
+struct Problem {
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+    detail: String,
+    extensions: Map<String, Value>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            slug,
+            title,
+            detail: detail.into(),
+            extensions: Map::new(),
+        }
+    }
+
+    fn with(mut self, key: &str, value: Value) -> Self {
+        self.extensions.insert(key.to_owned(), value);
+        self
+    }
+}
+
+fn from_service(error: &ServiceError) -> Problem {
+    use ServiceError as E;
+    let detail = error.to_string();
+    match error {
+        E::Unauthorized => Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail),
+        E::InvalidTenantId(_) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-tenant-id",
+            "Invalid tenant id",
+            detail,
+        ),
+        E::InvalidRequest(_) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-request",
+            "Invalid request",
+            detail,
+        ),
+        E::TenantNotFound => Problem::new(StatusCode::NOT_FOUND, "tenant-not-found", "Tenant not found", detail),
+        E::TenantExists => Problem::new(StatusCode::CONFLICT, "tenant-exists", "Tenant already exists", detail),
+        E::ApiKeyNotFound => Problem::new(StatusCode::NOT_FOUND, "api-key-not-found", "API key not found", detail),
+        E::PluginNotFound(_) => Problem::new(StatusCode::NOT_FOUND, "plugin-not-found", "Plugin not found", detail),
+        E::AlreadyInstalled(_) => Problem::new(
+            StatusCode::CONFLICT,
+            "plugin-already-installed",
+            "Plugin already installed",
+            detail,
+        ),
+        E::NotInstalled(_) => Problem::new(
+            StatusCode::NOT_FOUND,
+            "plugin-not-installed",
+            "Plugin not installed",
+            detail,
+        ),
+        E::InvalidConfig(errors) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-config",
+            "Invalid plugin configuration",
+            summary(errors),
+        )
+        .with("errors", json!(errors)),
+        E::ToolNotFound(_) => Problem::new(StatusCode::NOT_FOUND, "tool-not-found", "Tool not found", detail),
+        E::InvalidArguments(errors) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-arguments",
+            "Invalid tool arguments",
+            summary(errors),
+        )
+        .with("errors", json!(errors)),
+        E::Upstream {
+            status,
+            details,
+            message,
+        } => Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream-error",
+            "The vendor API answered with an error",
+            message.clone(),
+        )
+        .with("upstream_status", json!(status))
+        .with("upstream_errors", details.clone()),
+        E::DestinationRefused(_) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "destination-refused",
+            "Outbound destination refused",
+            detail,
+        ),
+        E::UpstreamUnavailable(_) => Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream-unavailable",
+            "The vendor API could not be reached",
+            detail,
+        ),
+        E::Misconfigured(_) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "plugin-misconfigured",
+            "Plugin misconfigured",
+            detail,
+        ),
+        E::WebhookRejected(_) => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "webhook-rejected",
+            "Webhook verification failed",
+            detail,
+        ),
+        E::WebhookMalformed(_) => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "webhook-malformed",
+            "Malformed webhook",
+            detail,
+        ),
+        E::Store(_) | E::Crypto(_) | E::Internal(_) => {
+            tracing::error!(error = %error, "internal error");
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                "an internal error occurred",
+            )
+        }
+    }
+}
+
+fn summary(errors: &[integrations_service::FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| {
+            if e.field.is_empty() {
+                e.message.clone()
+            } else {
+                format!("{}: {}", e.field, e.message)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = match &self {
+            ApiError::Service(error) => from_service(error),
+            ApiError::MalformedJson(_) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed-json",
+                "Malformed JSON",
+                self.to_string(),
+            ),
+            ApiError::PayloadTooLarge => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+                self.to_string(),
+            ),
+            ApiError::BadBody => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-body",
+                "Bad request body",
+                self.to_string(),
+            ),
+            ApiError::AdminUnauthorized => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                self.to_string(),
+            ),
+            ApiError::RouteNotFound => {
+                Problem::new(StatusCode::NOT_FOUND, "route-not-found", "Not found", self.to_string())
+            }
+            ApiError::MethodNotAllowed => Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                self.to_string(),
+            ),
+        };
+        let mut body = Map::new();
+        body.insert("type".into(), json!(format!("{PROBLEM_TYPE_PREFIX}{}", problem.slug)));
+        body.insert("title".into(), json!(problem.title));
+        body.insert("status".into(), json!(problem.status.as_u16()));
+        body.insert("detail".into(), json!(problem.detail));
+        body.extend(problem.extensions);
+        let mut response = (problem.status, Value::Object(body).to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if problem.status == StatusCode::UNAUTHORIZED && problem.slug == "unauthorized" {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

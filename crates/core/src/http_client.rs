@@ -1,0 +1,35 @@
+use async_trait::async_trait;
+
+/// An outbound request as a plugin builds it.
+pub type HttpRequest = http::Request<Vec<u8>>;
+/// The vendor's answer, body read in full.
+pub type HttpResponse = http::Response<Vec<u8>>;
+
+/// Why an outbound request did not produce a response.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The destination is not allowed (internal address, plain http, bad scheme).
+    #[error("destination refused: {0}")]
+    Refused(String),
+    /// The request did not complete in time.
+    #[error("request timed out")]
+    Timeout,
+    /// Connection, TLS or protocol failure.
+    #[error("request failed: {0}")]
+    Transport(String),
+    /// The response body exceeded the client's limit.
+    #[error("response body exceeds {0} bytes")]
+    BodyTooLarge(usize),
+}
+
+/// The only way a plugin reaches the network: the host's client enforces the outbound policy
+/// (SSRF guard, no redirects, timeouts), so plugins cannot forget it.
+#[async_trait]
+pub trait HttpClient: Send + Sync {
+    /// Sends a request and reads the whole response.
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError>;
+
+    /// Checks that a tenant-supplied base URL may be called at all, so that install can refuse it
+    /// before any request is made.
+    async fn check_destination(&self, url: &str) -> Result<(), HttpError>;
+}

@@ -1,0 +1,34 @@
+//! The contract between the host and its connectors: the [`Plugin`] trait, the types a plugin
+//! exchanges with the host (config, tools, webhooks, outbound HTTP) and the link-time registry.
+//!
+//! Deliberately light: no web framework, no database. The host owns storage, encryption, flags
+//! and routing; a plugin sees only what [`PluginContext`] hands it.
+
+mod config;
+mod http_client;
+mod plugin;
+mod registry;
+mod tool;
+mod webhook;
+
+pub use config::{PluginConfig, Secret};
+pub use http_client::{HttpClient, HttpError, HttpRequest, HttpResponse};
+pub use plugin::{Lifecycle, Plugin, PluginContext, PluginError, PluginManifest};
+pub use registry::{PluginRegistration, PluginRegistry, RegisteredPlugin, RegistryError};
+pub use tool::{ToolError, ToolSpec};
+pub use webhook::{VerifiedWebhook, WebhookError, WebhookOutcome, WebhookRequest};
+
+#[doc(hidden)]
+pub use inventory;
+
+/// Registers a plugin with the host at link time.
+///
+/// `register_plugin!(JiraPlugin::new)` takes a constructor; the host calls it once at start-up.
+#[macro_export]
+macro_rules! register_plugin {
+    ($constructor:path) => {
+        $crate::inventory::submit! {
+            $crate::PluginRegistration::new(|| ::std::sync::Arc::new($constructor()))
+        }
+    };
+}

@@ -1,0 +1,85 @@
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::{HttpClient, PluginConfig, ToolError, ToolSpec, WebhookError, WebhookOutcome, WebhookRequest};
+
+/// Who a plugin is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginManifest {
+    /// Unique, lowercase name; also the cargo feature and the URL segment (`jira`).
+    pub name: &'static str,
+    /// Semantic version of the plugin.
+    pub version: &'static str,
+    /// One sentence for people choosing a plugin.
+    pub description: &'static str,
+}
+
+/// A lifecycle step the host is about to commit, giving the plugin a chance to refuse or prepare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// First configuration of the plugin for a tenant.
+    Install,
+    /// A new configuration replaces the stored one.
+    Configure,
+    /// Tools become available again.
+    Enable,
+    /// Tools stop being available; config is kept.
+    Disable,
+    /// Config and secrets are about to be deleted.
+    Uninstall,
+}
+
+/// What the host hands a plugin for one call.
+#[derive(Clone)]
+pub struct PluginContext {
+    /// The tenant the call is for.
+    pub tenant_id: String,
+    /// The tenant's decrypted configuration of this plugin.
+    pub config: PluginConfig,
+    /// The outbound HTTP client, with the host's policy applied.
+    pub http: Arc<dyn HttpClient>,
+}
+
+/// Why a lifecycle step was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The configuration is unusable; `field` names the culprit.
+    #[error("{field}: {message}")]
+    InvalidConfig {
+        /// The offending config field.
+        field: String,
+        /// Why it is wrong.
+        message: String,
+    },
+    /// Any other failure of the step.
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+}
+
+/// A connector to one external system.
+#[async_trait]
+pub trait Plugin: Send + Sync + 'static {
+    /// Name, version and description.
+    fn manifest(&self) -> PluginManifest;
+
+    /// JSON Schema of the plugin's configuration; secret fields carry `"writeOnly": true`.
+    fn config_schema(&self) -> Value;
+
+    /// The tools this plugin offers.
+    fn tools(&self) -> Vec<ToolSpec>;
+
+    /// Called before the host commits a lifecycle step; the config has already passed the schema.
+    /// Install and configure use it to check the config (and may check credentials).
+    async fn on_lifecycle(&self, ctx: &PluginContext, step: Lifecycle) -> Result<(), PluginError> {
+        let _ = (ctx, step);
+        Ok(())
+    }
+
+    /// Runs a tool; the host has validated `arguments` against its `input_schema`.
+    async fn call_tool(&self, ctx: &PluginContext, tool: &str, arguments: Value) -> Result<Value, ToolError>;
+
+    /// Verifies an inbound webhook with the tenant's config, in constant time where a MAC is compared.
+    fn verify_webhook(&self, config: &PluginConfig, request: &WebhookRequest) -> Result<WebhookOutcome, WebhookError>;
+}

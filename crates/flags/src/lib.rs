@@ -1,0 +1,154 @@
+//! Flagsmith gating: decides whether a tenant may use a plugin.
+//!
+//! The environment document is evaluated locally with `flagsmith-flag-engine` (identity = tenant
+//! id, traits = tenant traits). It comes from a file or is polled from a Flagsmith server; a poll
+//! that fails or returns a bad document keeps the last good one.
+
+mod server;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use flagsmith_flag_engine::engine::get_evaluation_result;
+use flagsmith_flag_engine::engine_eval::context::{EngineEvaluationContext, IdentityContext};
+use flagsmith_flag_engine::engine_eval::mappers::environment_to_context;
+use flagsmith_flag_engine::environments::Environment;
+use flagsmith_flag_engine::types::{FlagsmithValue, FlagsmithValueType};
+use serde_json::{Map, Value};
+
+pub use server::FlagsmithServer;
+
+/// The feature that gates a plugin.
+pub fn plugin_feature(plugin: &str) -> String {
+    format!("plugin.{plugin}")
+}
+
+/// Why flags could not be loaded or updated.
+#[derive(Debug, thiserror::Error)]
+pub enum FlagsError {
+    /// The document file could not be read.
+    #[error("cannot read environment document: {0}")]
+    Io(#[from] std::io::Error),
+    /// The document is not a Flagsmith environment document.
+    #[error("invalid environment document: {0}")]
+    InvalidDocument(String),
+    /// The Flagsmith server failed or refused.
+    #[error("flagsmith request failed: {0}")]
+    Server(String),
+}
+
+#[derive(Clone)]
+enum Source {
+    /// No document configured: every plugin is allowed.
+    AllowAll,
+    /// A document (from a file or a server).
+    Document(Arc<RwLock<Option<Arc<EngineEvaluationContext>>>>),
+}
+
+/// The gate the service asks.
+#[derive(Clone)]
+pub struct Flags {
+    source: Source,
+    server: Option<Arc<FlagsmithServer>>,
+}
+
+impl Flags {
+    /// No Flagsmith: everything allowed.
+    pub fn allow_all() -> Self {
+        Self {
+            source: Source::AllowAll,
+            server: None,
+        }
+    }
+
+    /// Flags from a document held in a string.
+    pub fn from_document(json: &str) -> Result<Self, FlagsError> {
+        let context = parse_document(json.as_bytes())?;
+        Ok(Self {
+            source: Source::Document(Arc::new(RwLock::new(Some(Arc::new(context))))),
+            server: None,
+        })
+    }
+
+    /// Flags from a document file.
+    pub fn from_document_file(path: &Path) -> Result<Self, FlagsError> {
+        Self::from_document(&std::fs::read_to_string(path)?)
+    }
+
+    /// Flags from a Flagsmith server: fetches once now, then polls in the background until the
+    /// returned `Flags` and all its clones are dropped. Until a first document arrives, plugins
+    /// are denied: an entitlement must not be granted because Flagsmith was unreachable.
+    pub async fn from_server(server: FlagsmithServer) -> Self {
+        let slot = Arc::new(RwLock::new(None));
+        let server = Arc::new(server);
+        server.refresh(&slot).await;
+        server.spawn_poller(Arc::downgrade(&slot));
+        Self {
+            source: Source::Document(slot),
+            server: Some(server),
+        }
+    }
+
+    /// Whether `tenant` (with its traits) may use `plugin`. A feature missing from the document
+    /// counts as enabled.
+    pub fn plugin_allowed(&self, tenant: &str, traits: &Map<String, Value>, plugin: &str) -> bool {
+        let slot = match &self.source {
+            Source::AllowAll => return true,
+            Source::Document(slot) => slot,
+        };
+        let context = match slot.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let Some(context) = context else { return false };
+        let mut context = (*context).clone();
+        context.identity = Some(IdentityContext {
+            identifier: tenant.to_owned(),
+            key: format!("{}_{}", context.environment.key, tenant),
+            traits: to_flagsmith_traits(traits),
+        });
+        get_evaluation_result(&context)
+            .flags
+            .get(&plugin_feature(plugin))
+            .is_none_or(|flag| flag.enabled)
+    }
+
+    /// Records `plugin.<name>` = enabled as an identity trait on the Flagsmith server, so that
+    /// segments can use it. Without a server, there is nothing to record.
+    pub async fn record_plugin_state(&self, tenant: &str, plugin: &str, enabled: bool) -> Result<(), FlagsError> {
+        match &self.server {
+            Some(server) => {
+                server
+                    .set_trait(tenant, &plugin_feature(plugin), Value::Bool(enabled))
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+fn parse_document(bytes: &[u8]) -> Result<EngineEvaluationContext, FlagsError> {
+    let environment: Environment =
+        serde_json::from_slice(bytes).map_err(|e| FlagsError::InvalidDocument(e.to_string()))?;
+    Ok(environment_to_context(environment))
+}
+
+fn to_flagsmith_traits(traits: &Map<String, Value>) -> HashMap<String, FlagsmithValue> {
+    traits
+        .iter()
+        .filter_map(|(key, value)| {
+            let (value_type, value) = match value {
+                Value::String(s) => (FlagsmithValueType::String, s.clone()),
+                Value::Bool(b) => (FlagsmithValueType::Bool, b.to_string()),
+                Value::Number(n) if n.is_i64() || n.is_u64() => (FlagsmithValueType::Integer, n.to_string()),
+                Value::Number(n) => (FlagsmithValueType::Float, n.to_string()),
+                _ => return None,
+            };
+            Some((key.clone(), FlagsmithValue { value_type, value }))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,163 @@
+//! The outbound HTTP client handed to plugins.
+//!
+//! Tenants supply URLs (a Jira site, say), so every request is checked against an outbound policy:
+//! internal addresses are refused unless the operator allowlists them, plain `http` is refused
+//! except to an allowlisted address, redirects are not followed, and the address each name
+//! resolves to is checked at connection time (a resolver that refuses), not only before.
+
+mod policy;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use integrations_core::{HttpClient, HttpError, HttpRequest, HttpResponse};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use url::{Host, Url};
+
+pub use policy::OutboundPolicy;
+
+/// Largest response body a plugin may receive.
+pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The SSRF-guarded client.
+#[derive(Clone)]
+pub struct GuardedHttpClient {
+    client: reqwest::Client,
+    policy: Arc<OutboundPolicy>,
+}
+
+impl GuardedHttpClient {
+    /// A client enforcing `policy`, with the given total timeout per request.
+    pub fn new(policy: OutboundPolicy, timeout: Duration) -> Result<Self, HttpError> {
+        let policy = Arc::new(policy);
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy would connect on our behalf to addresses we never see.
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
+            .connect_timeout(Duration::from_secs(10).min(timeout))
+            .timeout(timeout)
+            .user_agent(concat!("integrations/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| HttpError::Transport(e.to_string()))?;
+        Ok(Self { client, policy })
+    }
+
+    async fn check_url(&self, url: &Url) -> Result<(), HttpError> {
+        let https = match url.scheme() {
+            "https" => true,
+            "http" => false,
+            other => return Err(HttpError::Refused(format!("scheme {other:?} is not allowed"))),
+        };
+        if url.username() != "" || url.password().is_some() {
+            return Err(HttpError::Refused("credentials in URLs are not allowed".into()));
+        }
+        let addresses: Vec<std::net::IpAddr> = match url.host() {
+            Some(Host::Ipv4(ip)) => vec![ip.into()],
+            Some(Host::Ipv6(ip)) => vec![ip.into()],
+            Some(Host::Domain(name)) => {
+                // Names are checked again by the resolver at connect time; resolving here lets
+                // plain-http and install-time checks see the addresses too.
+                let port = url.port_or_known_default().unwrap_or(443);
+                resolve(name, port).await?.into_iter().map(|a| a.ip()).collect()
+            }
+            None => return Err(HttpError::Refused("URL has no host".into())),
+        };
+        for ip in addresses {
+            self.policy.check(ip, https)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl HttpClient for GuardedHttpClient {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let url = Url::parse(&request.uri().to_string()).map_err(|_| HttpError::Refused("invalid URL".into()))?;
+        self.check_url(&url).await?;
+        let request = reqwest::Request::try_from(request).map_err(|e| HttpError::Transport(e.to_string()))?;
+        let mut response = self.client.execute(request).await.map_err(map_error)?;
+        if let Some(remote) = response.remote_addr() {
+            // The resolver already refused internal addresses; this catches any path around it.
+            self.policy.check(remote.ip(), url.scheme() == "https")?;
+        }
+        let mut builder = http::Response::builder()
+            .status(response.status())
+            .version(response.version());
+        if let Some(headers) = builder.headers_mut() {
+            *headers = std::mem::take(response.headers_mut());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(map_error)? {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(HttpError::BodyTooLarge(MAX_RESPONSE_BYTES));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        builder.body(body).map_err(|e| HttpError::Transport(e.to_string()))
+    }
+
+    async fn check_destination(&self, url: &str) -> Result<(), HttpError> {
+        let url = Url::parse(url).map_err(|_| HttpError::Refused("invalid URL".into()))?;
+        self.check_url(&url).await
+    }
+}
+
+fn map_error(error: reqwest::Error) -> HttpError {
+    if error.is_timeout() {
+        return HttpError::Timeout;
+    }
+    // The resolver's refusal travels inside reqwest's error chain.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(current) = source {
+        if let Some(HttpError::Refused(reason)) = current.downcast_ref::<HttpError>() {
+            return HttpError::Refused(reason.clone());
+        }
+        source = current.source();
+    }
+    HttpError::Transport(without_url(&error))
+}
+
+fn without_url(error: &reqwest::Error) -> String {
+    // reqwest puts the URL (query included) in its message; queries may carry caller data.
+    let mut message = error.to_string();
+    if let Some(url) = error.url() {
+        message = message.replace(url.as_str(), "<url>");
+    }
+    message
+}
+
+async fn resolve(name: &str, port: u16) -> Result<Vec<SocketAddr>, HttpError> {
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((name, port))
+        .await
+        .map_err(|_| HttpError::Transport(format!("cannot resolve {name}")))?
+        .collect();
+    if addresses.is_empty() {
+        return Err(HttpError::Transport(format!("cannot resolve {name}")));
+    }
+    Ok(addresses)
+}
+
+struct GuardedResolver {
+    policy: Arc<OutboundPolicy>,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let addresses = resolve(name.as_str(), 0).await?;
+            for address in &addresses {
+                // Scheme is unknown here; plain http was checked before sending.
+                policy.check(address.ip(), true)?;
+            }
+            let addrs: Addrs = Box::new(addresses.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,195 @@
+use std::sync::Arc;
+
+use base64::{engine::general_purpose::STANDARD, Engine};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderValue, Method};
+use integrations_core::{HttpClient, PluginConfig, PluginContext, ToolError};
+use serde_json::{json, Map, Value};
+use url::Url;
+
+use crate::adf;
+
+/// Jira caps a page of `search/jql`; asking for more than this per page is pointless.
+const SEARCH_PAGE_SIZE: u64 = 100;
+
+/// The tenant's site as a base URL: scheme and authority only.
+pub fn site_url(config: &PluginConfig) -> Result<Url, String> {
+    let host = config.str("host").ok_or("host is required")?;
+    let url = Url::parse(host).map_err(|_| "host is not a valid URL".to_owned())?;
+    if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
+        return Err("host must be an http(s) URL with a host name".into());
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err("host must be the site root, e.g. https://your-site.atlassian.net".into());
+    }
+    Ok(url)
+}
+
+pub struct JiraClient {
+    base: String,
+    authorization: HeaderValue,
+    http: Arc<dyn HttpClient>,
+}
+
+impl JiraClient {
+    pub fn new(ctx: &PluginContext) -> Result<Self, ToolError> {
+        let base = site_url(&ctx.config).map_err(ToolError::Misconfigured)?;
+        let email = ctx
+            .config
+            .str("email")
+            .ok_or_else(|| ToolError::Misconfigured("email is missing".into()))?;
+        let token = ctx
+            .config
+            .secret("api_token")
+            .ok_or_else(|| ToolError::Misconfigured("api_token is missing".into()))?;
+        let credentials = STANDARD.encode(format!("{email}:{}", token.expose()));
+        let mut authorization = HeaderValue::from_str(&format!("Basic {credentials}"))
+            .map_err(|_| ToolError::Misconfigured("email contains characters not allowed in a header".into()))?;
+        authorization.set_sensitive(true);
+        Ok(Self {
+            base: base.as_str().trim_end_matches('/').to_owned(),
+            authorization,
+            http: ctx.http.clone(),
+        })
+    }
+
+    pub async fn create_issue(&self, args: &Value) -> Result<Value, ToolError> {
+        let mut fields = Map::new();
+        fields.insert("project".into(), json!({"key": str_arg(args, "project")?}));
+        fields.insert("summary".into(), json!(str_arg(args, "summary")?));
+        fields.insert(
+            "issuetype".into(),
+            json!({"name": args.get("issue_type").and_then(Value::as_str).unwrap_or("Task")}),
+        );
+        if let Some(description) = args.get("description").and_then(Value::as_str) {
+            fields.insert("description".into(), adf::from_plain_text(description));
+        }
+        self.request(Method::POST, "/rest/api/3/issue", Some(json!({"fields": fields})))
+            .await
+    }
+
+    pub async fn get_issue(&self, args: &Value) -> Result<Value, ToolError> {
+        let key = str_arg(args, "issue_key")?;
+        // The schema restricts keys to [A-Z0-9_-], so the key is safe as a path segment.
+        let mut path = format!("/rest/api/3/issue/{key}");
+        if let Some(fields) = string_list(args, "fields") {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("fields", &fields.join(","));
+            path = format!("{path}?{}", query.finish());
+        }
+        self.request(Method::GET, &path, None).await
+    }
+
+    pub async fn search_issues(&self, args: &Value) -> Result<Value, ToolError> {
+        let jql = str_arg(args, "jql")?;
+        let wanted = args.get("max_results").and_then(Value::as_u64).unwrap_or(50);
+        let fields = string_list(args, "fields").unwrap_or_else(|| vec!["summary".into(), "status".into()]);
+        let mut issues: Vec<Value> = Vec::new();
+        let mut next_page_token: Option<String> = None;
+        loop {
+            let remaining = wanted - issues.len() as u64;
+            let mut body = json!({"jql": jql, "maxResults": remaining.min(SEARCH_PAGE_SIZE), "fields": fields});
+            if let Some(token) = &next_page_token {
+                body["nextPageToken"] = json!(token);
+            }
+            let page = self.request(Method::POST, "/rest/api/3/search/jql", Some(body)).await?;
+            let page_issues = page
+                .get("issues")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let page_was_empty = page_issues.is_empty();
+            issues.extend(page_issues);
+            next_page_token = page.get("nextPageToken").and_then(Value::as_str).map(str::to_owned);
+            let is_last = page
+                .get("isLast")
+                .and_then(Value::as_bool)
+                .unwrap_or(next_page_token.is_none());
+            if issues.len() as u64 >= wanted || is_last || next_page_token.is_none() || page_was_empty {
+                break;
+            }
+        }
+        issues.truncate(wanted as usize);
+        let is_last = next_page_token.is_none();
+        Ok(json!({"issues": issues, "is_last": is_last, "next_page_token": next_page_token}))
+    }
+
+    async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, ToolError> {
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header(AUTHORIZATION, self.authorization.clone())
+            .header(ACCEPT, "application/json");
+        let payload = match body {
+            Some(body) => {
+                builder = builder.header(CONTENT_TYPE, "application/json");
+                serde_json::to_vec(&body).map_err(|e| ToolError::InvalidArguments(e.to_string()))?
+            }
+            None => Vec::new(),
+        };
+        let request = builder
+            .body(payload)
+            .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
+        let response = self.http.send(request).await?;
+        let status = response.status();
+        let parsed: Option<Value> = serde_json::from_slice(response.body()).ok();
+        if status.is_success() {
+            return parsed.ok_or_else(|| {
+                upstream(
+                    status.as_u16(),
+                    "Jira answered with a body that is not JSON".into(),
+                    Value::Null,
+                )
+            });
+        }
+        Err(jira_error(status.as_u16(), parsed))
+    }
+}
+
+fn jira_error(status: u16, body: Option<Value>) -> ToolError {
+    let body = body.unwrap_or(Value::Null);
+    let error_messages = body.get("errorMessages").cloned().unwrap_or_else(|| json!([]));
+    let errors = body.get("errors").cloned().unwrap_or_else(|| json!({}));
+    let mut parts: Vec<String> = error_messages
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.as_str().map(str::to_owned))
+        .collect();
+    if let Some(map) = errors.as_object() {
+        parts.extend(
+            map.iter()
+                .map(|(field, message)| format!("{field}: {}", message.as_str().unwrap_or_default())),
+        );
+    }
+    let message = if parts.is_empty() {
+        format!("Jira answered HTTP {status}")
+    } else {
+        parts.join("; ")
+    };
+    upstream(
+        status,
+        message,
+        json!({"errorMessages": error_messages, "errors": errors}),
+    )
+}
+
+fn upstream(status: u16, message: String, details: Value) -> ToolError {
+    ToolError::Upstream {
+        status,
+        message,
+        details,
+    }
+}
+
+fn str_arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, ToolError> {
+    args.get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ToolError::InvalidArguments(format!("{name} is required")))
+}
+
+fn string_list(args: &Value, name: &str) -> Option<Vec<String>> {
+    args.get(name)?
+        .as_array()
+        .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+}

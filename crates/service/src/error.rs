@@ -1,0 +1,105 @@
+use integrations_core::{HttpError, ToolError};
+use integrations_secrets::CryptoError;
+use integrations_store::StoreError;
+use serde_json::Value;
+
+use crate::FieldError;
+
+/// Everything the service can refuse or fail with; the API maps each kind to one problem type.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Missing or unknown credentials.
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    /// Tenant id malformed.
+    #[error("invalid tenant id: {0}")]
+    InvalidTenantId(String),
+    /// Request body malformed in a way the schema cannot express.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// No such tenant (or not visible to the caller).
+    #[error("tenant not found")]
+    TenantNotFound,
+    /// The tenant exists already.
+    #[error("tenant already exists")]
+    TenantExists,
+    /// No such API key for the tenant.
+    #[error("API key not found")]
+    ApiKeyNotFound,
+    /// No such plugin compiled in.
+    #[error("plugin {0} not found")]
+    PluginNotFound(String),
+    /// The plugin is installed already.
+    #[error("plugin {0} is already installed")]
+    AlreadyInstalled(String),
+    /// The plugin is not installed for this tenant.
+    #[error("plugin {0} is not installed")]
+    NotInstalled(String),
+    /// The config violates the plugin's schema or the plugin's checks.
+    #[error("invalid plugin configuration")]
+    InvalidConfig(Vec<FieldError>),
+    /// No such tool available to the tenant.
+    #[error("tool {0} not found")]
+    ToolNotFound(String),
+    /// Tool arguments violate the tool's input schema.
+    #[error("invalid tool arguments")]
+    InvalidArguments(Vec<FieldError>),
+    /// The vendor answered with an error.
+    #[error("upstream answered {status}: {message}")]
+    Upstream {
+        /// The vendor's status.
+        status: u16,
+        /// Summary.
+        message: String,
+        /// The vendor's own error body.
+        details: Value,
+    },
+    /// The outbound policy refused the destination.
+    #[error("{0}")]
+    DestinationRefused(String),
+    /// The vendor could not be reached.
+    #[error("upstream unavailable: {0}")]
+    UpstreamUnavailable(String),
+    /// The installation cannot serve the call.
+    #[error("plugin is misconfigured: {0}")]
+    Misconfigured(String),
+    /// A webhook failed verification.
+    #[error("webhook rejected: {0}")]
+    WebhookRejected(String),
+    /// A webhook was verified but is malformed.
+    #[error("malformed webhook: {0}")]
+    WebhookMalformed(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Encryption or decryption failed.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// Anything else that is our fault.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<ToolError> for ServiceError {
+    fn from(error: ToolError) -> Self {
+        match error {
+            ToolError::UnknownTool(name) => ServiceError::ToolNotFound(name),
+            ToolError::InvalidArguments(message) => ServiceError::InvalidArguments(vec![FieldError {
+                field: String::new(),
+                message,
+            }]),
+            ToolError::Misconfigured(message) => ServiceError::Misconfigured(message),
+            ToolError::Upstream {
+                status,
+                message,
+                details,
+            } => ServiceError::Upstream {
+                status,
+                message,
+                details,
+            },
+            ToolError::Http(HttpError::Refused(reason)) => ServiceError::DestinationRefused(reason),
+            ToolError::Http(other) => ServiceError::UpstreamUnavailable(other.to_string()),
+        }
+    }
+}

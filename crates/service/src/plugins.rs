@@ -1,0 +1,334 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use integrations_core::{Lifecycle, Plugin, PluginConfig, PluginContext, PluginError, RegisteredPlugin, ToolSpec};
+use integrations_store::{Installation, InstallationState, StoreError};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::vault::{secret_fields, split};
+use crate::{validation, FieldError, Service, ServiceError};
+
+/// A plugin's state for one tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PluginState {
+    /// Not installed.
+    NotInstalled,
+    /// Installed and enabled.
+    Enabled,
+    /// Installed, disabled.
+    Disabled,
+}
+
+impl From<InstallationState> for PluginState {
+    fn from(state: InstallationState) -> Self {
+        match state {
+            InstallationState::Enabled => Self::Enabled,
+            InstallationState::Disabled => Self::Disabled,
+        }
+    }
+}
+
+/// A plugin in the tenant's list.
+#[derive(Clone, Debug, Serialize)]
+pub struct PluginSummary {
+    /// Name.
+    pub name: &'static str,
+    /// Version.
+    pub version: &'static str,
+    /// Description.
+    pub description: &'static str,
+    /// This tenant's state.
+    pub state: PluginState,
+    /// Whether flags let this tenant use it.
+    pub allowed: bool,
+}
+
+/// Everything about one plugin for one tenant; never any secret value.
+#[derive(Clone, Debug, Serialize)]
+pub struct PluginDetails {
+    /// Summary fields.
+    #[serde(flatten)]
+    pub summary: PluginSummary,
+    /// JSON Schema of the config.
+    pub config_schema: Value,
+    /// Tools offered.
+    pub tools: Vec<ToolSpec>,
+    /// Non-secret config fields, when installed.
+    pub config: Option<Map<String, Value>>,
+    /// Names of secret fields that hold a value, when installed.
+    pub secrets_set: Option<Vec<String>>,
+    /// Where the vendor should send webhooks, when installed.
+    pub webhook_url: Option<String>,
+}
+
+impl Service {
+    pub(crate) fn plugin(&self, name: &str) -> Result<&RegisteredPlugin, ServiceError> {
+        self.registry
+            .get(name)
+            .ok_or_else(|| ServiceError::PluginNotFound(name.to_owned()))
+    }
+
+    /// The compiled-in plugins with this tenant's state.
+    pub async fn list_plugins(&self, tenant_id: &str) -> Result<Vec<PluginSummary>, ServiceError> {
+        let tenant = self.tenant(tenant_id).await?;
+        let installations = self.store.list_installations(tenant_id).await?;
+        Ok(self
+            .registry
+            .plugins()
+            .map(|registered| {
+                let manifest = registered.plugin.manifest();
+                let state = installations
+                    .iter()
+                    .find(|i| i.plugin == manifest.name)
+                    .map_or(PluginState::NotInstalled, |i| i.state.into());
+                PluginSummary {
+                    name: manifest.name,
+                    version: manifest.version,
+                    description: manifest.description,
+                    state,
+                    allowed: self.flags.plugin_allowed(tenant_id, &tenant.traits, manifest.name),
+                }
+            })
+            .collect())
+    }
+
+    /// One plugin with this tenant's state and redacted config.
+    pub async fn plugin_details(&self, tenant_id: &str, name: &str) -> Result<PluginDetails, ServiceError> {
+        let registered = self.plugin(name)?;
+        let tenant = self.tenant(tenant_id).await?;
+        let manifest = registered.plugin.manifest();
+        let installation = self.store.get_installation(tenant_id, name).await?;
+        let secrets_set = match &installation {
+            Some(_) => Some(
+                self.store
+                    .get_secrets(tenant_id, name)
+                    .await?
+                    .into_iter()
+                    .map(|s| s.field)
+                    .collect(),
+            ),
+            None => None,
+        };
+        Ok(PluginDetails {
+            summary: PluginSummary {
+                name: manifest.name,
+                version: manifest.version,
+                description: manifest.description,
+                state: installation
+                    .as_ref()
+                    .map_or(PluginState::NotInstalled, |i| i.state.into()),
+                allowed: self.flags.plugin_allowed(tenant_id, &tenant.traits, name),
+            },
+            config_schema: registered.plugin.config_schema(),
+            tools: registered.tools.clone(),
+            webhook_url: installation.as_ref().map(|_| self.webhook_url(name, tenant_id)),
+            config: installation.map(|i| i.config),
+            secrets_set,
+        })
+    }
+
+    /// The URL a vendor posts this tenant's webhooks for `plugin` to.
+    pub fn webhook_url(&self, plugin: &str, tenant_id: &str) -> String {
+        format!("{}/v1/webhooks/{plugin}/{tenant_id}", self.public_url)
+    }
+
+    /// Installs a plugin for a tenant with `config`; the plugin starts enabled.
+    pub async fn install(&self, tenant_id: &str, name: &str, config: Value) -> Result<PluginDetails, ServiceError> {
+        let registered = self.plugin(name)?;
+        self.tenant(tenant_id).await?;
+        if self.store.get_installation(tenant_id, name).await?.is_some() {
+            return Err(ServiceError::AlreadyInstalled(name.to_owned()));
+        }
+        let config = self.validated_config(name, &registered.plugin, config_object(config)?, BTreeMap::new())?;
+        self.run_hook(&registered.plugin, tenant_id, &config, Lifecycle::Install)
+            .await?;
+
+        let key = self.data_key(tenant_id).await?;
+        let rows = self.seal(&key, tenant_id, name, config.secrets())?;
+        let installation = Installation {
+            plugin: name.to_owned(),
+            state: InstallationState::Enabled,
+            config: config.plain,
+        };
+        match self.store.insert_installation(tenant_id, &installation, &rows).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Err(ServiceError::AlreadyInstalled(name.to_owned())),
+            Err(other) => return Err(other.into()),
+        }
+        tracing::info!(tenant = tenant_id, plugin = name, "plugin installed");
+        self.record_flag_trait(tenant_id, name, true).await;
+        self.plugin_details(tenant_id, name).await
+    }
+
+    /// Replaces a plugin's config; secret fields left out keep their stored values, secret fields
+    /// set to `null` are removed.
+    pub async fn configure(&self, tenant_id: &str, name: &str, config: Value) -> Result<PluginDetails, ServiceError> {
+        let registered = self.plugin(name)?;
+        self.tenant(tenant_id).await?;
+        if self.store.get_installation(tenant_id, name).await?.is_none() {
+            return Err(ServiceError::NotInstalled(name.to_owned()));
+        }
+        let mut incoming = config_object(config)?;
+        let secret_names = secret_fields(&registered.plugin.config_schema());
+        let mut stored = self.open_secrets(tenant_id, name).await?;
+        let mut removed = Vec::new();
+        for field in &secret_names {
+            if incoming.get(field) == Some(&Value::Null) {
+                incoming.remove(field);
+                stored.remove(field);
+                removed.push(field.clone());
+            }
+        }
+        // Secrets the caller left out keep their stored values.
+        stored.retain(|field, _| !incoming.contains_key(field));
+        let config = self.validated_config(name, &registered.plugin, incoming, stored)?;
+        self.run_hook(&registered.plugin, tenant_id, &config, Lifecycle::Configure)
+            .await?;
+
+        let key = self.data_key(tenant_id).await?;
+        let rows = self.seal(&key, tenant_id, name, config.secrets())?;
+        if !self
+            .store
+            .update_installation_config(tenant_id, name, &config.plain, &rows, &removed)
+            .await?
+        {
+            return Err(ServiceError::NotInstalled(name.to_owned()));
+        }
+        tracing::info!(tenant = tenant_id, plugin = name, "plugin configured");
+        self.plugin_details(tenant_id, name).await
+    }
+
+    /// Enables or disables an installed plugin.
+    pub async fn set_enabled(&self, tenant_id: &str, name: &str, enabled: bool) -> Result<PluginDetails, ServiceError> {
+        let registered = self.plugin(name)?;
+        self.tenant(tenant_id).await?;
+        let installation = self
+            .store
+            .get_installation(tenant_id, name)
+            .await?
+            .ok_or_else(|| ServiceError::NotInstalled(name.to_owned()))?;
+        let config = self.load_config(tenant_id, name, installation.config).await?;
+        let step = if enabled { Lifecycle::Enable } else { Lifecycle::Disable };
+        self.call_hook(&registered.plugin, tenant_id, config, step).await?;
+        let state = if enabled {
+            InstallationState::Enabled
+        } else {
+            InstallationState::Disabled
+        };
+        if !self.store.set_installation_state(tenant_id, name, state).await? {
+            return Err(ServiceError::NotInstalled(name.to_owned()));
+        }
+        tracing::info!(tenant = tenant_id, plugin = name, enabled, "plugin state changed");
+        self.record_flag_trait(tenant_id, name, enabled).await;
+        self.plugin_details(tenant_id, name).await
+    }
+
+    /// Uninstalls a plugin, deleting its config and secrets.
+    pub async fn uninstall(&self, tenant_id: &str, name: &str) -> Result<(), ServiceError> {
+        let registered = self.plugin(name)?;
+        self.tenant(tenant_id).await?;
+        let installation = self
+            .store
+            .get_installation(tenant_id, name)
+            .await?
+            .ok_or_else(|| ServiceError::NotInstalled(name.to_owned()))?;
+        let config = self.load_config(tenant_id, name, installation.config).await?;
+        // A plugin failing to clean up remotely must not keep a tenant's secrets stored here.
+        if let Err(error) = self
+            .call_hook(&registered.plugin, tenant_id, config, Lifecycle::Uninstall)
+            .await
+        {
+            tracing::warn!(tenant = tenant_id, plugin = name, %error, "plugin uninstall hook failed; uninstalling anyway");
+        }
+        if !self.store.delete_installation(tenant_id, name).await? {
+            return Err(ServiceError::NotInstalled(name.to_owned()));
+        }
+        tracing::info!(tenant = tenant_id, plugin = name, "plugin uninstalled");
+        self.record_flag_trait(tenant_id, name, false).await;
+        Ok(())
+    }
+
+    fn validated_config(
+        &self,
+        name: &str,
+        plugin: &Arc<dyn Plugin>,
+        incoming: Map<String, Value>,
+        kept_secrets: BTreeMap<String, integrations_core::Secret>,
+    ) -> Result<SplitConfig, ServiceError> {
+        // Validate the config as sent (secret values keep their JSON type), kept secrets included.
+        let mut config = Value::Object(incoming);
+        for (field, secret) in kept_secrets {
+            config[field.as_str()] = Value::String(secret.expose().to_owned());
+        }
+        let validator = self
+            .config_validators
+            .get(name)
+            .ok_or_else(|| ServiceError::PluginNotFound(name.to_owned()))?;
+        let errors = validation::violations(validator, &config);
+        if !errors.is_empty() {
+            return Err(ServiceError::InvalidConfig(errors));
+        }
+        let (plain, secrets) = split(config_object(config)?, &secret_fields(&plugin.config_schema()));
+        Ok(SplitConfig { plain, secrets })
+    }
+
+    async fn run_hook(
+        &self,
+        plugin: &Arc<dyn Plugin>,
+        tenant_id: &str,
+        config: &SplitConfig,
+        step: Lifecycle,
+    ) -> Result<(), ServiceError> {
+        let config = PluginConfig::new(config.plain.clone(), config.secrets.clone());
+        self.call_hook(plugin, tenant_id, config, step).await
+    }
+
+    async fn call_hook(
+        &self,
+        plugin: &Arc<dyn Plugin>,
+        tenant_id: &str,
+        config: PluginConfig,
+        step: Lifecycle,
+    ) -> Result<(), ServiceError> {
+        let ctx = PluginContext {
+            tenant_id: tenant_id.to_owned(),
+            config,
+            http: self.http.clone(),
+        };
+        plugin.on_lifecycle(&ctx, step).await.map_err(|error| match error {
+            PluginError::InvalidConfig { field, message } => {
+                ServiceError::InvalidConfig(vec![FieldError { field, message }])
+            }
+            PluginError::Tool(error) => error.into(),
+        })
+    }
+
+    async fn record_flag_trait(&self, tenant_id: &str, plugin: &str, enabled: bool) {
+        if let Err(error) = self.flags.record_plugin_state(tenant_id, plugin, enabled).await {
+            tracing::warn!(tenant = tenant_id, plugin, %error, "could not record the plugin trait in Flagsmith");
+        }
+    }
+}
+
+struct SplitConfig {
+    plain: Map<String, Value>,
+    secrets: BTreeMap<String, integrations_core::Secret>,
+}
+
+impl SplitConfig {
+    fn secrets(&self) -> &BTreeMap<String, integrations_core::Secret> {
+        &self.secrets
+    }
+}
+
+fn config_object(config: Value) -> Result<Map<String, Value>, ServiceError> {
+    match config {
+        Value::Object(map) => Ok(map),
+        _ => Err(ServiceError::InvalidConfig(vec![FieldError {
+            field: String::new(),
+            message: "must be a JSON object".into(),
+        }])),
+    }
+}

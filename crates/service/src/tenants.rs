@@ -1,0 +1,178 @@
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use integrations_secrets::{random_bytes, token_digest, verify_token};
+use integrations_store::{ApiKeyRecord, DataKeyRecord, Tenant};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::{now_unix, Service, ServiceError};
+
+const KEY_PREFIX: &str = "itk_";
+
+/// A tenant as the admin API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TenantSummary {
+    /// The tenant id.
+    pub id: String,
+    /// Flag traits.
+    pub traits: Map<String, Value>,
+    /// Creation time, unix seconds.
+    pub created_at: i64,
+}
+
+/// A newly issued API key; `api_key` is shown once and never stored.
+#[derive(Clone, Serialize)]
+pub struct CreatedKey {
+    /// The tenant id.
+    pub tenant_id: String,
+    /// The key id, for revocation.
+    pub key_id: String,
+    /// The full key.
+    pub api_key: String,
+}
+
+impl std::fmt::Debug for CreatedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedKey")
+            .field("tenant_id", &self.tenant_id)
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks a tenant id: 1 to 63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit.
+pub fn validate_tenant_id(id: &str) -> Result<(), ServiceError> {
+    let mut bytes = id.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let rest_ok = bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if first_ok && rest_ok && id.len() <= 63 {
+        Ok(())
+    } else {
+        Err(ServiceError::InvalidTenantId(
+            "use 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit".into(),
+        ))
+    }
+}
+
+fn new_key(tenant_id: &str) -> Result<(CreatedKey, ApiKeyRecord), ServiceError> {
+    let key_id = hex::encode(random_bytes::<8>()?);
+    let secret = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
+    let api_key = format!("{KEY_PREFIX}{key_id}.{secret}");
+    let record = ApiKeyRecord {
+        id: key_id.clone(),
+        tenant_id: tenant_id.to_owned(),
+        digest: token_digest(&api_key),
+        created_at: now_unix(),
+    };
+    Ok((
+        CreatedKey {
+            tenant_id: tenant_id.to_owned(),
+            key_id,
+            api_key,
+        },
+        record,
+    ))
+}
+
+impl Service {
+    /// Creates a tenant with its data key and first API key.
+    pub async fn create_tenant(&self, id: &str, traits: Map<String, Value>) -> Result<CreatedKey, ServiceError> {
+        validate_tenant_id(id)?;
+        let (created, key_record) = new_key(id)?;
+        let (_, wrapped) = self.keyring.new_data_key(id)?;
+        let data_key = DataKeyRecord {
+            tenant_id: id.to_owned(),
+            master_key_id: wrapped.master_key_id,
+            wrapped_key: wrapped.ciphertext,
+        };
+        let tenant = Tenant {
+            id: id.to_owned(),
+            traits,
+            created_at: now_unix(),
+        };
+        match self.store.create_tenant(&tenant, &key_record, &data_key).await {
+            Ok(()) => {}
+            Err(integrations_store::StoreError::Conflict) => return Err(ServiceError::TenantExists),
+            Err(other) => return Err(other.into()),
+        }
+        tracing::info!(tenant = id, key_id = %created.key_id, "tenant created");
+        Ok(created)
+    }
+
+    /// All tenants.
+    pub async fn list_tenants(&self) -> Result<Vec<TenantSummary>, ServiceError> {
+        Ok(self
+            .store
+            .list_tenants()
+            .await?
+            .into_iter()
+            .map(|t| TenantSummary {
+                id: t.id,
+                traits: t.traits,
+                created_at: t.created_at,
+            })
+            .collect())
+    }
+
+    /// Deletes a tenant; its data key goes first, so its secrets become unreadable at once.
+    pub async fn delete_tenant(&self, id: &str) -> Result<(), ServiceError> {
+        if !self.store.delete_tenant(id).await? {
+            return Err(ServiceError::TenantNotFound);
+        }
+        tracing::info!(tenant = id, "tenant deleted");
+        Ok(())
+    }
+
+    /// Issues another API key for a tenant.
+    pub async fn create_api_key(&self, tenant_id: &str) -> Result<CreatedKey, ServiceError> {
+        self.tenant(tenant_id).await?;
+        let (created, record) = new_key(tenant_id)?;
+        self.store.add_api_key(&record).await?;
+        tracing::info!(tenant = tenant_id, key_id = %created.key_id, "API key issued");
+        Ok(created)
+    }
+
+    /// Revokes one of a tenant's keys.
+    pub async fn revoke_api_key(&self, tenant_id: &str, key_id: &str) -> Result<(), ServiceError> {
+        if !self.store.delete_api_key(tenant_id, key_id).await? {
+            return Err(ServiceError::ApiKeyNotFound);
+        }
+        tracing::info!(tenant = tenant_id, key_id, "API key revoked");
+        Ok(())
+    }
+
+    /// The tenant an API key belongs to. Unknown and wrong keys are indistinguishable.
+    pub async fn authenticate(&self, api_key: &str) -> Result<String, ServiceError> {
+        let key_id = api_key
+            .strip_prefix(KEY_PREFIX)
+            .and_then(|rest| rest.split_once('.'))
+            .map(|(id, _)| id)
+            .ok_or(ServiceError::Unauthorized)?;
+        let record = self
+            .store
+            .get_api_key(key_id)
+            .await?
+            .ok_or(ServiceError::Unauthorized)?;
+        if verify_token(api_key, &record.digest) {
+            Ok(record.tenant_id)
+        } else {
+            Err(ServiceError::Unauthorized)
+        }
+    }
+
+    /// The tenant named by a trusted gateway header, if it exists.
+    pub async fn trusted_tenant(&self, tenant_id: &str) -> Result<String, ServiceError> {
+        match self.store.get_tenant(tenant_id).await? {
+            Some(tenant) => Ok(tenant.id),
+            None => Err(ServiceError::Unauthorized),
+        }
+    }
+
+    pub(crate) async fn tenant(&self, tenant_id: &str) -> Result<Tenant, ServiceError> {
+        self.store
+            .get_tenant(tenant_id)
+            .await?
+            .ok_or(ServiceError::TenantNotFound)
+    }
+}

@@ -1,0 +1,81 @@
+use integrations_core::PluginContext;
+use integrations_store::InstallationState;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{validation, Service, ServiceError};
+
+/// A tool as the catalog lists it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ToolListing {
+    /// Tool name.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// The plugin offering it.
+    pub plugin: &'static str,
+    /// JSON Schema of its arguments.
+    pub input_schema: Value,
+}
+
+impl Service {
+    /// The tools this tenant may call: installed, enabled, and allowed by flags.
+    pub async fn list_tools(&self, tenant_id: &str) -> Result<Vec<ToolListing>, ServiceError> {
+        let tenant = self.tenant(tenant_id).await?;
+        let installations = self.store.list_installations(tenant_id).await?;
+        let mut tools = Vec::new();
+        for installation in installations.iter().filter(|i| i.state == InstallationState::Enabled) {
+            let Some(registered) = self.registry.get(&installation.plugin) else {
+                continue;
+            };
+            let plugin = registered.plugin.manifest().name;
+            if !self.flags.plugin_allowed(tenant_id, &tenant.traits, plugin) {
+                continue;
+            }
+            tools.extend(registered.tools.iter().map(|tool| ToolListing {
+                name: tool.name.clone(),
+                description: tool.description.clone(),
+                plugin,
+                input_schema: tool.input_schema.clone(),
+            }));
+        }
+        tools.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(tools)
+    }
+
+    /// Validates the arguments and runs the tool with the tenant's decrypted config. A tool the
+    /// tenant may not use is reported exactly like one that does not exist.
+    pub async fn call_tool(&self, tenant_id: &str, tool: &str, arguments: Value) -> Result<Value, ServiceError> {
+        let not_found = || ServiceError::ToolNotFound(tool.to_owned());
+        let (registered, _) = self.registry.find_tool(tool).ok_or_else(not_found)?;
+        let plugin = registered.plugin.manifest().name;
+        let tenant = self.tenant(tenant_id).await?;
+        let installation = self
+            .store
+            .get_installation(tenant_id, plugin)
+            .await?
+            .ok_or_else(not_found)?;
+        if installation.state != InstallationState::Enabled
+            || !self.flags.plugin_allowed(tenant_id, &tenant.traits, plugin)
+        {
+            return Err(not_found());
+        }
+        let validator = self.tool_validators.get(tool).ok_or_else(not_found)?;
+        let errors = validation::violations(validator, &arguments);
+        if !errors.is_empty() {
+            return Err(ServiceError::InvalidArguments(errors));
+        }
+        let config = self.load_config(tenant_id, plugin, installation.config).await?;
+        let ctx = PluginContext {
+            tenant_id: tenant_id.to_owned(),
+            config,
+            http: self.http.clone(),
+        };
+        let result = registered.plugin.call_tool(&ctx, tool, arguments).await;
+        match &result {
+            Ok(_) => tracing::info!(tenant = tenant_id, tool, "tool call succeeded"),
+            Err(error) => tracing::info!(tenant = tenant_id, tool, %error, "tool call failed"),
+        }
+        Ok(result?)
+    }
+}

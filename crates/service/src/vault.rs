@@ -1,0 +1,114 @@
+//! Splitting configs into plain and secret parts, and sealing/opening the secret part.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use integrations_core::{PluginConfig, Secret};
+use integrations_secrets::{DataKey, SecretLocation, WrappedDataKey};
+use integrations_store::SecretRow;
+use serde_json::{Map, Value};
+
+use crate::{Service, ServiceError};
+
+/// The fields a config schema marks `"writeOnly": true`.
+pub(crate) fn secret_fields(schema: &Value) -> BTreeSet<String> {
+    schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|props| {
+            props
+                .iter()
+                .filter(|(_, p)| p.get("writeOnly").and_then(Value::as_bool) == Some(true))
+                .map(|(name, _)| name.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Splits a validated config into plain fields and secrets.
+pub(crate) fn split(
+    config: Map<String, Value>,
+    secret_names: &BTreeSet<String>,
+) -> (Map<String, Value>, BTreeMap<String, Secret>) {
+    let mut plain = Map::new();
+    let mut secrets = BTreeMap::new();
+    for (name, value) in config {
+        if secret_names.contains(&name) {
+            let text = match value {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            secrets.insert(name, Secret::new(text));
+        } else {
+            plain.insert(name, value);
+        }
+    }
+    (plain, secrets)
+}
+
+impl Service {
+    pub(crate) async fn data_key(&self, tenant_id: &str) -> Result<DataKey, ServiceError> {
+        let record = self
+            .store
+            .get_data_key(tenant_id)
+            .await?
+            .ok_or_else(|| ServiceError::Internal("tenant has no data key".into()))?;
+        let wrapped = WrappedDataKey {
+            master_key_id: record.master_key_id,
+            ciphertext: record.wrapped_key,
+        };
+        Ok(self.keyring.unwrap(tenant_id, &wrapped)?)
+    }
+
+    pub(crate) fn seal(
+        &self,
+        key: &DataKey,
+        tenant: &str,
+        plugin: &str,
+        secrets: &BTreeMap<String, Secret>,
+    ) -> Result<Vec<SecretRow>, ServiceError> {
+        secrets
+            .iter()
+            .map(|(field, secret)| {
+                let location = SecretLocation { tenant, plugin, field };
+                Ok(SecretRow {
+                    field: field.clone(),
+                    ciphertext: key.seal(location, secret.expose().as_bytes())?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn open_secrets(
+        &self,
+        tenant: &str,
+        plugin: &str,
+    ) -> Result<BTreeMap<String, Secret>, ServiceError> {
+        let rows = self.store.get_secrets(tenant, plugin).await?;
+        if rows.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let key = self.data_key(tenant).await?;
+        rows.into_iter()
+            .map(|row| {
+                let location = SecretLocation {
+                    tenant,
+                    plugin,
+                    field: &row.field,
+                };
+                let plaintext = key.open(location, &row.ciphertext)?;
+                let text =
+                    String::from_utf8(plaintext).map_err(|_| ServiceError::Internal("secret is not UTF-8".into()))?;
+                Ok((row.field, Secret::new(text)))
+            })
+            .collect()
+    }
+
+    pub(crate) async fn load_config(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        plain: Map<String, Value>,
+    ) -> Result<PluginConfig, ServiceError> {
+        Ok(PluginConfig::new(plain, self.open_secrets(tenant, plugin).await?))
+    }
+}

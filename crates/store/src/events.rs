@@ -1,0 +1,100 @@
+use sqlx::Row;
+
+use crate::{Store, StoreError};
+
+/// A verified inbound webhook to record.
+#[derive(Clone, Debug)]
+pub struct NewWebhookEvent {
+    /// Our id for the event.
+    pub id: String,
+    /// The tenant it was addressed to.
+    pub tenant_id: String,
+    /// The plugin that verified it.
+    pub plugin: String,
+    /// The sender's delivery id (dedup key).
+    pub delivery_id: String,
+    /// The event name, when the plugin found one.
+    pub event_type: Option<String>,
+    /// The raw body.
+    pub payload: Vec<u8>,
+    /// Arrival time, unix seconds.
+    pub received_at: i64,
+}
+
+/// A recorded webhook event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredWebhookEvent {
+    /// Our id for the event.
+    pub id: String,
+    /// The plugin that verified it.
+    pub plugin: String,
+    /// The sender's delivery id.
+    pub delivery_id: String,
+    /// The event name.
+    pub event_type: Option<String>,
+    /// The raw body.
+    pub payload: Vec<u8>,
+    /// Arrival time, unix seconds.
+    pub received_at: i64,
+}
+
+impl Store {
+    /// Records an event unless its delivery id was seen for this tenant and plugin. Returns the id
+    /// of the stored event and whether this delivery was a duplicate.
+    pub async fn insert_webhook_event(&self, event: &NewWebhookEvent) -> Result<(String, bool), StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO webhook_events (id, tenant_id, plugin, delivery_id, event_type, payload, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, plugin, delivery_id) DO NOTHING",
+        )
+        .bind(&event.id)
+        .bind(&event.tenant_id)
+        .bind(&event.plugin)
+        .bind(&event.delivery_id)
+        .bind(event.event_type.clone())
+        .bind(&event.payload)
+        .bind(event.received_at)
+        .execute(&self.pool)
+        .await?;
+        if inserted.rows_affected() > 0 {
+            return Ok((event.id.clone(), false));
+        }
+        let existing: String =
+            sqlx::query("SELECT id FROM webhook_events WHERE tenant_id = $1 AND plugin = $2 AND delivery_id = $3")
+                .bind(&event.tenant_id)
+                .bind(&event.plugin)
+                .bind(&event.delivery_id)
+                .fetch_one(&self.pool)
+                .await?
+                .get(0);
+        Ok((existing, true))
+    }
+
+    /// A tenant's most recent events, newest first, optionally for one plugin.
+    pub async fn list_webhook_events(
+        &self,
+        tenant_id: &str,
+        plugin: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<StoredWebhookEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, plugin, delivery_id, event_type, payload, received_at FROM webhook_events \
+             WHERE tenant_id = $1 AND ($2 = '' OR plugin = $2) ORDER BY received_at DESC, id DESC LIMIT $3",
+        )
+        .bind(tenant_id)
+        .bind(plugin.unwrap_or_default())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredWebhookEvent {
+                id: r.get(0),
+                plugin: r.get(1),
+                delivery_id: r.get(2),
+                event_type: r.get(3),
+                payload: r.get(4),
+                received_at: r.get(5),
+            })
+            .collect())
+    }
+}

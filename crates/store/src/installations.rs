@@ -1,0 +1,221 @@
+use serde_json::{Map, Value};
+use sqlx::Row;
+
+use crate::{now_unix, Store, StoreError};
+
+/// Whether an installed plugin's tools are available.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstallationState {
+    /// Tools available (subject to flags).
+    Enabled,
+    /// Installed, config kept, tools unavailable.
+    Disabled,
+}
+
+impl InstallationState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Enabled => "enabled",
+            Self::Disabled => "disabled",
+        }
+    }
+
+    fn parse(value: &str) -> Result<Self, StoreError> {
+        match value {
+            "enabled" => Ok(Self::Enabled),
+            "disabled" => Ok(Self::Disabled),
+            other => Err(StoreError::Corrupt(format!("installation state {other:?}"))),
+        }
+    }
+}
+
+/// A tenant's installation of a plugin; `config` holds only the non-secret fields.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Installation {
+    /// The plugin name.
+    pub plugin: String,
+    /// Enabled or disabled.
+    pub state: InstallationState,
+    /// Non-secret config fields.
+    pub config: Map<String, Value>,
+}
+
+/// One encrypted secret field of an installation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretRow {
+    /// The config field name.
+    pub field: String,
+    /// Nonce, ciphertext and tag.
+    pub ciphertext: Vec<u8>,
+}
+
+impl Store {
+    /// Records an installation with its encrypted secrets. Fails with `Conflict` if installed.
+    pub async fn insert_installation(
+        &self,
+        tenant_id: &str,
+        installation: &Installation,
+        secrets: &[SecretRow],
+    ) -> Result<(), StoreError> {
+        let now = now_unix();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO installations (tenant_id, plugin, state, config, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(tenant_id)
+        .bind(&installation.plugin)
+        .bind(installation.state.as_str())
+        .bind(Value::Object(installation.config.clone()).to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        upsert_secrets(&mut tx, tenant_id, &installation.plugin, secrets, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces an installation's plain config and upserts the given secrets; secrets not given
+    /// keep their stored value, secrets in `removed` are deleted. Returns whether it was installed.
+    pub async fn update_installation_config(
+        &self,
+        tenant_id: &str,
+        plugin: &str,
+        config: &Map<String, Value>,
+        secrets: &[SecretRow],
+        removed: &[String],
+    ) -> Result<bool, StoreError> {
+        let now = now_unix();
+        let mut tx = self.pool.begin().await?;
+        let updated =
+            sqlx::query("UPDATE installations SET config = $1, updated_at = $2 WHERE tenant_id = $3 AND plugin = $4")
+                .bind(Value::Object(config.clone()).to_string())
+                .bind(now)
+                .bind(tenant_id)
+                .bind(plugin)
+                .execute(&mut *tx)
+                .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(false);
+        }
+        upsert_secrets(&mut tx, tenant_id, plugin, secrets, now).await?;
+        for field in removed {
+            sqlx::query("DELETE FROM secrets WHERE tenant_id = $1 AND plugin = $2 AND field = $3")
+                .bind(tenant_id)
+                .bind(plugin)
+                .bind(field)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Sets enabled/disabled. Returns whether the plugin was installed.
+    pub async fn set_installation_state(
+        &self,
+        tenant_id: &str,
+        plugin: &str,
+        state: InstallationState,
+    ) -> Result<bool, StoreError> {
+        let result =
+            sqlx::query("UPDATE installations SET state = $1, updated_at = $2 WHERE tenant_id = $3 AND plugin = $4")
+                .bind(state.as_str())
+                .bind(now_unix())
+                .bind(tenant_id)
+                .bind(plugin)
+                .execute(&self.pool)
+                .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    /// Deletes an installation and its secrets. Returns whether it existed.
+    pub async fn delete_installation(&self, tenant_id: &str, plugin: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM secrets WHERE tenant_id = $1 AND plugin = $2")
+            .bind(tenant_id)
+            .bind(plugin)
+            .execute(&mut *tx)
+            .await?;
+        let deleted = sqlx::query("DELETE FROM installations WHERE tenant_id = $1 AND plugin = $2")
+            .bind(tenant_id)
+            .bind(plugin)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    /// A tenant's installation of a plugin.
+    pub async fn get_installation(&self, tenant_id: &str, plugin: &str) -> Result<Option<Installation>, StoreError> {
+        let row = sqlx::query("SELECT plugin, state, config FROM installations WHERE tenant_id = $1 AND plugin = $2")
+            .bind(tenant_id)
+            .bind(plugin)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| installation_from_row(&r)).transpose()
+    }
+
+    /// All of a tenant's installations, by plugin name.
+    pub async fn list_installations(&self, tenant_id: &str) -> Result<Vec<Installation>, StoreError> {
+        let rows = sqlx::query("SELECT plugin, state, config FROM installations WHERE tenant_id = $1 ORDER BY plugin")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(installation_from_row).collect()
+    }
+
+    /// The encrypted secrets of an installation.
+    pub async fn get_secrets(&self, tenant_id: &str, plugin: &str) -> Result<Vec<SecretRow>, StoreError> {
+        let rows =
+            sqlx::query("SELECT field, ciphertext FROM secrets WHERE tenant_id = $1 AND plugin = $2 ORDER BY field")
+                .bind(tenant_id)
+                .bind(plugin)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|r| SecretRow {
+                field: r.get(0),
+                ciphertext: r.get(1),
+            })
+            .collect())
+    }
+}
+
+async fn upsert_secrets(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant_id: &str,
+    plugin: &str,
+    secrets: &[SecretRow],
+    now: i64,
+) -> Result<(), StoreError> {
+    for secret in secrets {
+        sqlx::query(
+            "INSERT INTO secrets (tenant_id, plugin, field, ciphertext, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id, plugin, field) DO UPDATE SET ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
+        )
+        .bind(tenant_id)
+        .bind(plugin)
+        .bind(&secret.field)
+        .bind(&secret.ciphertext)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+fn installation_from_row(row: &sqlx::any::AnyRow) -> Result<Installation, StoreError> {
+    let state: String = row.get(1);
+    let config: String = row.get(2);
+    let config = match serde_json::from_str(&config) {
+        Ok(Value::Object(map)) => map,
+        _ => return Err(StoreError::Corrupt("installation config".into())),
+    };
+    Ok(Installation {
+        plugin: row.get(0),
+        state: InstallationState::parse(&state)?,
+        config,
+    })
+}

@@ -1,0 +1,209 @@
+use serde_json::{Map, Value};
+use sqlx::Row;
+
+use crate::{now_unix, Store, StoreError};
+
+/// A tenant: a customer organisation, the unit of isolation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tenant {
+    /// The tenant id (slug).
+    pub id: String,
+    /// Traits used for flag evaluation (`{"plan":"pro"}`).
+    pub traits: Map<String, Value>,
+    /// Creation time, unix seconds.
+    pub created_at: i64,
+}
+
+/// A stored API key: its id and the digest of the full key.
+#[derive(Clone, Debug)]
+pub struct ApiKeyRecord {
+    /// The key id (the public part of the key).
+    pub id: String,
+    /// The tenant it belongs to.
+    pub tenant_id: String,
+    /// Keyed digest of the whole key.
+    pub digest: Vec<u8>,
+    /// Creation time, unix seconds.
+    pub created_at: i64,
+}
+
+/// A tenant's wrapped data key.
+#[derive(Clone, Debug)]
+pub struct DataKeyRecord {
+    /// The tenant id.
+    pub tenant_id: String,
+    /// Fingerprint of the master key that wrapped it.
+    pub master_key_id: String,
+    /// The wrapped key.
+    pub wrapped_key: Vec<u8>,
+}
+
+impl Store {
+    /// Creates a tenant with its first API key and its data key, atomically.
+    pub async fn create_tenant(
+        &self,
+        tenant: &Tenant,
+        key: &ApiKeyRecord,
+        data_key: &DataKeyRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let traits = Value::Object(tenant.traits.clone()).to_string();
+        sqlx::query("INSERT INTO tenants (id, traits, created_at) VALUES ($1, $2, $3)")
+            .bind(&tenant.id)
+            .bind(traits)
+            .bind(tenant.created_at)
+            .execute(&mut *tx)
+            .await?;
+        insert_api_key(&mut tx, key).await?;
+        sqlx::query(
+            "INSERT INTO tenant_data_keys (tenant_id, master_key_id, wrapped_key, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&data_key.tenant_id)
+        .bind(&data_key.master_key_id)
+        .bind(&data_key.wrapped_key)
+        .bind(now_unix())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The tenant with this id.
+    pub async fn get_tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
+        let row = sqlx::query("SELECT id, traits, created_at FROM tenants WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| tenant_from_row(&r)).transpose()
+    }
+
+    /// All tenants, by id.
+    pub async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        let rows = sqlx::query("SELECT id, traits, created_at FROM tenants ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(tenant_from_row).collect()
+    }
+
+    /// Deletes a tenant and everything it owns, its data key first. Returns whether it existed.
+    pub async fn delete_tenant(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for statement in [
+            "DELETE FROM tenant_data_keys WHERE tenant_id = $1",
+            "DELETE FROM secrets WHERE tenant_id = $1",
+            "DELETE FROM installations WHERE tenant_id = $1",
+            "DELETE FROM webhook_events WHERE tenant_id = $1",
+            "DELETE FROM api_keys WHERE tenant_id = $1",
+        ] {
+            sqlx::query(statement).bind(id).execute(&mut *tx).await?;
+        }
+        let deleted = sqlx::query("DELETE FROM tenants WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    /// Adds an API key to an existing tenant.
+    pub async fn add_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        insert_api_key(&mut tx, key).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The API key with this id.
+    pub async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let row = sqlx::query("SELECT id, tenant_id, digest, created_at FROM api_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| ApiKeyRecord {
+            id: r.get(0),
+            tenant_id: r.get(1),
+            digest: r.get(2),
+            created_at: r.get(3),
+        }))
+    }
+
+    /// Revokes one of a tenant's keys. Returns whether it existed for that tenant.
+    pub async fn delete_api_key(&self, tenant_id: &str, key_id: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM api_keys WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(key_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    /// A tenant's wrapped data key.
+    pub async fn get_data_key(&self, tenant_id: &str) -> Result<Option<DataKeyRecord>, StoreError> {
+        let row =
+            sqlx::query("SELECT tenant_id, master_key_id, wrapped_key FROM tenant_data_keys WHERE tenant_id = $1")
+                .bind(tenant_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| data_key_from_row(&r)))
+    }
+
+    /// Every wrapped data key not yet under `master_key_id`, for rotation.
+    pub async fn data_keys_not_under(&self, master_key_id: &str) -> Result<Vec<DataKeyRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, master_key_id, wrapped_key FROM tenant_data_keys WHERE master_key_id <> $1 ORDER BY tenant_id",
+        )
+        .bind(master_key_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(data_key_from_row).collect())
+    }
+
+    /// Replaces a wrapped data key if it is still the one that was read (compare-and-set), so a
+    /// concurrent rotation cannot lose an update. Returns whether it was replaced.
+    pub async fn replace_data_key(&self, previous: &DataKeyRecord, next: &DataKeyRecord) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE tenant_data_keys SET master_key_id = $1, wrapped_key = $2 \
+             WHERE tenant_id = $3 AND master_key_id = $4 AND wrapped_key = $5",
+        )
+        .bind(&next.master_key_id)
+        .bind(&next.wrapped_key)
+        .bind(&previous.tenant_id)
+        .bind(&previous.master_key_id)
+        .bind(&previous.wrapped_key)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    }
+}
+
+async fn insert_api_key(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &ApiKeyRecord) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO api_keys (id, tenant_id, digest, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(&key.id)
+        .bind(&key.tenant_id)
+        .bind(&key.digest)
+        .bind(key.created_at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn tenant_from_row(row: &sqlx::any::AnyRow) -> Result<Tenant, StoreError> {
+    let traits: String = row.get(1);
+    let traits = match serde_json::from_str(&traits) {
+        Ok(Value::Object(map)) => map,
+        _ => return Err(StoreError::Corrupt("tenant traits".into())),
+    };
+    Ok(Tenant {
+        id: row.get(0),
+        traits,
+        created_at: row.get(2),
+    })
+}
+
+fn data_key_from_row(row: &sqlx::any::AnyRow) -> DataKeyRecord {
+    DataKeyRecord {
+        tenant_id: row.get(0),
+        master_key_id: row.get(1),
+        wrapped_key: row.get(2),
+    }
+}

@@ -1,0 +1,299 @@
+//! Every Jira tool against a wiremock Jira that expects exactly the documented request.
+
+use serde_json::json;
+use wiremock::matchers::{body_json, header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::harness::{jira_basic, TestApp};
+
+async fn setup() -> (TestApp, MockServer, String) {
+    let app = TestApp::start().await;
+    let jira = MockServer::start().await;
+    let key = app.tenant("acme", json!({})).await;
+    let installed = app.install_jira(&key, &jira.uri(), "jira-api-token", None).await;
+    assert_eq!(installed.status, 201, "{}", installed.text());
+    (app, jira, key)
+}
+
+#[tokio::test]
+async fn create_issue_sends_adf_description_with_basic_auth() {
+    let (app, jira, key) = setup().await;
+    Mock::given(method("POST"))
+        .and(path("/rest/api/3/issue"))
+        .and(header("authorization", jira_basic("jira-api-token").as_str()))
+        .and(header("content-type", "application/json"))
+        .and(header("accept", "application/json"))
+        .and(body_json(json!({"fields": {
+            "project": {"key": "ABC"},
+            "summary": "Printer on fire",
+            "issuetype": {"name": "Bug"},
+            "description": {"type": "doc", "version": 1, "content": [
+                {"type": "paragraph", "content": [{"type": "text", "text": "It is really on fire."}]}
+            ]}
+        }})))
+        .respond_with(ResponseTemplate::new(201).set_body_json(
+            json!({"id": "10000", "key": "ABC-24", "self": format!("{}/rest/api/3/issue/10000", jira.uri())}),
+        ))
+        .expect(1)
+        .mount(&jira)
+        .await;
+    let response = app
+        .post(
+            "/v1/tools/jira_create_issue",
+            &key,
+            json!({"project": "ABC", "summary": "Printer on fire", "description": "It is really on fire.", "issue_type": "Bug"}),
+        )
+        .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.json()["result"]["key"], "ABC-24");
+}
+
+#[tokio::test]
+async fn create_issue_defaults_to_task_without_description() {
+    let (app, jira, key) = setup().await;
+    Mock::given(method("POST"))
+        .and(path("/rest/api/3/issue"))
+        .and(body_json(
+            json!({"fields": {"project": {"key": "ABC"}, "summary": "S", "issuetype": {"name": "Task"}}}),
+        ))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "1", "key": "ABC-1", "self": "x"})))
+        .expect(1)
+        .mount(&jira)
+        .await;
+    assert_eq!(
+        app.post(
+            "/v1/tools/jira_create_issue",
+            &key,
+            json!({"project": "ABC", "summary": "S"})
+        )
+        .await
+        .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn vendor_errors_come_back_with_upstream_status_and_messages() {
+    let (app, jira, key) = setup().await;
+    Mock::given(method("POST"))
+        .and(path("/rest/api/3/issue"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "errorMessages": ["Project does not exist"],
+            "errors": {"issuetype": "Specify a valid issue type"}
+        })))
+        .mount(&jira)
+        .await;
+    let response = app
+        .post(
+            "/v1/tools/jira_create_issue",
+            &key,
+            json!({"project": "NOPE", "summary": "S"}),
+        )
+        .await;
+    let problem = response.assert_problem(502, "upstream-error");
+    assert_eq!(problem["upstream_status"], 400);
+    assert_eq!(
+        problem["upstream_errors"]["errorMessages"],
+        json!(["Project does not exist"])
+    );
+    assert_eq!(
+        problem["upstream_errors"]["errors"]["issuetype"],
+        "Specify a valid issue type"
+    );
+    assert!(problem["detail"].as_str().unwrap().contains("Project does not exist"));
+}
+
+#[tokio::test]
+async fn get_issue_passes_fields_and_reports_404() {
+    let (app, jira, key) = setup().await;
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/issue/ABC-7"))
+        .and(query_param("fields", "summary,status"))
+        .and(header("authorization", jira_basic("jira-api-token").as_str()))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"id": "7", "key": "ABC-7", "fields": {"summary": "x"}})),
+        )
+        .expect(1)
+        .mount(&jira)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/issue/ABC-8"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(
+            json!({"errorMessages": ["Issue does not exist or you do not have permission to see it."], "errors": {}}),
+        ))
+        .mount(&jira)
+        .await;
+    let found = app
+        .post(
+            "/v1/tools/jira_get_issue",
+            &key,
+            json!({"issue_key": "ABC-7", "fields": ["summary", "status"]}),
+        )
+        .await;
+    assert_eq!(found.json()["result"]["fields"]["summary"], "x");
+    let missing = app
+        .post("/v1/tools/jira_get_issue", &key, json!({"issue_key": "ABC-8"}))
+        .await;
+    assert_eq!(missing.assert_problem(502, "upstream-error")["upstream_status"], 404);
+}
+
+#[tokio::test]
+async fn search_follows_next_page_token_until_the_last_page() {
+    let (app, jira, key) = setup().await;
+    Mock::given(method("POST"))
+        .and(path("/rest/api/3/search/jql"))
+        .and(header("authorization", jira_basic("jira-api-token").as_str()))
+        .and(body_json(
+            json!({"jql": "project = ABC", "maxResults": 100, "fields": ["summary", "status"]}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "issues": [{"key": "ABC-1"}, {"key": "ABC-2"}], "nextPageToken": "page-2", "isLast": false
+        })))
+        .expect(1)
+        .mount(&jira)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/rest/api/3/search/jql"))
+        .and(body_json(json!({"jql": "project = ABC", "maxResults": 98, "fields": ["summary", "status"], "nextPageToken": "page-2"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"issues": [{"key": "ABC-3"}], "isLast": true})))
+        .expect(1)
+        .mount(&jira)
+        .await;
+    let response = app
+        .post(
+            "/v1/tools/jira_search_issues",
+            &key,
+            json!({"jql": "project = ABC", "max_results": 100}),
+        )
+        .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let result = &response.json()["result"];
+    let keys: Vec<&str> = result["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, vec!["ABC-1", "ABC-2", "ABC-3"]);
+    assert_eq!(result["is_last"], true);
+}
+
+#[tokio::test]
+async fn search_stops_at_max_results() {
+    let (app, jira, key) = setup().await;
+    Mock::given(method("POST"))
+        .and(path("/rest/api/3/search/jql"))
+        .and(body_json(
+            json!({"jql": "order by created", "maxResults": 2, "fields": ["summary"]}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "issues": [{"key": "A-1"}, {"key": "A-2"}], "nextPageToken": "more", "isLast": false
+        })))
+        .expect(1)
+        .mount(&jira)
+        .await;
+    let response = app
+        .post(
+            "/v1/tools/jira_search_issues",
+            &key,
+            json!({"jql": "order by created", "max_results": 2, "fields": ["summary"]}),
+        )
+        .await;
+    let result = &response.json()["result"];
+    assert_eq!(result["issues"].as_array().unwrap().len(), 2);
+    assert_eq!(result["next_page_token"], "more");
+    // The removed endpoint is never called.
+    let requests = jira.received_requests().await.unwrap();
+    assert!(requests.iter().all(|r| r.url.path() != "/rest/api/3/search"));
+}
+
+#[tokio::test]
+async fn arguments_violating_the_schema_are_422_naming_the_field() {
+    let (app, jira, key) = setup().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&jira)
+        .await;
+    let response = app
+        .post(
+            "/v1/tools/jira_create_issue",
+            &key,
+            json!({"project": "abc lower", "summary": ""}),
+        )
+        .await;
+    let problem = response.assert_problem(422, "invalid-arguments");
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, vec!["project", "summary"]);
+    let search = app
+        .post("/v1/tools/jira_search_issues", &key, json!({"max_results": 5000}))
+        .await;
+    let fields: Vec<String> = search.assert_problem(422, "invalid-arguments")["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(fields, vec!["jql", "max_results"]);
+    app.post("/v1/tools/jira_get_issue", &key, json!({"issue_key": "../../admin"}))
+        .await
+        .assert_problem(422, "invalid-arguments");
+}
+
+#[tokio::test]
+async fn refuses_hosts_outside_the_allowlist_without_sending() {
+    let app = TestApp::start().await;
+    let jira = MockServer::start().await;
+    let port = jira.address().port();
+    let key = app.tenant("acme", json!({})).await;
+    for host in [
+        format!("http://127.0.0.2:{port}"),
+        format!("https://127.0.0.2:{port}"),
+        format!("https://[::1]:{port}"),
+    ] {
+        let problem = app
+            .install_jira(&key, &host, "t", None)
+            .await
+            .assert_problem(422, "invalid-config");
+        assert_eq!(problem["errors"][0]["field"], "host", "{host}");
+    }
+    // Installed while allowlisted, then the operator narrows the allowlist: calls are refused.
+    assert_eq!(app.install_jira(&key, &jira.uri(), "t", None).await.status, 201);
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&jira)
+        .await;
+    let narrowed = app
+        .restart_with(|c| c.outbound_allow_cidrs = "127.0.0.3/32".into())
+        .await;
+    narrowed
+        .post("/v1/tools/jira_get_issue", &key, json!({"issue_key": "ABC-1"}))
+        .await
+        .assert_problem(422, "destination-refused");
+}
+
+#[tokio::test]
+async fn unreachable_vendor_is_502_not_500() {
+    let app = TestApp::start().await;
+    let key = app.tenant("acme", json!({})).await;
+    // A loopback port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    assert_eq!(
+        app.install_jira(&key, &format!("http://{closed}"), "t", None)
+            .await
+            .status,
+        201
+    );
+    app.post("/v1/tools/jira_get_issue", &key, json!({"issue_key": "ABC-1"}))
+        .await
+        .assert_problem(502, "upstream-unavailable");
+}

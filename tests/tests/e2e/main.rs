@@ -1,0 +1,12 @@
+//! End-to-end tests of the assembled host through its HTTP API, on SQLite by default and on
+//! PostgreSQL when `TEST_DATABASE_URL` is set. Vendors are wiremock servers on 127.0.0.1.
+
+mod harness;
+
+mod flags;
+mod isolation;
+mod jira;
+mod lifecycle;
+mod secrets;
+mod socket;
+mod webhooks;

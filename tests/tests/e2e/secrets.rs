@@ -1,0 +1,268 @@
+//! Secrets at rest, in responses and in logs; master-key rotation.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use integrations_secrets::MasterKey;
+use serde_json::json;
+use sqlx::Row;
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::harness::{jira_basic, jira_signature, TestApp};
+
+const TOKEN: &str = "plaintext-api-token-4f1c";
+const HOOK: &str = "plaintext-hook-secret-9b2e";
+
+async fn mock_get_issue(jira: &MockServer, token: &str) {
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/issue/ABC-1"))
+        .and(header("authorization", jira_basic(token).as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "1", "key": "ABC-1"})))
+        .mount(jira)
+        .await;
+}
+
+async fn secret_rows(app: &TestApp) -> Vec<(String, String, Vec<u8>)> {
+    sqlx::query("SELECT tenant_id, field, ciphertext FROM secrets ORDER BY tenant_id, field")
+        .fetch_all(app.store().pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
+#[tokio::test]
+async fn database_holds_only_ciphertext_and_api_never_returns_secrets() {
+    let app = TestApp::start().await;
+    let jira = MockServer::start().await;
+    let key = app.tenant("acme", json!({})).await;
+    let installed = app.install_jira(&key, &jira.uri(), TOKEN, Some(HOOK)).await;
+    assert_eq!(installed.status, 201);
+    let rows = secret_rows(&app).await;
+    assert_eq!(rows.len(), 2);
+    for (_, _, ciphertext) in &rows {
+        for plaintext in [TOKEN, HOOK] {
+            assert!(!ciphertext.windows(plaintext.len()).any(|w| w == plaintext.as_bytes()));
+        }
+    }
+    let config: String = sqlx::query("SELECT config FROM installations")
+        .fetch_one(app.store().pool())
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!config.contains(TOKEN) && !config.contains(HOOK));
+
+    for response in [
+        installed,
+        app.get("/v1/plugins/jira", &key).await,
+        app.get("/v1/plugins", &key).await,
+        app.put(
+            "/v1/plugins/jira/configure",
+            &key,
+            json!({"host": jira.uri(), "email": "bot@example.com"}),
+        )
+        .await,
+        app.post("/v1/plugins/jira/disable", &key, json!({})).await,
+        app.post("/v1/plugins/jira/enable", &key, json!({})).await,
+        app.get("/v1/tools", &key).await,
+    ] {
+        let text = response.text();
+        assert!(!text.contains(TOKEN) && !text.contains(HOOK), "secret leaked: {text}");
+    }
+}
+
+#[tokio::test]
+async fn ciphertext_moved_to_another_tenant_or_field_does_not_decrypt() {
+    let app = TestApp::start().await;
+    let jira = MockServer::start().await;
+    let acme = app.tenant("acme", json!({})).await;
+    let evil = app.tenant("evil", json!({})).await;
+    app.install_jira(&acme, &jira.uri(), TOKEN, Some(HOOK)).await;
+    app.install_jira(&evil, &jira.uri(), "evil-token", Some("evil-hook"))
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .mount(&jira)
+        .await;
+
+    let rows = secret_rows(&app).await;
+    let acme_token = rows
+        .iter()
+        .find(|(t, f, _)| t == "acme" && f == "api_token")
+        .unwrap()
+        .2
+        .clone();
+    let acme_hook = rows
+        .iter()
+        .find(|(t, f, _)| t == "acme" && f == "webhook_secret")
+        .unwrap()
+        .2
+        .clone();
+    let overwrite = |tenant: &'static str, field: &'static str, ciphertext: Vec<u8>| {
+        let pool = app.store().pool().clone();
+        async move {
+            sqlx::query("UPDATE secrets SET ciphertext = $1 WHERE tenant_id = $2 AND field = $3")
+                .bind(ciphertext)
+                .bind(tenant)
+                .bind(field)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    };
+
+    overwrite("evil", "api_token", acme_token).await;
+    app.post("/v1/tools/jira_get_issue", &evil, json!({"issue_key": "ABC-1"}))
+        .await
+        .assert_problem(500, "internal");
+    overwrite("acme", "api_token", acme_hook).await;
+    app.post("/v1/tools/jira_get_issue", &acme, json!({"issue_key": "ABC-1"}))
+        .await
+        .assert_problem(500, "internal");
+    // No request was made with any credential at all.
+    assert!(jira.received_requests().await.unwrap().is_empty());
+}
+
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn logs_at_every_level_contain_no_secret() {
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = TestApp::start().await;
+    let jira = MockServer::start().await;
+    mock_get_issue(&jira, TOKEN).await;
+    Mock::given(method("POST"))
+        .and(path("/rest/api/3/issue"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(json!({"errorMessages": ["Unauthorized"], "errors": {}})),
+        )
+        .mount(&jira)
+        .await;
+    let key = app.tenant("acme", json!({})).await;
+    app.install_jira(&key, &jira.uri(), TOKEN, Some(HOOK)).await;
+    app.post("/v1/tools/jira_get_issue", &key, json!({"issue_key": "ABC-1"}))
+        .await;
+    app.post(
+        "/v1/tools/jira_create_issue",
+        &key,
+        json!({"project": "ABC", "summary": "s"}),
+    )
+    .await;
+    app.post(
+        "/v1/plugins/jira/install",
+        &key,
+        json!({"host": "x", "api_token": 42, "email": TOKEN}),
+    )
+    .await;
+    let body = br#"{"webhookEvent":"jira:issue_created"}"#;
+    let webhook = http::Request::post("/v1/webhooks/jira/acme")
+        .header("x-hub-signature", jira_signature("wrong", body))
+        .body(axum::body::Body::from(body.to_vec()))
+        .unwrap();
+    app.send(webhook).await;
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    // The capture works: the flow was logged.
+    assert!(
+        text.contains("plugin installed") && text.contains("tool call failed") && text.contains("webhook refused"),
+        "{text}"
+    );
+    let basic = jira_basic(TOKEN);
+    for secret in [
+        TOKEN,
+        HOOK,
+        basic.as_str(),
+        app.master_key.as_str(),
+        crate::harness::ADMIN_TOKEN,
+    ] {
+        assert!(!text.contains(secret), "a secret reached the logs");
+    }
+    assert!(!text.contains(&key), "an API key reached the logs");
+}
+
+#[tokio::test]
+async fn master_key_rotation_rewraps_data_keys_without_touching_secrets() {
+    let app = TestApp::start().await;
+    let jira = MockServer::start().await;
+    mock_get_issue(&jira, TOKEN).await;
+    let acme = app.tenant("acme", json!({})).await;
+    let beta = app.tenant("beta", json!({})).await;
+    app.install_jira(&acme, &jira.uri(), TOKEN, None).await;
+    app.install_jira(&beta, &jira.uri(), TOKEN, None).await;
+    let secrets_before = secret_rows(&app).await;
+
+    let (new_key, new_encoded) = MasterKey::generate().unwrap();
+    let (keyring, _) = integrations::load_keyring(&app.config).unwrap();
+    let report = integrations_service::rotate_master_key(app.store(), &keyring, &new_key)
+        .await
+        .unwrap();
+    assert_eq!((report.rewrapped, report.skipped), (2, 0));
+    assert_eq!(secret_rows(&app).await, secrets_before, "secrets are not re-encrypted");
+    for tenant in ["acme", "beta"] {
+        assert_eq!(
+            app.store().get_data_key(tenant).await.unwrap().unwrap().master_key_id,
+            new_key.id()
+        );
+    }
+    // Running it again has nothing left to do.
+    let again = integrations_service::rotate_master_key(app.store(), &keyring, &new_key)
+        .await
+        .unwrap();
+    assert_eq!(again.rewrapped, 0);
+
+    let call = |app: TestApp, key: String| async move {
+        app.post("/v1/tools/jira_get_issue", &key, json!({"issue_key": "ABC-1"}))
+            .await
+    };
+    let old = app.master_key.clone();
+    let with_new = app
+        .restart_with(|c| c.master_key = Some(integrations_core::Secret::new(&new_encoded)))
+        .await;
+    assert_eq!(call(with_new, acme.clone()).await.status, 200);
+    let with_both = app
+        .restart_with(|c| {
+            c.master_key = Some(integrations_core::Secret::new(&new_encoded));
+            c.previous_master_keys = vec![integrations_core::Secret::new(&old)];
+        })
+        .await;
+    assert_eq!(call(with_both, beta.clone()).await.status, 200);
+    let with_old_only = app.restart_with(|_| {}).await;
+    call(with_old_only, acme).await.assert_problem(500, "internal");
+}
+
+#[tokio::test]
+async fn deleting_a_tenant_destroys_its_data_key_and_secrets() {
+    let app = TestApp::start().await;
+    let key = app.tenant("acme", json!({})).await;
+    app.install_jira(&key, "http://127.0.0.1:9", TOKEN, Some(HOOK)).await;
+    assert!(app.store().get_data_key("acme").await.unwrap().is_some());
+    assert_eq!(
+        app.delete("/v1/admin/tenants/acme", crate::harness::ADMIN_TOKEN)
+            .await
+            .status,
+        204
+    );
+    assert!(app.store().get_data_key("acme").await.unwrap().is_none());
+    assert!(secret_rows(&app).await.is_empty());
+}
