@@ -66,8 +66,9 @@ pub async fn open_store(config: &Config) -> Result<Store, StartupError> {
 /// Builds the whole host from its configuration.
 pub async fn build_app(config: &Config) -> Result<App, StartupError> {
     let registry = PluginRegistry::linked()?;
-    let store = open_store(config).await?;
+    // The key first: a misconfigured production start must not touch the database.
     let (keyring, _) = load_keyring(config)?;
+    let store = open_store(config).await?;
     let policy = OutboundPolicy::from_cidr_list(&config.outbound_allow_cidrs)
         .map_err(|e| StartupError::Other(format!("INTEGRATIONS_OUTBOUND_ALLOW_CIDRS: {e}")))?;
     let http =

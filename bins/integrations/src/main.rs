@@ -138,8 +138,8 @@ async fn serve(config: &Config) -> Result<(), String> {
 
 async fn rotate(config: &Config, new_master_key: &str) -> Result<(), String> {
     let new_key = MasterKey::from_base64(new_master_key).map_err(|e| format!("--new-master-key: {e}"))?;
-    let store = open_store(config).await.map_err(|e| e.to_string())?;
     let (keyring, source) = load_keyring(config).map_err(|e| e.to_string())?;
+    let store = open_store(config).await.map_err(|e| e.to_string())?;
     let report = integrations_service::rotate_master_key(&store, &keyring, &new_key)
         .await
         .map_err(|e| e.to_string())?;

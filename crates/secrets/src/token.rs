@@ -19,6 +19,14 @@ pub fn verify_token(token: &str, digest: &[u8]) -> bool {
     hmac::verify(&digest_key(), token.as_bytes(), digest).is_ok()
 }
 
+/// Random bytes from the system source, for key material and identifiers.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], crate::CryptoError> {
+    let mut bytes = [0u8; N];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| crate::CryptoError::Random)?;
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -30,12 +38,4 @@ mod tests {
         assert!(!verify_token("itk_abc.secreT", &digest));
         assert!(!verify_token("", &digest));
     }
-}
-
-/// Random bytes from the system source, for key material and identifiers.
-pub fn random_bytes<const N: usize>() -> Result<[u8; N], crate::CryptoError> {
-    let mut bytes = [0u8; N];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .map_err(|_| crate::CryptoError::Random)?;
-    Ok(bytes)
 }

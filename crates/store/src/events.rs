@@ -42,6 +42,7 @@ impl Store {
     /// Records an event unless its delivery id was seen for this tenant and plugin. Returns the id
     /// of the stored event and whether this delivery was a duplicate.
     pub async fn insert_webhook_event(&self, event: &NewWebhookEvent) -> Result<(String, bool), StoreError> {
+        let _turn = self.write_turn().await;
         let inserted = sqlx::query(
             "INSERT INTO webhook_events (id, tenant_id, plugin, delivery_id, event_type, payload, received_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, plugin, delivery_id) DO NOTHING",

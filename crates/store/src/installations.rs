@@ -57,6 +57,7 @@ impl Store {
         installation: &Installation,
         secrets: &[SecretRow],
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let now = now_unix();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -85,6 +86,7 @@ impl Store {
         secrets: &[SecretRow],
         removed: &[String],
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let now = now_unix();
         let mut tx = self.pool.begin().await?;
         let updated =
@@ -118,6 +120,7 @@ impl Store {
         plugin: &str,
         state: InstallationState,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let result =
             sqlx::query("UPDATE installations SET state = $1, updated_at = $2 WHERE tenant_id = $3 AND plugin = $4")
                 .bind(state.as_str())
@@ -131,6 +134,7 @@ impl Store {
 
     /// Deletes an installation and its secrets. Returns whether it existed.
     pub async fn delete_installation(&self, tenant_id: &str, plugin: &str) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM secrets WHERE tenant_id = $1 AND plugin = $2")
             .bind(tenant_id)

@@ -8,6 +8,7 @@ mod installations;
 mod tenants;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -64,6 +65,9 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite allows one writer at a time; queueing writers here avoids its busy-wait back-off,
+    /// which otherwise turns contention into long latency tails.
+    writer: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Store {
@@ -93,7 +97,16 @@ impl Store {
             .max_connections(max_connections)
             .connect_with(options)
             .await?;
-        Ok(Self { pool, backend })
+        let writer = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        Ok(Self { pool, backend, writer })
+    }
+
+    /// Held for the duration of a write (SQLite only).
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.writer {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        }
     }
 
     /// Applies the backend's migrations.

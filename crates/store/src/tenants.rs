@@ -46,6 +46,7 @@ impl Store {
         key: &ApiKeyRecord,
         data_key: &DataKeyRecord,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let traits = Value::Object(tenant.traits.clone()).to_string();
         sqlx::query("INSERT INTO tenants (id, traits, created_at) VALUES ($1, $2, $3)")
@@ -87,6 +88,7 @@ impl Store {
 
     /// Deletes a tenant and everything it owns, its data key first. Returns whether it existed.
     pub async fn delete_tenant(&self, id: &str) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         for statement in [
             "DELETE FROM tenant_data_keys WHERE tenant_id = $1",
@@ -107,6 +109,7 @@ impl Store {
 
     /// Adds an API key to an existing tenant.
     pub async fn add_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         insert_api_key(&mut tx, key).await?;
         tx.commit().await?;
@@ -129,6 +132,7 @@ impl Store {
 
     /// Revokes one of a tenant's keys. Returns whether it existed for that tenant.
     pub async fn delete_api_key(&self, tenant_id: &str, key_id: &str) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let result = sqlx::query("DELETE FROM api_keys WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id)
             .bind(key_id)
@@ -161,6 +165,7 @@ impl Store {
     /// Replaces a wrapped data key if it is still the one that was read (compare-and-set), so a
     /// concurrent rotation cannot lose an update. Returns whether it was replaced.
     pub async fn replace_data_key(&self, previous: &DataKeyRecord, next: &DataKeyRecord) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let result = sqlx::query(
             "UPDATE tenant_data_keys SET master_key_id = $1, wrapped_key = $2 \
              WHERE tenant_id = $3 AND master_key_id = $4 AND wrapped_key = $5",
