@@ -121,8 +121,18 @@ fn map_error(error: reqwest::Error) -> HttpError {
 }
 
 fn without_url(error: &reqwest::Error) -> String {
-    // reqwest puts the URL (query included) in its message; queries may carry caller data.
-    let mut message = error.to_string();
+    // reqwest's own message names the URL (query included), which may carry caller data; the
+    // causes below it say what actually failed (refused, reset, TLS).
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    if causes.is_empty() {
+        return "request failed".into();
+    }
+    let mut message = causes.join(": ");
     if let Some(url) = error.url() {
         message = message.replace(url.as_str(), "<url>");
     }

@@ -6,6 +6,7 @@ mod harness;
 mod flags;
 mod isolation;
 mod jira;
+mod jira_contract;
 mod lifecycle;
 mod secrets;
 mod socket;
