@@ -48,7 +48,7 @@ pub enum FlagsSource {
 }
 
 /// The host's configuration.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Config {
     /// `INTEGRATIONS_BIND`.
     pub bind: SocketAddr,
@@ -189,6 +189,39 @@ impl Config {
     }
 }
 
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact_password(&self.database_url()))
+            .field("master_key", &self.master_key)
+            .field("previous_master_keys", &self.previous_master_keys)
+            .field("admin_token", &self.admin_token)
+            .field("trust_tenant_header", &self.trust_tenant_header)
+            .field("outbound_allow_cidrs", &self.outbound_allow_cidrs)
+            .field("outbound_timeout", &self.outbound_timeout)
+            .field("public_url", &self.public_url)
+            .field("flags", &self.flags)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:[redacted]@host/db`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:[redacted]{}", &rest[at..]),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
 fn invalid(name: &'static str, message: &str) -> ConfigError {
     ConfigError::Invalid {
         name,
@@ -232,7 +265,7 @@ mod tests {
     fn reads_every_variable_and_never_prints_secrets() {
         let config = Config::from_values(&values(&[
             ("INTEGRATIONS_BIND", "0.0.0.0:9000"),
-            ("DATABASE_URL", "postgres://u@127.0.0.1/db"),
+            ("DATABASE_URL", "postgres://u:db-password-value@127.0.0.1/db"),
             ("INTEGRATIONS_ADMIN_TOKEN", "admin-secret-value"),
             ("INTEGRATIONS_TRUST_TENANT_HEADER", "true"),
             ("FLAGSMITH_API_URL", "http://127.0.0.1:1/api/v1"),
@@ -243,6 +276,7 @@ mod tests {
         assert!(config.trust_tenant_header);
         let printed = format!("{config:?}");
         assert!(!printed.contains("admin-secret-value") && !printed.contains("ser.secret-key"));
+        assert!(!printed.contains("db-password-value") && printed.contains("postgres://u:[redacted]@127.0.0.1/db"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use integrations_service::{Service, ServiceError, ServiceParts};
 use integrations_store::{Store, StoreError};
 
 pub use config::{Config, ConfigError, FlagsSource};
-pub use master_key::{load_keyring, replace_key_file, KeySource};
+pub use master_key::{keyring, load_keyring, replace_key_file, KeySource};
 
 /// Why the host cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -66,9 +66,23 @@ pub async fn open_store(config: &Config) -> Result<Store, StartupError> {
 /// Builds the whole host from its configuration.
 pub async fn build_app(config: &Config) -> Result<App, StartupError> {
     let registry = PluginRegistry::linked()?;
-    // The key first: a misconfigured production start must not touch the database.
-    let (keyring, _) = load_keyring(config)?;
+    // Check the key first: a misconfigured production start must not touch the database.
+    load_keyring(config)?;
     let store = open_store(config).await?;
+    let (keyring, source) = keyring(config, &store).await?;
+    // In file mode a rotation replaces the key file while servers run; they pick it up when they
+    // meet a data key wrapped by a key they do not know yet.
+    let reload: Option<integrations_service::KeyringReload> = match source {
+        KeySource::File(_) => {
+            let config = config.clone();
+            Some(Box::new(move || match load_keyring(&config) {
+                Ok(Some((keyring, _))) => Ok(keyring),
+                Ok(None) => Err("the master key file has gone".to_owned()),
+                Err(error) => Err(error.to_string()),
+            }))
+        }
+        KeySource::Environment => None,
+    };
     let policy = OutboundPolicy::from_cidr_list(&config.outbound_allow_cidrs)
         .map_err(|e| StartupError::Other(format!("INTEGRATIONS_OUTBOUND_ALLOW_CIDRS: {e}")))?;
     let http =
@@ -84,7 +98,8 @@ pub async fn build_app(config: &Config) -> Result<App, StartupError> {
     };
     let service = Arc::new(Service::new(ServiceParts {
         store,
-        keyring: Arc::new(keyring),
+        keyring,
+        keyring_reload: reload,
         registry: Arc::new(registry),
         flags,
         http: Arc::new(http),

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use integrations::{build_app, load_keyring, open_store, replace_key_file, Config, KeySource};
+use integrations::{build_app, keyring, load_keyring, open_store, replace_key_file, Config, KeySource};
 use integrations_core::PluginRegistry;
 use integrations_secrets::MasterKey;
 use serde_json::{Map, Value};
@@ -138,14 +138,21 @@ async fn serve(config: &Config) -> Result<(), String> {
 
 async fn rotate(config: &Config, new_master_key: &str) -> Result<(), String> {
     let new_key = MasterKey::from_base64(new_master_key).map_err(|e| format!("--new-master-key: {e}"))?;
-    let (keyring, source) = load_keyring(config).map_err(|e| e.to_string())?;
+    load_keyring(config).map_err(|e| e.to_string())?;
     let store = open_store(config).await.map_err(|e| e.to_string())?;
+    let (keyring, source) = keyring(config, &store).await.map_err(|e| e.to_string())?;
+    match &source {
+        // The old key moves to master.key.previous before any row changes, so running servers
+        // (which reload the file on an unknown key id) and restarts can read every row throughout.
+        KeySource::File(path) => replace_key_file(path, new_master_key).map_err(|e| e.to_string())?,
+        KeySource::Environment => println!(
+            "servers must already run with INTEGRATIONS_MASTER_KEY=<new key> and the old key in \
+             INTEGRATIONS_PREVIOUS_MASTER_KEYS; drop the old key once this reports nothing left"
+        ),
+    }
     let report = integrations_service::rotate_master_key(&store, &keyring, &new_key)
         .await
         .map_err(|e| e.to_string())?;
-    if let KeySource::File(path) = &source {
-        replace_key_file(path, new_master_key.trim()).map_err(|e| e.to_string())?;
-    }
     println!(
         "re-wrapped {} data keys under master key {}",
         report.rewrapped,
@@ -156,9 +163,6 @@ async fn rotate(config: &Config, new_master_key: &str) -> Result<(), String> {
             "{} data keys changed during rotation; run the command again",
             report.skipped
         ));
-    }
-    if source == KeySource::Environment {
-        println!("set INTEGRATIONS_MASTER_KEY to the new key; keep the old one in INTEGRATIONS_PREVIOUS_MASTER_KEYS until every server has restarted");
     }
     Ok(())
 }

@@ -69,6 +69,8 @@ fn creates_tenants_lists_plugins_and_rotates_the_generated_master_key() {
     assert!(rotated.contains("re-wrapped 1 data keys"), "{rotated}");
     assert!(!rotated.contains(&new_key) && !rotated.contains(old_key.trim()));
     assert_eq!(std::fs::read_to_string(&key_file).unwrap().trim(), new_key);
+    let kept = std::fs::read_to_string(dir.path().join("master.key.previous")).unwrap();
+    assert_eq!(kept.trim(), old_key.trim(), "the replaced key stays available");
     // The store is readable under the new key: more tenants, and a second rotation has nothing to do.
     stdout(&integrations(dir.path(), &["tenant", "create", "beta"], &[]));
     let again = stdout(&integrations(
@@ -79,6 +81,17 @@ fn creates_tenants_lists_plugins_and_rotates_the_generated_master_key() {
     assert!(again.contains("re-wrapped 0 data keys"), "{again}");
     let wrong = integrations(dir.path(), &["keys", "rotate", "--new-master-key", "not-base64!"], &[]);
     assert!(!wrong.status.success());
+}
+
+#[test]
+fn refuses_to_replace_a_lost_key_file_when_data_keys_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    stdout(&integrations(dir.path(), &["tenant", "create", "acme"], &[]));
+    std::fs::remove_file(dir.path().join("master.key")).unwrap();
+    let output = integrations(dir.path(), &["tenant", "create", "beta"], &[]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("master.key is missing"));
+    assert!(!dir.path().join("master.key").exists());
 }
 
 #[test]

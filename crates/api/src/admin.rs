@@ -1,6 +1,6 @@
 //! The operator's API: tenants and their keys.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, post};
 use axum::{Json, Router};
@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::auth::Admin;
 use crate::body::JsonBody;
+use crate::params::ApiPath;
 use crate::{ApiError, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -47,7 +48,7 @@ async fn list_tenants(_: Admin, State(state): State<AppState>) -> Result<Json<Va
 async fn delete_tenant(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.service.delete_tenant(&id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -56,7 +57,7 @@ async fn delete_tenant(
 async fn create_key(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let created = state.service.create_api_key(&id).await?;
     Ok((
@@ -68,7 +69,7 @@ async fn create_key(
 async fn revoke_key(
     _: Admin,
     State(state): State<AppState>,
-    Path((id, key_id)): Path<(String, String)>,
+    ApiPath((id, key_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     state.service.revoke_api_key(&id, &key_id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -1,12 +1,13 @@
 //! The tenant's received webhook events.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::CurrentTenant;
+use crate::params::ApiQuery;
 use crate::{ApiError, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -22,7 +23,7 @@ struct ListQuery {
 async fn list(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let events = state
         .service

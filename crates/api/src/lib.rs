@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod body;
 mod events;
+mod params;
 mod plugins;
 pub mod problem;
 mod tools;

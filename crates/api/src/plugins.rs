@@ -1,6 +1,6 @@
 //! The tenant's plugin lifecycle.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::auth::CurrentTenant;
 use crate::body::JsonBody;
+use crate::params::ApiPath;
 use crate::{ApiError, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -28,7 +29,7 @@ async fn list(CurrentTenant(tenant): CurrentTenant, State(state): State<AppState
 async fn details(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<PluginDetails>, ApiError> {
     Ok(Json(state.service.plugin_details(&tenant, &name).await?))
 }
@@ -36,7 +37,7 @@ async fn details(
 async fn install(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     JsonBody(config): JsonBody,
 ) -> Result<(StatusCode, Json<PluginDetails>), ApiError> {
     Ok((
@@ -48,7 +49,7 @@ async fn install(
 async fn configure(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     JsonBody(config): JsonBody,
 ) -> Result<Json<PluginDetails>, ApiError> {
     Ok(Json(state.service.configure(&tenant, &name, config).await?))
@@ -57,7 +58,7 @@ async fn configure(
 async fn enable(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<PluginDetails>, ApiError> {
     Ok(Json(state.service.set_enabled(&tenant, &name, true).await?))
 }
@@ -65,7 +66,7 @@ async fn enable(
 async fn disable(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<PluginDetails>, ApiError> {
     Ok(Json(state.service.set_enabled(&tenant, &name, false).await?))
 }
@@ -73,7 +74,7 @@ async fn disable(
 async fn uninstall(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.service.uninstall(&tenant, &name).await?;
     Ok(StatusCode::NO_CONTENT)

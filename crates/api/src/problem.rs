@@ -20,6 +20,9 @@ pub enum ApiError {
     /// The body exceeds the limit.
     #[error("request body too large")]
     PayloadTooLarge,
+    /// A path or query parameter is malformed.
+    #[error("invalid parameters: {0}")]
+    InvalidParameters(String),
     /// The body could not be read.
     #[error("could not read the request body")]
     BadBody,
@@ -189,6 +192,12 @@ impl IntoResponse for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
                 "Payload too large",
+                self.to_string(),
+            ),
+            ApiError::InvalidParameters(_) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-parameters",
+                "Invalid parameters",
                 self.to_string(),
             ),
             ApiError::BadBody => Problem::new(

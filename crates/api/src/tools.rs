@@ -1,12 +1,13 @@
 //! The tool catalog and tool calls.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::auth::CurrentTenant;
 use crate::body::JsonBodyOrEmpty;
+use crate::params::ApiPath;
 use crate::{ApiError, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -22,7 +23,7 @@ async fn list(CurrentTenant(tenant): CurrentTenant, State(state): State<AppState
 async fn call(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     JsonBodyOrEmpty(arguments): JsonBodyOrEmpty,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(

@@ -1,6 +1,6 @@
 //! Inbound webhooks: verified by the plugin, stored before they are acknowledged.
 
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -10,6 +10,7 @@ use integrations_service::WebhookReceipt;
 use serde_json::json;
 
 use crate::body::read_bytes;
+use crate::params::ApiPath;
 use crate::{ApiError, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -18,7 +19,7 @@ pub fn router() -> Router<AppState> {
 
 async fn receive(
     State(state): State<AppState>,
-    Path((plugin, tenant)): Path<(String, String)>,
+    ApiPath((plugin, tenant)): ApiPath<(String, String)>,
     RawQuery(query): RawQuery,
     request: Request,
 ) -> Result<Response, ApiError> {

@@ -64,7 +64,9 @@ pub trait Plugin: Send + Sync + 'static {
     /// Name, version and description.
     fn manifest(&self) -> PluginManifest;
 
-    /// JSON Schema of the plugin's configuration; secret fields carry `"writeOnly": true`.
+    /// JSON Schema of the plugin's configuration; secret fields carry `"writeOnly": true`. A secret
+    /// that must not outlive a change of another field (a token and the host it is sent to) lists
+    /// those fields in `"x-bound-to"`: configure then requires the secret again when they change.
     fn config_schema(&self) -> Value;
 
     /// The tools this plugin offers.

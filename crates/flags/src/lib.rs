@@ -7,6 +7,7 @@
 mod server;
 
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
@@ -108,10 +109,15 @@ impl Flags {
             key: format!("{}_{}", context.environment.key, tenant),
             traits: to_flagsmith_traits(traits),
         });
-        get_evaluation_result(&context)
-            .flags
-            .get(&plugin_feature(plugin))
-            .is_none_or(|flag| flag.enabled)
+        let feature = plugin_feature(plugin);
+        // The engine panics on some malformed documents; a bad document must deny, not crash.
+        match catch_unwind(AssertUnwindSafe(|| get_evaluation_result(&context))) {
+            Ok(result) => result.flags.get(&feature).is_none_or(|flag| flag.enabled),
+            Err(_) => {
+                tracing::error!(tenant, feature, "flag evaluation failed on this document; denying");
+                false
+            }
+        }
     }
 
     /// Records `plugin.<name>` = enabled as an identity trait on the Flagsmith server, so that
@@ -129,9 +135,13 @@ impl Flags {
 }
 
 fn parse_document(bytes: &[u8]) -> Result<EngineEvaluationContext, FlagsError> {
-    let environment: Environment =
-        serde_json::from_slice(bytes).map_err(|e| FlagsError::InvalidDocument(e.to_string()))?;
-    Ok(environment_to_context(environment))
+    // The engine's deserialisers and mappers panic on some malformed values (dates, numbers).
+    catch_unwind(AssertUnwindSafe(|| {
+        let environment: Environment =
+            serde_json::from_slice(bytes).map_err(|e| FlagsError::InvalidDocument(e.to_string()))?;
+        Ok(environment_to_context(environment))
+    }))
+    .unwrap_or_else(|_| Err(FlagsError::InvalidDocument("document could not be evaluated".into())))
 }
 
 fn to_flagsmith_traits(traits: &Map<String, Value>) -> HashMap<String, FlagsmithValue> {
@@ -141,7 +151,8 @@ fn to_flagsmith_traits(traits: &Map<String, Value>) -> HashMap<String, Flagsmith
             let (value_type, value) = match value {
                 Value::String(s) => (FlagsmithValueType::String, s.clone()),
                 Value::Bool(b) => (FlagsmithValueType::Bool, b.to_string()),
-                Value::Number(n) if n.is_i64() || n.is_u64() => (FlagsmithValueType::Integer, n.to_string()),
+                // Integers beyond i64 would make the engine panic; they compare fine as floats.
+                Value::Number(n) if n.is_i64() => (FlagsmithValueType::Integer, n.to_string()),
                 Value::Number(n) => (FlagsmithValueType::Float, n.to_string()),
                 _ => return None,
             };

@@ -6,6 +6,9 @@ use serde_json::{json, Value};
 
 use crate::{parse_document, FlagsError};
 
+/// Largest environment document accepted from the server.
+const MAX_DOCUMENT_BYTES: usize = 32 * 1024 * 1024;
+
 type Slot = RwLock<Option<Arc<EngineEvaluationContext>>>;
 
 /// A Flagsmith server to poll for the environment document and to record traits on.
@@ -22,6 +25,8 @@ impl FlagsmithServer {
     pub fn new(api_url: &str, server_key: &str, poll_interval: Duration) -> Result<Self, FlagsError> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            // A redirect would carry the server key to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| FlagsError::Server(e.to_string()))?;
         Ok(Self {
@@ -46,10 +51,20 @@ impl FlagsmithServer {
                 response.status()
             )));
         }
-        let body = response
-            .bytes()
+        let mut response = response;
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| FlagsError::Server(e.without_url().to_string()))?;
+            .map_err(|e| FlagsError::Server(e.without_url().to_string()))?
+        {
+            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                return Err(FlagsError::InvalidDocument(format!(
+                    "document exceeds {MAX_DOCUMENT_BYTES} bytes"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
         parse_document(&body)
     }
 

@@ -110,3 +110,17 @@ async fn records_plugin_state_as_an_identity_trait() {
         .await
         .unwrap();
 }
+
+#[test]
+fn malformed_documents_are_errors_not_panics() {
+    let mut document: Value = serde_json::from_str(DOCUMENT).unwrap();
+    document["identity_overrides"] =
+        json!([{"identifier": "x", "environment_api_key": "k", "created_date": "not a date"}]);
+    assert!(Flags::from_document(&document.to_string()).is_err());
+}
+
+#[test]
+fn huge_integer_traits_do_not_panic() {
+    let flags = Flags::from_document(DOCUMENT).unwrap();
+    assert!(!flags.plugin_allowed("acme", &traits(json!({"plan": u64::MAX})), "jira"));
+}

@@ -7,7 +7,7 @@
 
 mod policy;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,7 +45,8 @@ impl GuardedHttpClient {
         Ok(Self { client, policy })
     }
 
-    async fn check_url(&self, url: &Url) -> Result<(), HttpError> {
+    /// Checks scheme, credentials and every address the host stands for; returns the addresses.
+    async fn check_url(&self, url: &Url) -> Result<Vec<IpAddr>, HttpError> {
         let https = match url.scheme() {
             "https" => true,
             "http" => false,
@@ -54,7 +55,7 @@ impl GuardedHttpClient {
         if url.username() != "" || url.password().is_some() {
             return Err(HttpError::Refused("credentials in URLs are not allowed".into()));
         }
-        let addresses: Vec<std::net::IpAddr> = match url.host() {
+        let addresses: Vec<IpAddr> = match url.host() {
             Some(Host::Ipv4(ip)) => vec![ip.into()],
             Some(Host::Ipv6(ip)) => vec![ip.into()],
             Some(Host::Domain(name)) => {
@@ -65,10 +66,10 @@ impl GuardedHttpClient {
             }
             None => return Err(HttpError::Refused("URL has no host".into())),
         };
-        for ip in addresses {
-            self.policy.check(ip, https)?;
+        for ip in &addresses {
+            self.policy.check(*ip, https)?;
         }
-        Ok(())
+        Ok(addresses)
     }
 }
 
@@ -76,7 +77,13 @@ impl GuardedHttpClient {
 impl HttpClient for GuardedHttpClient {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
         let url = Url::parse(&request.uri().to_string()).map_err(|_| HttpError::Refused("invalid URL".into()))?;
-        self.check_url(&url).await?;
+        let addresses = self.check_url(&url).await?;
+        let request = match (url.scheme(), url.host()) {
+            // Plain http is allowed only to allowlisted addresses, but the resolver cannot see the
+            // scheme: pin the request to the address just checked so a second lookup cannot swap it.
+            ("http", Some(Host::Domain(_))) => pin_to_address(request, &url, addresses[0])?,
+            _ => request,
+        };
         let request = reqwest::Request::try_from(request).map_err(|e| HttpError::Transport(e.to_string()))?;
         let mut response = self.client.execute(request).await.map_err(map_error)?;
         if let Some(remote) = response.remote_addr() {
@@ -101,8 +108,25 @@ impl HttpClient for GuardedHttpClient {
 
     async fn check_destination(&self, url: &str) -> Result<(), HttpError> {
         let url = Url::parse(url).map_err(|_| HttpError::Refused("invalid URL".into()))?;
-        self.check_url(&url).await
+        self.check_url(&url).await.map(|_| ())
     }
+}
+
+fn pin_to_address(mut request: HttpRequest, url: &Url, ip: IpAddr) -> Result<HttpRequest, HttpError> {
+    let invalid = |_| HttpError::Refused("invalid URL".into());
+    let host = url.host_str().unwrap_or_default();
+    let authority = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    let mut pinned = url.clone();
+    pinned
+        .set_ip_host(ip)
+        .map_err(|_| HttpError::Refused("invalid URL".into()))?;
+    *request.uri_mut() = pinned.as_str().parse().map_err(invalid)?;
+    let host_header = http::HeaderValue::from_str(&authority).map_err(|_| HttpError::Refused("invalid URL".into()))?;
+    request.headers_mut().insert(http::header::HOST, host_header);
+    Ok(request)
 }
 
 fn map_error(error: reqwest::Error) -> HttpError {
@@ -140,12 +164,17 @@ fn without_url(error: &reqwest::Error) -> String {
 }
 
 async fn resolve(name: &str, port: u16) -> Result<Vec<SocketAddr>, HttpError> {
+    // One answer for "unresolvable" and "internal": tenants must not map internal DNS through us.
+    let refused = || {
+        tracing::debug!(name, "outbound host name does not resolve");
+        HttpError::Refused(policy::NOT_ALLOWED.into())
+    };
     let addresses: Vec<SocketAddr> = tokio::net::lookup_host((name, port))
         .await
-        .map_err(|_| HttpError::Transport(format!("cannot resolve {name}")))?
+        .map_err(|_| refused())?
         .collect();
     if addresses.is_empty() {
-        return Err(HttpError::Transport(format!("cannot resolve {name}")));
+        return Err(refused());
     }
     Ok(addresses)
 }

@@ -3,6 +3,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use integrations_core::HttpError;
 use ipnet::IpNet;
 
+/// The one refusal message for internal and unresolvable destinations.
+pub(crate) const NOT_ALLOWED: &str = "destination is not allowed or cannot be resolved";
+
 /// Which destinations outbound requests may reach.
 #[derive(Clone, Debug, Default)]
 pub struct OutboundPolicy {
@@ -33,7 +36,8 @@ impl OutboundPolicy {
             return Ok(());
         }
         if !is_public(ip) {
-            return Err(HttpError::Refused(format!("{ip} is an internal address")));
+            tracing::debug!(%ip, "outbound address refused: internal");
+            return Err(HttpError::Refused(NOT_ALLOWED.into()));
         }
         if !https {
             return Err(HttpError::Refused(
@@ -83,8 +87,11 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     let segments = ip.segments();
     let embedded_v4 = |high: u16, low: u16| Ipv4Addr::new((high >> 8) as u8, high as u8, (low >> 8) as u8, low as u8);
     match segments[0] {
-        // NAT64 (64:ff9b::/96) reaches the embedded IPv4 address.
-        0x0064 if segments[1] == 0xff9b => is_public_v4(embedded_v4(segments[6], segments[7])),
+        // Well-known NAT64 (64:ff9b::/96) reaches the embedded IPv4 address; the rest of
+        // 64:ff9b::/32 (local-use 64:ff9b:1::/48) translates into networks we cannot judge.
+        0x0064 if segments[1] == 0xff9b => {
+            segments[2..6].iter().all(|&s| s == 0) && is_public_v4(embedded_v4(segments[6], segments[7]))
+        }
         // 6to4 (2002::/16) embeds an IPv4 address in the prefix.
         0x2002 => is_public_v4(embedded_v4(segments[1], segments[2])),
         // Teredo (2001::/32) and documentation (2001:db8::/32).
@@ -122,6 +129,7 @@ mod tests {
             "fc00::1",
             "fd12::1",
             "::ffff:127.0.0.1",
+            "64:ff9b:1::808:808",
             "::ffff:10.0.0.1",
             "64:ff9b::a00:1",
             "2002:a00:1::",

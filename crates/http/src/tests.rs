@@ -95,3 +95,35 @@ async fn refuses_other_schemes_and_embedded_credentials() {
         Err(HttpError::Refused(_))
     ));
 }
+
+#[tokio::test]
+async fn plain_http_to_a_name_is_pinned_to_the_checked_address() {
+    let server = MockServer::start().await;
+    let port = server.address().port();
+    Mock::given(method("GET"))
+        .and(path("/pinned"))
+        .and(wiremock::matchers::header("host", format!("localhost:{port}").as_str()))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // localhost may also resolve to ::1, which this allowlist does not cover.
+    let client = client("127.0.0.1/32, ::1/128");
+    let response = client
+        .send(get(&format!("http://localhost:{port}/pinned")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn refusals_do_not_reveal_what_a_name_resolves_to() {
+    let client = client("");
+    // Only names in the hosts file are used here, so no DNS query leaves the machine.
+    let by_name = client.check_destination("https://localhost/").await;
+    let internal = client.check_destination("https://127.0.0.9/").await;
+    match (by_name, internal) {
+        (Err(HttpError::Refused(a)), Err(HttpError::Refused(b))) => assert_eq!(a, b),
+        other => panic!("expected two identical refusals, got {other:?}"),
+    }
+}

@@ -3,6 +3,7 @@
 //! [`Service`]; tests can drive it directly.
 
 mod error;
+mod gate;
 mod plugins;
 mod rotation;
 mod tenants;
@@ -12,7 +13,7 @@ mod vault;
 mod webhooks;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use integrations_core::{HttpClient, PluginRegistry};
 use integrations_flags::Flags;
@@ -28,12 +29,17 @@ pub use tools::ToolListing;
 pub use validation::FieldError;
 pub use webhooks::{WebhookEventView, WebhookReceipt};
 
+/// Re-reads the master keys from where they came from.
+pub type KeyringReload = Box<dyn Fn() -> Result<Keyring, String> + Send + Sync>;
+
 /// What the service is assembled from.
 pub struct ServiceParts {
     /// The database.
     pub store: Store,
     /// Master keys.
-    pub keyring: Arc<Keyring>,
+    pub keyring: Keyring,
+    /// Re-reads the master keys (file mode), when a data key names a key not in the keyring.
+    pub keyring_reload: Option<KeyringReload>,
     /// Compiled-in plugins.
     pub registry: Arc<PluginRegistry>,
     /// Flag gate.
@@ -47,7 +53,8 @@ pub struct ServiceParts {
 /// The service: every operation the API offers.
 pub struct Service {
     store: Store,
-    keyring: Arc<Keyring>,
+    keyring: RwLock<Arc<Keyring>>,
+    keyring_reload: Option<KeyringReload>,
     registry: Arc<PluginRegistry>,
     flags: Flags,
     http: Arc<dyn HttpClient>,
@@ -74,7 +81,8 @@ impl Service {
         }
         Ok(Self {
             store: parts.store,
-            keyring: parts.keyring,
+            keyring: RwLock::new(Arc::new(parts.keyring)),
+            keyring_reload: parts.keyring_reload,
             registry: parts.registry,
             flags: parts.flags,
             http: parts.http,

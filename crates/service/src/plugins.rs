@@ -72,23 +72,21 @@ impl Service {
 
     /// The compiled-in plugins with this tenant's state.
     pub async fn list_plugins(&self, tenant_id: &str) -> Result<Vec<PluginSummary>, ServiceError> {
-        let tenant = self.tenant(tenant_id).await?;
-        let installations = self.store.list_installations(tenant_id).await?;
+        let gate = self.existing_gate(tenant_id).await?;
         Ok(self
             .registry
             .plugins()
             .map(|registered| {
                 let manifest = registered.plugin.manifest();
-                let state = installations
-                    .iter()
-                    .find(|i| i.plugin == manifest.name)
+                let state = gate
+                    .installation(manifest.name)
                     .map_or(PluginState::NotInstalled, |i| i.state.into());
                 PluginSummary {
                     name: manifest.name,
                     version: manifest.version,
                     description: manifest.description,
                     state,
-                    allowed: self.flags.plugin_allowed(tenant_id, &tenant.traits, manifest.name),
+                    allowed: gate.allowed(self, manifest.name),
                 }
             })
             .collect())
@@ -97,9 +95,9 @@ impl Service {
     /// One plugin with this tenant's state and redacted config.
     pub async fn plugin_details(&self, tenant_id: &str, name: &str) -> Result<PluginDetails, ServiceError> {
         let registered = self.plugin(name)?;
-        let tenant = self.tenant(tenant_id).await?;
+        let gate = self.existing_gate(tenant_id).await?;
         let manifest = registered.plugin.manifest();
-        let installation = self.store.get_installation(tenant_id, name).await?;
+        let installation = gate.installation(name).cloned();
         let secrets_set = match &installation {
             Some(_) => Some(
                 self.store
@@ -119,7 +117,7 @@ impl Service {
                 state: installation
                     .as_ref()
                     .map_or(PluginState::NotInstalled, |i| i.state.into()),
-                allowed: self.flags.plugin_allowed(tenant_id, &tenant.traits, name),
+                allowed: gate.allowed(self, name),
             },
             config_schema: registered.plugin.config_schema(),
             tools: registered.tools.clone(),
@@ -167,11 +165,14 @@ impl Service {
     pub async fn configure(&self, tenant_id: &str, name: &str, config: Value) -> Result<PluginDetails, ServiceError> {
         let registered = self.plugin(name)?;
         self.tenant(tenant_id).await?;
-        if self.store.get_installation(tenant_id, name).await?.is_none() {
-            return Err(ServiceError::NotInstalled(name.to_owned()));
-        }
+        let installed = self
+            .store
+            .get_installation(tenant_id, name)
+            .await?
+            .ok_or_else(|| ServiceError::NotInstalled(name.to_owned()))?;
         let mut incoming = config_object(config)?;
-        let secret_names = secret_fields(&registered.plugin.config_schema());
+        let schema = registered.plugin.config_schema();
+        let secret_names = secret_fields(&schema);
         let mut stored = self.open_secrets(tenant_id, name).await?;
         let mut removed = Vec::new();
         for field in &secret_names {
@@ -181,8 +182,25 @@ impl Service {
                 removed.push(field.clone());
             }
         }
-        // Secrets the caller left out keep their stored values.
+        // Secrets the caller left out keep their stored values, unless a field they are bound to
+        // changes: a kept token must never follow a new host to wherever it points.
         stored.retain(|field, _| !incoming.contains_key(field));
+        let rebind: Vec<FieldError> = stored
+            .keys()
+            .filter_map(|secret| {
+                let changed: Vec<String> = bound_fields(&schema, secret)
+                    .into_iter()
+                    .filter(|bound| incoming.get(bound) != installed.config.get(bound))
+                    .collect();
+                (!changed.is_empty()).then(|| FieldError {
+                    field: secret.clone(),
+                    message: format!("must be sent again when {} changes", changed.join(" or ")),
+                })
+            })
+            .collect();
+        if !rebind.is_empty() {
+            return Err(ServiceError::InvalidConfig(rebind));
+        }
         let config = self.validated_config(name, &registered.plugin, incoming, stored)?;
         self.run_hook(&registered.plugin, tenant_id, &config, Lifecycle::Configure)
             .await?;
@@ -321,6 +339,15 @@ impl SplitConfig {
     fn secrets(&self) -> &BTreeMap<String, integrations_core::Secret> {
         &self.secrets
     }
+}
+
+/// The fields a secret is bound to (`"x-bound-to": ["host"]` in its schema property).
+fn bound_fields(schema: &Value, secret: &str) -> Vec<String> {
+    schema
+        .pointer(&format!("/properties/{secret}/x-bound-to"))
+        .and_then(Value::as_array)
+        .map(|fields| fields.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
 }
 
 fn config_object(config: Value) -> Result<Map<String, Value>, ServiceError> {

@@ -80,7 +80,7 @@ impl Service {
     pub async fn create_tenant(&self, id: &str, traits: Map<String, Value>) -> Result<CreatedKey, ServiceError> {
         validate_tenant_id(id)?;
         let (created, key_record) = new_key(id)?;
-        let (_, wrapped) = self.keyring.new_data_key(id)?;
+        let (_, wrapped) = self.keyring().new_data_key(id)?;
         let data_key = DataKeyRecord {
             tenant_id: id.to_owned(),
             master_key_id: wrapped.master_key_id,

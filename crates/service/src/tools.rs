@@ -1,5 +1,5 @@
 use integrations_core::PluginContext;
-use integrations_store::InstallationState;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -21,15 +21,14 @@ pub struct ToolListing {
 impl Service {
     /// The tools this tenant may call: installed, enabled, and allowed by flags.
     pub async fn list_tools(&self, tenant_id: &str) -> Result<Vec<ToolListing>, ServiceError> {
-        let tenant = self.tenant(tenant_id).await?;
-        let installations = self.store.list_installations(tenant_id).await?;
+        let gate = self.existing_gate(tenant_id).await?;
         let mut tools = Vec::new();
-        for installation in installations.iter().filter(|i| i.state == InstallationState::Enabled) {
+        for installation in &gate.installations {
             let Some(registered) = self.registry.get(&installation.plugin) else {
                 continue;
             };
             let plugin = registered.plugin.manifest().name;
-            if !self.flags.plugin_allowed(tenant_id, &tenant.traits, plugin) {
+            if gate.usable(self, plugin).is_none() {
                 continue;
             }
             tools.extend(registered.tools.iter().map(|tool| ToolListing {
@@ -49,17 +48,8 @@ impl Service {
         let not_found = || ServiceError::ToolNotFound(tool.to_owned());
         let (registered, _) = self.registry.find_tool(tool).ok_or_else(not_found)?;
         let plugin = registered.plugin.manifest().name;
-        let tenant = self.tenant(tenant_id).await?;
-        let installation = self
-            .store
-            .get_installation(tenant_id, plugin)
-            .await?
-            .ok_or_else(not_found)?;
-        if installation.state != InstallationState::Enabled
-            || !self.flags.plugin_allowed(tenant_id, &tenant.traits, plugin)
-        {
-            return Err(not_found());
-        }
+        let gate = self.existing_gate(tenant_id).await?;
+        let installation = gate.usable(self, plugin).ok_or_else(not_found)?.clone();
         let validator = self.tool_validators.get(tool).ok_or_else(not_found)?;
         let errors = validation::violations(validator, &arguments);
         if !errors.is_empty() {

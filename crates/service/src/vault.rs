@@ -1,9 +1,10 @@
 //! Splitting configs into plain and secret parts, and sealing/opening the secret part.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use integrations_core::{PluginConfig, Secret};
-use integrations_secrets::{DataKey, SecretLocation, WrappedDataKey};
+use integrations_secrets::{CryptoError, DataKey, Keyring, SecretLocation, WrappedDataKey};
 use integrations_store::SecretRow;
 use serde_json::{Map, Value};
 
@@ -56,7 +57,26 @@ impl Service {
             master_key_id: record.master_key_id,
             ciphertext: record.wrapped_key,
         };
-        Ok(self.keyring.unwrap(tenant_id, &wrapped)?)
+        match self.keyring().unwrap(tenant_id, &wrapped) {
+            Err(CryptoError::UnknownMasterKey(id)) => match &self.keyring_reload {
+                // A rotation elsewhere re-wrapped this key; load the keys it left and retry once.
+                Some(reload) => {
+                    let fresh = Arc::new(reload().map_err(ServiceError::Internal)?);
+                    tracing::info!(master_key_id = %id, "reloaded master keys");
+                    *self.keyring.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh.clone();
+                    Ok(fresh.unwrap(tenant_id, &wrapped)?)
+                }
+                None => Err(CryptoError::UnknownMasterKey(id).into()),
+            },
+            other => Ok(other?),
+        }
+    }
+
+    pub(crate) fn keyring(&self) -> Arc<Keyring> {
+        self.keyring
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     pub(crate) fn seal(

@@ -1,6 +1,6 @@
 use integrations_core::{WebhookError, WebhookOutcome, WebhookRequest};
 use integrations_secrets::random_bytes;
-use integrations_store::{InstallationState, NewWebhookEvent};
+use integrations_store::NewWebhookEvent;
 use serde::Serialize;
 
 use crate::{now_unix, Service, ServiceError};
@@ -52,17 +52,8 @@ impl Service {
     ) -> Result<WebhookReceipt, ServiceError> {
         let not_found = || ServiceError::NotInstalled(plugin.to_owned());
         let registered = self.registry.get(plugin).ok_or_else(not_found)?;
-        let tenant = self.store.get_tenant(tenant_id).await?.ok_or_else(not_found)?;
-        let installation = self
-            .store
-            .get_installation(tenant_id, plugin)
-            .await?
-            .ok_or_else(not_found)?;
-        if installation.state != InstallationState::Enabled
-            || !self.flags.plugin_allowed(tenant_id, &tenant.traits, plugin)
-        {
-            return Err(not_found());
-        }
+        let gate = self.gate(tenant_id).await?.ok_or_else(not_found)?;
+        let installation = gate.usable(self, plugin).ok_or_else(not_found)?.clone();
         let config = self.load_config(tenant_id, plugin, installation.config).await?;
         let outcome = registered.plugin.verify_webhook(&config, &request).map_err(|error| {
             tracing::info!(tenant = tenant_id, plugin, %error, "webhook refused");

@@ -151,6 +151,14 @@ impl Store {
         Ok(row.map(|r| data_key_from_row(&r)))
     }
 
+    /// How many tenant data keys exist.
+    pub async fn count_data_keys(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM tenant_data_keys")
+            .fetch_one(&self.pool)
+            .await?
+            .get(0))
+    }
+
     /// Every wrapped data key not yet under `master_key_id`, for rotation.
     pub async fn data_keys_not_under(&self, master_key_id: &str) -> Result<Vec<DataKeyRecord>, StoreError> {
         let rows = sqlx::query(

@@ -293,3 +293,42 @@ async fn trusted_gateway_mode_takes_the_tenant_from_the_header() {
         .assert_problem(401, "unauthorized");
     app.send(request(None)).await.assert_problem(401, "unauthorized");
 }
+
+#[tokio::test]
+async fn a_kept_token_never_follows_a_new_host() {
+    let app = TestApp::start().await;
+    let key = app.tenant("acme", json!({})).await;
+    assert_eq!(
+        app.install_jira(&key, "http://127.0.0.1:9", "token-one", Some("hook"))
+            .await
+            .status,
+        201
+    );
+    let moved = app
+        .put(
+            "/v1/plugins/jira/configure",
+            &key,
+            json!({"host": "http://127.0.0.1:10", "email": "bot@example.com"}),
+        )
+        .await;
+    let problem = moved.assert_problem(422, "invalid-config");
+    assert_eq!(problem["errors"][0]["field"], "api_token");
+    let renamed = app
+        .put(
+            "/v1/plugins/jira/configure",
+            &key,
+            json!({"host": "http://127.0.0.1:9", "email": "other@example.com"}),
+        )
+        .await;
+    renamed.assert_problem(422, "invalid-config");
+    // Sending the token again with the new host is fine, and the webhook secret is kept.
+    let resent = app
+        .put(
+            "/v1/plugins/jira/configure",
+            &key,
+            json!({"host": "http://127.0.0.1:10", "email": "bot@example.com", "api_token": "token-two"}),
+        )
+        .await;
+    assert_eq!(resent.status, 200, "{}", resent.text());
+    assert_eq!(resent.json()["secrets_set"], json!(["api_token", "webhook_secret"]));
+}

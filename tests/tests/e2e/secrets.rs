@@ -134,7 +134,7 @@ async fn master_key_rotation_rewraps_data_keys_without_touching_secrets() {
     let secrets_before = secret_rows(&app).await;
 
     let (new_key, new_encoded) = MasterKey::generate().unwrap();
-    let (keyring, _) = integrations::load_keyring(&app.config).unwrap();
+    let (keyring, _) = integrations::load_keyring(&app.config).unwrap().unwrap();
     let report = integrations_service::rotate_master_key(app.store(), &keyring, &new_key)
         .await
         .unwrap();
@@ -186,4 +186,42 @@ async fn deleting_a_tenant_destroys_its_data_key_and_secrets() {
     );
     assert!(app.store().get_data_key("acme").await.unwrap().is_none());
     assert!(secret_rows(&app).await.is_empty());
+}
+
+#[tokio::test]
+async fn running_server_follows_a_file_mode_rotation_without_restart() {
+    let app = TestApp::start_with(|c| c.master_key = None).await;
+    let jira = MockServer::start().await;
+    mock_get_issue(&jira, TOKEN).await;
+    let key = app.tenant("acme", json!({})).await;
+    app.install_jira(&key, &jira.uri(), TOKEN, None).await;
+    let key_file = app.config.data_dir.join("master.key");
+    let old_key = std::fs::read_to_string(&key_file).unwrap();
+
+    // What `integrations keys rotate` does in file mode, while this server keeps running.
+    let (new_key, new_encoded) = MasterKey::generate().unwrap();
+    let (keyring, _) = integrations::load_keyring(&app.config).unwrap().unwrap();
+    integrations::replace_key_file(&key_file, &new_encoded).unwrap();
+    let report = integrations_service::rotate_master_key(app.store(), &keyring, &new_key)
+        .await
+        .unwrap();
+    assert_eq!(report.rewrapped, 1);
+    let previous = std::fs::read_to_string(app.config.data_dir.join("master.key.previous")).unwrap();
+    assert_eq!(previous.trim(), old_key.trim(), "the replaced key is kept");
+
+    let call = app
+        .post("/v1/tools/jira_get_issue", &key, json!({"issue_key": "ABC-1"}))
+        .await;
+    assert_eq!(call.status, 200, "{}", call.text());
+    // Tenants created after the rotation work too, and so does a restart.
+    let beta = app.tenant("beta", json!({})).await;
+    assert_eq!(app.install_jira(&beta, &jira.uri(), TOKEN, None).await.status, 201);
+    let restarted = app.restart_with(|_| {}).await;
+    assert_eq!(
+        restarted
+            .post("/v1/tools/jira_get_issue", &beta, json!({"issue_key": "ABC-1"}))
+            .await
+            .status,
+        200
+    );
 }

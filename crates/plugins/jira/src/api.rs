@@ -82,7 +82,8 @@ impl JiraClient {
 
     pub async fn search_issues(&self, args: &Value) -> Result<Value, ToolError> {
         let jql = str_arg(args, "jql")?;
-        let wanted = args.get("max_results").and_then(Value::as_u64).unwrap_or(50);
+        // JSON Schema's "integer" admits 10.0; the schema bounds it to 1..=1000.
+        let wanted = args.get("max_results").and_then(Value::as_f64).map_or(50, |n| n as u64);
         let fields = string_list(args, "fields").unwrap_or_else(|| vec!["summary".into(), "status".into()]);
         let mut issues: Vec<Value> = Vec::new();
         let mut next_page_token: Option<String> = None;

@@ -21,6 +21,7 @@ pub fn config_schema() -> Value {
                 "type": "string",
                 "minLength": 1,
                 "writeOnly": true,
+                "x-bound-to": ["host", "email"],
                 "description": "Atlassian API token (id.atlassian.com → Security → API tokens)"
             },
             "webhook_secret": {
