@@ -64,6 +64,19 @@ pub struct PluginDetails {
 }
 
 impl Service {
+    /// The plugin and the tenant's installation of it; 404s for an unknown plugin or tenant, or
+    /// a plugin not installed.
+    async fn installed(&self, tenant_id: &str, name: &str) -> Result<(&RegisteredPlugin, Installation), ServiceError> {
+        let registered = self.plugin(name)?;
+        self.tenant(tenant_id).await?;
+        let installation = self
+            .store
+            .get_installation(tenant_id, name)
+            .await?
+            .ok_or_else(|| ServiceError::NotInstalled(name.to_owned()))?;
+        Ok((registered, installation))
+    }
+
     pub(crate) fn plugin(&self, name: &str) -> Result<&RegisteredPlugin, ServiceError> {
         self.registry
             .get(name)
@@ -163,13 +176,7 @@ impl Service {
     /// Replaces a plugin's config; secret fields left out keep their stored values, secret fields
     /// set to `null` are removed.
     pub async fn configure(&self, tenant_id: &str, name: &str, config: Value) -> Result<PluginDetails, ServiceError> {
-        let registered = self.plugin(name)?;
-        self.tenant(tenant_id).await?;
-        let installed = self
-            .store
-            .get_installation(tenant_id, name)
-            .await?
-            .ok_or_else(|| ServiceError::NotInstalled(name.to_owned()))?;
+        let (registered, installed) = self.installed(tenant_id, name).await?;
         let mut incoming = config_object(config)?;
         let schema = registered.plugin.config_schema();
         let secret_names = secret_fields(&schema);
@@ -182,25 +189,9 @@ impl Service {
                 removed.push(field.clone());
             }
         }
-        // Secrets the caller left out keep their stored values, unless a field they are bound to
-        // changes: a kept token must never follow a new host to wherever it points.
+        // Secrets the caller left out keep their stored values.
         stored.retain(|field, _| !incoming.contains_key(field));
-        let rebind: Vec<FieldError> = stored
-            .keys()
-            .filter_map(|secret| {
-                let changed: Vec<String> = bound_fields(&schema, secret)
-                    .into_iter()
-                    .filter(|bound| incoming.get(bound) != installed.config.get(bound))
-                    .collect();
-                (!changed.is_empty()).then(|| FieldError {
-                    field: secret.clone(),
-                    message: format!("must be sent again when {} changes", changed.join(" or ")),
-                })
-            })
-            .collect();
-        if !rebind.is_empty() {
-            return Err(ServiceError::InvalidConfig(rebind));
-        }
+        check_bound_secrets(&schema, stored.keys(), &incoming, &installed.config)?;
         let config = self.validated_config(name, &registered.plugin, incoming, stored)?;
         self.run_hook(&registered.plugin, tenant_id, &config, Lifecycle::Configure)
             .await?;
@@ -220,13 +211,7 @@ impl Service {
 
     /// Enables or disables an installed plugin.
     pub async fn set_enabled(&self, tenant_id: &str, name: &str, enabled: bool) -> Result<PluginDetails, ServiceError> {
-        let registered = self.plugin(name)?;
-        self.tenant(tenant_id).await?;
-        let installation = self
-            .store
-            .get_installation(tenant_id, name)
-            .await?
-            .ok_or_else(|| ServiceError::NotInstalled(name.to_owned()))?;
+        let (registered, installation) = self.installed(tenant_id, name).await?;
         let config = self.load_config(tenant_id, name, installation.config).await?;
         let step = if enabled { Lifecycle::Enable } else { Lifecycle::Disable };
         self.call_hook(&registered.plugin, tenant_id, config, step).await?;
@@ -245,13 +230,7 @@ impl Service {
 
     /// Uninstalls a plugin, deleting its config and secrets.
     pub async fn uninstall(&self, tenant_id: &str, name: &str) -> Result<(), ServiceError> {
-        let registered = self.plugin(name)?;
-        self.tenant(tenant_id).await?;
-        let installation = self
-            .store
-            .get_installation(tenant_id, name)
-            .await?
-            .ok_or_else(|| ServiceError::NotInstalled(name.to_owned()))?;
+        let (registered, installation) = self.installed(tenant_id, name).await?;
         let config = self.load_config(tenant_id, name, installation.config).await?;
         // A plugin failing to clean up remotely must not keep a tenant's secrets stored here.
         if let Err(error) = self
@@ -338,6 +317,32 @@ struct SplitConfig {
 impl SplitConfig {
     fn secrets(&self) -> &BTreeMap<String, integrations_core::Secret> {
         &self.secrets
+    }
+}
+
+/// A kept secret must never follow a change of a field it is bound to (a token to a new host).
+fn check_bound_secrets<'a>(
+    schema: &Value,
+    kept: impl Iterator<Item = &'a String>,
+    incoming: &Map<String, Value>,
+    stored: &Map<String, Value>,
+) -> Result<(), ServiceError> {
+    let errors: Vec<FieldError> = kept
+        .filter_map(|secret| {
+            let changed: Vec<String> = bound_fields(schema, secret)
+                .into_iter()
+                .filter(|bound| incoming.get(bound) != stored.get(bound))
+                .collect();
+            (!changed.is_empty()).then(|| FieldError {
+                field: secret.clone(),
+                message: format!("must be sent again when {} changes", changed.join(" or ")),
+            })
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ServiceError::InvalidConfig(errors))
     }
 }
 
