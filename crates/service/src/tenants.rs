@@ -55,6 +55,14 @@ pub fn validate_tenant_id(id: &str) -> Result<(), ServiceError> {
     }
 }
 
+fn summary(tenant: Tenant) -> TenantSummary {
+    TenantSummary {
+        id: tenant.id,
+        traits: tenant.traits,
+        created_at: tenant.created_at,
+    }
+}
+
 fn new_key(tenant_id: &str) -> Result<(CreatedKey, ApiKeyRecord), ServiceError> {
     let key_id = hex::encode(random_bytes::<8>()?);
     let secret = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
@@ -100,19 +108,23 @@ impl Service {
         Ok(created)
     }
 
+    /// One tenant.
+    pub async fn get_tenant(&self, id: &str) -> Result<TenantSummary, ServiceError> {
+        Ok(summary(self.tenant(id).await?))
+    }
+
+    /// Replaces a tenant's flag traits.
+    pub async fn set_tenant_traits(&self, id: &str, traits: Map<String, Value>) -> Result<TenantSummary, ServiceError> {
+        if !self.store.set_tenant_traits(id, &traits).await? {
+            return Err(ServiceError::TenantNotFound);
+        }
+        tracing::info!(tenant = id, "tenant traits replaced");
+        self.get_tenant(id).await
+    }
+
     /// All tenants.
     pub async fn list_tenants(&self) -> Result<Vec<TenantSummary>, ServiceError> {
-        Ok(self
-            .store
-            .list_tenants()
-            .await?
-            .into_iter()
-            .map(|t| TenantSummary {
-                id: t.id,
-                traits: t.traits,
-                created_at: t.created_at,
-            })
-            .collect())
+        Ok(self.store.list_tenants().await?.into_iter().map(summary).collect())
     }
 
     /// Deletes a tenant; its data key goes first, so its secrets become unreadable at once.

@@ -78,6 +78,17 @@ impl Store {
         row.map(|r| tenant_from_row(&r)).transpose()
     }
 
+    /// Replaces a tenant's traits. Returns whether the tenant exists.
+    pub async fn set_tenant_traits(&self, id: &str, traits: &Map<String, Value>) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let updated = sqlx::query("UPDATE tenants SET traits = $1 WHERE id = $2")
+            .bind(Value::Object(traits.clone()).to_string())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(updated.rows_affected() > 0)
+    }
+
     /// All tenants, by id.
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
         let rows = sqlx::query("SELECT id, traits, created_at FROM tenants ORDER BY id")

@@ -35,6 +35,42 @@ async fn document_segment_on_a_trait_gates_tools() {
     app.post("/v1/tools/jira_get_issue", &free, json!({"issue_key": "A-1"}))
         .await
         .assert_problem(404, "tool-not-found");
+
+    // Upgrading the tenant's plan takes effect on the next request.
+    let admin = Some(crate::harness::ADMIN_TOKEN);
+    let patch = |traits: serde_json::Value| Some(json!({"traits": traits}).to_string().into_bytes());
+    let upgraded = app
+        .call(
+            "PATCH",
+            "/v1/admin/tenants/free-co",
+            admin,
+            patch(json!({"plan": "pro"})),
+        )
+        .await;
+    assert_eq!(upgraded.status, 200, "{}", upgraded.text());
+    assert_eq!(upgraded.json()["traits"], json!({"plan": "pro"}));
+    assert_eq!(
+        app.get("/v1/tools", &free).await.json()["tools"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        app.get("/v1/admin/tenants/free-co", crate::harness::ADMIN_TOKEN)
+            .await
+            .json()["traits"]["plan"],
+        "pro"
+    );
+    app.get("/v1/admin/tenants/ghost", crate::harness::ADMIN_TOKEN)
+        .await
+        .assert_problem(404, "tenant-not-found");
+    app.call("PATCH", "/v1/admin/tenants/ghost", admin, patch(json!({})))
+        .await
+        .assert_problem(404, "tenant-not-found");
+    app.call("PATCH", "/v1/admin/tenants/free-co", admin, Some(b"{}".to_vec()))
+        .await
+        .assert_problem(422, "invalid-request");
 }
 
 #[tokio::test]

@@ -190,7 +190,12 @@ async fn deleting_a_tenant_destroys_its_data_key_and_secrets() {
 
 #[tokio::test]
 async fn running_server_follows_a_file_mode_rotation_without_restart() {
-    let app = TestApp::start_with(|c| c.master_key = None).await;
+    // The key file is the embedded default's, so this runs on SQLite whatever TEST_DATABASE_URL says.
+    let app = TestApp::start_with(|c| {
+        c.master_key = None;
+        c.database_url = None;
+    })
+    .await;
     let jira = MockServer::start().await;
     mock_get_issue(&jira, TOKEN).await;
     let key = app.tenant("acme", json!({})).await;
