@@ -145,10 +145,17 @@ async fn rotate(config: &Config, new_master_key: &str) -> Result<(), String> {
         // The old key moves to master.key.previous before any row changes, so running servers
         // (which reload the file on an unknown key id) and restarts can read every row throughout.
         KeySource::File(path) => replace_key_file(path, new_master_key).map_err(|e| e.to_string())?,
-        KeySource::Environment => println!(
-            "servers must already run with INTEGRATIONS_MASTER_KEY=<new key> and the old key in \
-             INTEGRATIONS_PREVIOUS_MASTER_KEYS; drop the old key once this reports nothing left"
-        ),
+        // Servers read keys from their environment only at start: rotating to a key they were not
+        // started with would leave them unable to read re-wrapped rows. Require the documented
+        // order, where this command runs with the same settings as the restarted servers.
+        KeySource::Environment if keyring.current_id() != new_key.id() => {
+            return Err(
+                "run servers and this command with INTEGRATIONS_MASTER_KEY=<new key> and the old key in \
+                 INTEGRATIONS_PREVIOUS_MASTER_KEYS first (see README: master-key rotation)"
+                    .into(),
+            )
+        }
+        KeySource::Environment => {}
     }
     let report = integrations_service::rotate_master_key(&store, &keyring, &new_key)
         .await

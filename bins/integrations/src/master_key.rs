@@ -2,7 +2,7 @@
 //! generated into the data dir on first start. In file mode, keys replaced by a rotation are kept
 //! in `master.key.previous`, so nothing they wrapped can become unreadable.
 
-use std::io::Write;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use integrations_secrets::{Keyring, MasterKey};
@@ -56,10 +56,14 @@ pub fn load_keyring(config: &Config) -> Result<Option<(Keyring, KeySource)>, Sta
     let encoded = std::fs::read_to_string(&path).map_err(|e| key_error(format!("{}: {e}", path.display())))?;
     let current = parse(&encoded, &path.display().to_string())?;
     let previous_path = config.data_dir.join(PREVIOUS_KEYS_FILE);
-    if let Ok(lines) = std::fs::read_to_string(&previous_path) {
-        for line in lines.lines().map(str::trim).filter(|l| !l.is_empty()) {
-            previous.push(parse(line, &previous_path.display().to_string())?);
+    match std::fs::read_to_string(&previous_path) {
+        Ok(lines) => {
+            for line in lines.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                previous.push(parse(line, &previous_path.display().to_string())?);
+            }
         }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(key_error(format!("{}: {error}", previous_path.display()))),
     }
     Ok(Some((Keyring::new(current, previous), KeySource::File(path))))
 }
@@ -79,7 +83,14 @@ pub async fn keyring(config: &Config, store: &Store) -> Result<(Keyring, KeySour
     }
     std::fs::create_dir_all(&config.data_dir).map_err(key_error)?;
     let (key, encoded) = MasterKey::generate().map_err(key_error)?;
-    write_private(&path, &encoded, false)?;
+    match write_private(&path, &encoded, Write::CreateNew) {
+        Ok(()) => {}
+        // Another process generated it first: use that one, never overwrite it.
+        Err(_) if path.exists() => {
+            return load_keyring(config)?.ok_or_else(|| key_error(format!("{} vanished", path.display())))
+        }
+        Err(error) => return Err(error),
+    }
     tracing::warn!(
         path = %path.display(),
         "generated a master key in the data dir; production deployments must set INTEGRATIONS_MASTER_KEY"
@@ -100,20 +111,33 @@ pub fn replace_key_file(path: &Path, new_key: &str) -> Result<(), StartupError> 
         return Ok(());
     }
     let previous = path.with_file_name(PREVIOUS_KEYS_FILE);
-    write_private(&previous, &format!("{}\n", old.trim()), true)?;
+    write_private(&previous, &format!("{}\n", old.trim()), Write::Append)?;
     let temporary = path.with_extension("key.new");
-    write_private(&temporary, new_key.trim(), false)?;
-    std::fs::rename(&temporary, path).map_err(key_error)
+    write_private(&temporary, new_key.trim(), Write::Replace)?;
+    std::fs::rename(&temporary, path).map_err(key_error)?;
+    // The rename is durable only once the directory entry is on disk.
+    let directory = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::File::open(directory)
+        .and_then(|dir| dir.sync_all())
+        .map_err(key_error)
 }
 
-fn write_private(path: &Path, contents: &str, append: bool) -> Result<(), StartupError> {
+enum Write {
+    CreateNew,
+    Append,
+    Replace,
+}
+
+fn write_private(path: &Path, contents: &str, how: Write) -> Result<(), StartupError> {
     let mut options = std::fs::OpenOptions::new();
-    options.create(true);
-    if append {
-        options.append(true);
-    } else {
-        options.write(true).truncate(true);
-    }
+    match how {
+        Write::CreateNew => options.write(true).create_new(true),
+        Write::Append => options.create(true).append(true),
+        Write::Replace => options.create(true).write(true).truncate(true),
+    };
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;

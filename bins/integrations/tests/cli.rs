@@ -95,6 +95,50 @@ fn refuses_to_replace_a_lost_key_file_when_data_keys_exist() {
 }
 
 #[test]
+fn environment_key_rotation_requires_servers_on_the_new_key_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let generate = || {
+        stdout(&integrations(dir.path(), &["keys", "generate"], &[]))
+            .trim()
+            .to_owned()
+    };
+    let (old, new) = (generate(), generate());
+    stdout(&integrations(
+        dir.path(),
+        &["tenant", "create", "acme"],
+        &[("INTEGRATIONS_MASTER_KEY", &old)],
+    ));
+    let early = integrations(
+        dir.path(),
+        &["keys", "rotate", "--new-master-key", &new],
+        &[("INTEGRATIONS_MASTER_KEY", &old)],
+    );
+    assert!(!early.status.success());
+    assert!(String::from_utf8_lossy(&early.stderr).contains("INTEGRATIONS_PREVIOUS_MASTER_KEYS"));
+    let during = [
+        ("INTEGRATIONS_MASTER_KEY", new.as_str()),
+        ("INTEGRATIONS_PREVIOUS_MASTER_KEYS", old.as_str()),
+    ];
+    let rotated = stdout(&integrations(
+        dir.path(),
+        &["keys", "rotate", "--new-master-key", &new],
+        &during,
+    ));
+    assert!(rotated.contains("re-wrapped 1 data keys"), "{rotated}");
+    // Afterwards nothing is left under the old key: the new key alone suffices.
+    let after = integrations(
+        dir.path(),
+        &["keys", "rotate", "--new-master-key", &new],
+        &[("INTEGRATIONS_MASTER_KEY", &new)],
+    );
+    assert!(stdout(&after).contains("re-wrapped 0 data keys"));
+    assert!(
+        !dir.path().join("master.key").exists(),
+        "environment mode writes no key file"
+    );
+}
+
+#[test]
 fn refuses_postgres_without_a_master_key() {
     let dir = tempfile::tempdir().unwrap();
     let output = integrations(

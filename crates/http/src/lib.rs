@@ -73,19 +73,50 @@ impl GuardedHttpClient {
     }
 }
 
+impl GuardedHttpClient {
+    async fn execute(&self, request: HttpRequest) -> Result<reqwest::Response, reqwest::Error> {
+        let request = reqwest::Request::try_from(request)?;
+        self.client.execute(request).await
+    }
+
+    /// Tries each checked address in turn, as a resolver-driven connect would.
+    async fn execute_pinned(
+        &self,
+        request: &HttpRequest,
+        url: &Url,
+        addresses: &[IpAddr],
+    ) -> Result<reqwest::Response, HttpError> {
+        let mut last_error = HttpError::Refused(policy::NOT_ALLOWED.into());
+        for ip in addresses {
+            match self.execute(pin_to_address(copy_request(request), url, *ip)?).await {
+                Err(error) if error.is_connect() => last_error = map_error(error),
+                other => return other.map_err(map_error),
+            }
+        }
+        Err(last_error)
+    }
+}
+
+fn copy_request(request: &HttpRequest) -> HttpRequest {
+    let mut copy = http::Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    copy
+}
+
 #[async_trait]
 impl HttpClient for GuardedHttpClient {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
         let url = Url::parse(&request.uri().to_string()).map_err(|_| HttpError::Refused("invalid URL".into()))?;
         let addresses = self.check_url(&url).await?;
-        let request = match (url.scheme(), url.host()) {
+        let mut response = match (url.scheme(), url.host()) {
             // Plain http is allowed only to allowlisted addresses, but the resolver cannot see the
-            // scheme: pin the request to the address just checked so a second lookup cannot swap it.
-            ("http", Some(Host::Domain(_))) => pin_to_address(request, &url, addresses[0])?,
-            _ => request,
+            // scheme: pin the request to the addresses just checked so a second lookup cannot swap them.
+            ("http", Some(Host::Domain(_))) => self.execute_pinned(&request, &url, &addresses).await?,
+            _ => self.execute(request).await.map_err(map_error)?,
         };
-        let request = reqwest::Request::try_from(request).map_err(|e| HttpError::Transport(e.to_string()))?;
-        let mut response = self.client.execute(request).await.map_err(map_error)?;
         if let Some(remote) = response.remote_addr() {
             // The resolver already refused internal addresses; this catches any path around it.
             self.policy.check(remote.ip(), url.scheme() == "https")?;

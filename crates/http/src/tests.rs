@@ -96,8 +96,20 @@ async fn refuses_other_schemes_and_embedded_credentials() {
     ));
 }
 
+#[test]
+fn pinning_rewrites_the_address_and_keeps_the_host_header() {
+    let url = Url::parse("http://jira.internal:8080/rest?q=1").unwrap();
+    let pinned = pin_to_address(get(url.as_str()), &url, "10.1.2.3".parse().unwrap()).unwrap();
+    assert_eq!(pinned.uri().to_string(), "http://10.1.2.3:8080/rest?q=1");
+    assert_eq!(pinned.headers()["host"], "jira.internal:8080");
+    let url = Url::parse("http://jira.internal/x").unwrap();
+    let pinned = pin_to_address(get(url.as_str()), &url, "fd00::1".parse().unwrap()).unwrap();
+    assert_eq!(pinned.uri().to_string(), "http://[fd00::1]/x");
+    assert_eq!(pinned.headers()["host"], "jira.internal");
+}
+
 #[tokio::test]
-async fn plain_http_to_a_name_is_pinned_to_the_checked_address() {
+async fn plain_http_to_a_name_reaches_a_checked_address() {
     let server = MockServer::start().await;
     let port = server.address().port();
     Mock::given(method("GET"))
@@ -107,7 +119,7 @@ async fn plain_http_to_a_name_is_pinned_to_the_checked_address() {
         .expect(1)
         .mount(&server)
         .await;
-    // localhost may also resolve to ::1, which this allowlist does not cover.
+    // Where localhost also names ::1 (nobody listens there), the next checked address is tried.
     let client = client("127.0.0.1/32, ::1/128");
     let response = client
         .send(get(&format!("http://localhost:{port}/pinned")))
@@ -117,13 +129,33 @@ async fn plain_http_to_a_name_is_pinned_to_the_checked_address() {
 }
 
 #[tokio::test]
+async fn the_connect_time_resolver_refuses_internal_addresses() {
+    // The resolver is what reqwest asks at connect time; it must refuse on its own, whatever
+    // was checked before.
+    let resolver = GuardedResolver {
+        policy: Arc::new(OutboundPolicy::default()),
+    };
+    let refused = resolver.resolve("localhost".parse().unwrap()).await;
+    let error = refused.err().expect("refused");
+    assert_eq!(
+        error.to_string(),
+        format!("destination refused: {}", policy::NOT_ALLOWED)
+    );
+    let allowing = GuardedResolver {
+        policy: Arc::new(OutboundPolicy::from_cidr_list("127.0.0.0/8, ::1/128").unwrap()),
+    };
+    assert!(allowing.resolve("localhost".parse().unwrap()).await.is_ok());
+}
+
+#[tokio::test]
 async fn refusals_do_not_reveal_what_a_name_resolves_to() {
+    // Only names in the hosts file are used here, so no DNS query leaves the machine; an
+    // unresolvable name answers with the same constant (see `resolve`).
     let client = client("");
-    // Only names in the hosts file are used here, so no DNS query leaves the machine.
-    let by_name = client.check_destination("https://localhost/").await;
-    let internal = client.check_destination("https://127.0.0.9/").await;
-    match (by_name, internal) {
-        (Err(HttpError::Refused(a)), Err(HttpError::Refused(b))) => assert_eq!(a, b),
-        other => panic!("expected two identical refusals, got {other:?}"),
+    for url in ["https://localhost/", "https://127.0.0.9/", "https://[fd00::1]/"] {
+        match client.check_destination(url).await {
+            Err(HttpError::Refused(message)) => assert_eq!(message, policy::NOT_ALLOWED, "{url}"),
+            other => panic!("{url}: expected a refusal, got {other:?}"),
+        }
     }
 }

@@ -55,6 +55,16 @@ pub fn validate_tenant_id(id: &str) -> Result<(), ServiceError> {
     }
 }
 
+/// `plugin.<name>` traits are the service's own (installation state); operators may not set them.
+fn check_traits(traits: &Map<String, Value>) -> Result<(), ServiceError> {
+    match traits.keys().find(|key| key.starts_with("plugin.")) {
+        Some(key) => Err(ServiceError::InvalidRequest(format!(
+            "traits: {key} is reserved: plugin.* traits reflect installations"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn summary(tenant: Tenant) -> TenantSummary {
     TenantSummary {
         id: tenant.id,
@@ -87,8 +97,12 @@ impl Service {
     /// Creates a tenant with its data key and first API key.
     pub async fn create_tenant(&self, id: &str, traits: Map<String, Value>) -> Result<CreatedKey, ServiceError> {
         validate_tenant_id(id)?;
+        check_traits(&traits)?;
         let (created, key_record) = new_key(id)?;
-        let (_, wrapped) = self.keyring().new_data_key(id)?;
+        // Wrap under the newest key: a rotation may have replaced the key file since start-up,
+        // and a key wrapped under the old one after the rotation listed its rows would stay there.
+        let keyring = self.reload_keyring()?.unwrap_or_else(|| self.keyring());
+        let (_, wrapped) = keyring.new_data_key(id)?;
         let data_key = DataKeyRecord {
             tenant_id: id.to_owned(),
             master_key_id: wrapped.master_key_id,
@@ -115,6 +129,7 @@ impl Service {
 
     /// Replaces a tenant's flag traits.
     pub async fn set_tenant_traits(&self, id: &str, traits: Map<String, Value>) -> Result<TenantSummary, ServiceError> {
+        check_traits(&traits)?;
         if !self.store.set_tenant_traits(id, &traits).await? {
             return Err(ServiceError::TenantNotFound);
         }

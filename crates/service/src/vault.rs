@@ -58,18 +58,26 @@ impl Service {
             ciphertext: record.wrapped_key,
         };
         match self.keyring().unwrap(tenant_id, &wrapped) {
-            Err(CryptoError::UnknownMasterKey(id)) => match &self.keyring_reload {
-                // A rotation elsewhere re-wrapped this key; load the keys it left and retry once.
-                Some(reload) => {
-                    let fresh = Arc::new(reload().map_err(ServiceError::Internal)?);
+            Err(CryptoError::UnknownMasterKey(id)) => match self.reload_keyring()? {
+                // A rotation elsewhere re-wrapped this key; retry once with the keys it left.
+                Some(fresh) => {
                     tracing::info!(master_key_id = %id, "reloaded master keys");
-                    *self.keyring.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh.clone();
                     Ok(fresh.unwrap(tenant_id, &wrapped)?)
                 }
                 None => Err(CryptoError::UnknownMasterKey(id).into()),
             },
             other => Ok(other?),
         }
+    }
+
+    /// Re-reads the master keys where they can change at run time (file mode); `None` elsewhere.
+    pub(crate) fn reload_keyring(&self) -> Result<Option<Arc<Keyring>>, ServiceError> {
+        let Some(reload) = &self.keyring_reload else {
+            return Ok(None);
+        };
+        let fresh = Arc::new(reload().map_err(ServiceError::Internal)?);
+        *self.keyring.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh.clone();
+        Ok(Some(fresh))
     }
 
     pub(crate) fn keyring(&self) -> Arc<Keyring> {

@@ -226,6 +226,13 @@ async fn admin_api_manages_tenants_and_keys() {
     app.post("/v1/admin/tenants", ADMIN_TOKEN, json!({"id": "Not Valid"}))
         .await
         .assert_problem(422, "invalid-tenant-id");
+    app.post(
+        "/v1/admin/tenants",
+        ADMIN_TOKEN,
+        json!({"id": "sneaky", "traits": {"plugin.jira": true}}),
+    )
+    .await
+    .assert_problem(422, "invalid-request");
     app.post("/v1/admin/tenants", ADMIN_TOKEN, json!({"traits": {}}))
         .await
         .assert_problem(422, "invalid-request");
