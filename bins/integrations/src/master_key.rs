@@ -30,14 +30,18 @@ fn parse(encoded: &str, what: &str) -> Result<MasterKey, StartupError> {
     MasterKey::from_base64(encoded).map_err(|e| key_error(format!("{what}: {e}")))
 }
 
-/// The keyring from the environment or the existing key file. `Ok(None)` means the embedded
-/// default has no key yet; a non-SQLite database without a key is refused before it is touched.
-pub fn load_keyring(config: &Config) -> Result<Option<(Keyring, KeySource)>, StartupError> {
-    let mut previous = config
+fn environment_previous_keys(config: &Config) -> Result<Vec<MasterKey>, StartupError> {
+    config
         .previous_master_keys
         .iter()
         .map(|k| parse(k.expose(), "INTEGRATIONS_PREVIOUS_MASTER_KEYS"))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect()
+}
+
+/// The keyring from the environment or the existing key file. `Ok(None)` means the embedded
+/// default has no key yet; a non-SQLite database without a key is refused before it is touched.
+pub fn load_keyring(config: &Config) -> Result<Option<(Keyring, KeySource)>, StartupError> {
+    let mut previous = environment_previous_keys(config)?;
     if let Some(key) = &config.master_key {
         return Ok(Some((
             Keyring::new(parse(key.expose(), "INTEGRATIONS_MASTER_KEY")?, previous),
@@ -95,11 +99,7 @@ pub async fn keyring(config: &Config, store: &Store) -> Result<(Keyring, KeySour
         path = %path.display(),
         "generated a master key in the data dir; production deployments must set INTEGRATIONS_MASTER_KEY"
     );
-    let previous = config
-        .previous_master_keys
-        .iter()
-        .map(|k| parse(k.expose(), "INTEGRATIONS_PREVIOUS_MASTER_KEYS"))
-        .collect::<Result<Vec<_>, _>>()?;
+    let previous = environment_previous_keys(config)?;
     Ok((Keyring::new(key, previous), KeySource::File(path)))
 }
 
