@@ -63,9 +63,13 @@ pub async fn open_store(config: &Config) -> Result<Store, StartupError> {
     Ok(store)
 }
 
-/// Builds the whole host from its configuration.
+/// Builds the whole host from its configuration, with the plugins linked into this binary.
 pub async fn build_app(config: &Config) -> Result<App, StartupError> {
-    let registry = PluginRegistry::linked()?;
+    build_app_with(config, PluginRegistry::linked()?).await
+}
+
+/// Builds the host with the given plugins (tests: a build that lacks a connector).
+pub async fn build_app_with(config: &Config, registry: PluginRegistry) -> Result<App, StartupError> {
     // Check the key first: a misconfigured production start must not touch the database.
     load_keyring(config)?;
     let store = open_store(config).await?;
@@ -85,8 +89,15 @@ pub async fn build_app(config: &Config) -> Result<App, StartupError> {
     };
     let policy = OutboundPolicy::from_cidr_list(&config.outbound_allow_cidrs)
         .map_err(|e| StartupError::Other(format!("INTEGRATIONS_OUTBOUND_ALLOW_CIDRS: {e}")))?;
-    let http =
-        GuardedHttpClient::new(policy, config.outbound_timeout).map_err(|e| StartupError::Other(e.to_string()))?;
+    let http = GuardedHttpClient::new(policy.clone(), config.outbound_timeout)
+        .map_err(|e| StartupError::Other(e.to_string()))?;
+    let timeout = config.outbound_timeout;
+    // A tenant with its own allowlist gets its own client (and connection pool), built once and
+    // kept with the tenant's cached state.
+    let tenant_http: integrations_service::TenantHttpFactory = Box::new(move |cidrs| {
+        let client = GuardedHttpClient::new(policy.with_additional(cidrs)?, timeout).map_err(|e| e.to_string())?;
+        Ok(Arc::new(client) as Arc<dyn integrations_core::HttpClient>)
+    });
     let flags = match &config.flags {
         FlagsSource::None => Flags::allow_all(),
         FlagsSource::File(path) => Flags::from_document_file(path)?,
@@ -103,8 +114,10 @@ pub async fn build_app(config: &Config) -> Result<App, StartupError> {
         registry: Arc::new(registry),
         flags,
         http: Arc::new(http),
+        tenant_http,
         public_url: config.public_url(),
     })?);
+    service.listen_for_changes().await;
     let state = AppState {
         service: service.clone(),
         admin_token: config.admin_token.as_ref().map(|t| AdminTokenDigest::new(t.expose())),

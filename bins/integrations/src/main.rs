@@ -92,7 +92,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let app = build_app(&config).await.map_err(|e| e.to_string())?;
             let created = app
                 .service
-                .create_tenant(&id, parse_traits(&traits)?)
+                .create_tenant(&id, parse_traits(&traits)?, &[])
                 .await
                 .map_err(|e| e.to_string())?;
             println!("{}", created.api_key);

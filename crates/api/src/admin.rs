@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use integrations_service::ServiceError;
+use integrations_service::{ServiceError, TenantUpdate};
 use serde_json::{json, Map, Value};
 
 use crate::auth::Admin;
@@ -33,7 +33,8 @@ async fn create_tenant(
         .and_then(Value::as_str)
         .ok_or_else(|| ServiceError::InvalidRequest("id: is required and must be a string".into()))?;
     let traits = traits(&body)?.unwrap_or_default();
-    let created = state.service.create_tenant(id, traits).await?;
+    let cidrs = outbound_allow_cidrs(&body)?.unwrap_or_default();
+    let created = state.service.create_tenant(id, traits, &cidrs).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": created.tenant_id, "key_id": created.key_id, "api_key": created.api_key})),
@@ -49,6 +50,20 @@ fn traits(body: &Value) -> Result<Option<Map<String, Value>>, ServiceError> {
     }
 }
 
+/// The optional `outbound_allow_cidrs` list of a request body.
+fn outbound_allow_cidrs(body: &Value) -> Result<Option<Vec<String>>, ServiceError> {
+    let invalid = || ServiceError::InvalidRequest("outbound_allow_cidrs: must be a list of CIDR strings".into());
+    match body.get("outbound_allow_cidrs") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned).ok_or_else(invalid))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(invalid()),
+    }
+}
+
 async fn get_tenant(
     _: Admin,
     State(state): State<AppState>,
@@ -57,15 +72,19 @@ async fn get_tenant(
     Ok(Json(json!(state.service.get_tenant(&id).await?)))
 }
 
-/// Replaces a tenant's traits (a plan change, say); flags see them on the next request.
+/// Changes a tenant's traits (a plan change, say) and outbound allowlist; a field left out keeps
+/// its value. Flags see new traits on the next request.
 async fn update_tenant(
     _: Admin,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let traits = traits(&body)?.ok_or_else(|| ServiceError::InvalidRequest("traits: is required".into()))?;
-    Ok(Json(json!(state.service.set_tenant_traits(&id, traits).await?)))
+    let update = TenantUpdate {
+        traits: traits(&body)?,
+        outbound_allow_cidrs: outbound_allow_cidrs(&body)?,
+    };
+    Ok(Json(json!(state.service.update_tenant(&id, update).await?)))
 }
 
 async fn list_tenants(_: Admin, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

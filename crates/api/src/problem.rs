@@ -89,6 +89,12 @@ fn from_service(error: &ServiceError) -> Problem {
             "Plugin already installed",
             detail,
         ),
+        E::PluginNotAllowed(_) => Problem::new(
+            StatusCode::FORBIDDEN,
+            "plugin-not-allowed",
+            "Plugin not allowed",
+            detail,
+        ),
         E::NotInstalled(_) => Problem::new(
             StatusCode::NOT_FOUND,
             "plugin-not-installed",

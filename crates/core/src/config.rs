@@ -19,6 +19,13 @@ impl Secret {
     }
 }
 
+impl Drop for Secret {
+    // Decrypted secrets live in caches; wiping them on drop keeps them out of freed memory.
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret([redacted])")

@@ -36,8 +36,8 @@ pub enum Lifecycle {
 pub struct PluginContext {
     /// The tenant the call is for.
     pub tenant_id: String,
-    /// The tenant's decrypted configuration of this plugin.
-    pub config: PluginConfig,
+    /// The tenant's decrypted configuration of this plugin (shared with the host's cache).
+    pub config: Arc<PluginConfig>,
     /// The outbound HTTP client, with the host's policy applied.
     pub http: Arc<dyn HttpClient>,
 }

@@ -9,7 +9,8 @@ mod server;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use flagsmith_flag_engine::engine::get_evaluation_result;
 use flagsmith_flag_engine::engine_eval::context::{EngineEvaluationContext, IdentityContext};
@@ -44,7 +45,33 @@ enum Source {
     /// No document configured: every plugin is allowed.
     AllowAll,
     /// A document (from a file or a server).
-    Document(Arc<RwLock<Option<Arc<EngineEvaluationContext>>>>),
+    Document(Arc<Slot>),
+}
+
+/// The current environment document, shared by every evaluation.
+///
+/// Documents can be tens of MiB, so an evaluation never copies one: it takes the lock, sets the
+/// identity in place, evaluates and clears it again. Callers cache decisions per tenant (keyed by
+/// [`Flags::generation`]), so the lock is taken rarely.
+#[derive(Default)]
+pub(crate) struct Slot {
+    document: Mutex<Option<EngineEvaluationContext>>,
+    generation: AtomicU64,
+}
+
+impl Slot {
+    fn with_document(context: EngineEvaluationContext) -> Self {
+        Self {
+            document: Mutex::new(Some(context)),
+            generation: AtomicU64::new(1),
+        }
+    }
+
+    /// Replaces the document; decisions cached under the previous generation become stale.
+    pub(crate) fn replace(&self, context: EngineEvaluationContext) {
+        *self.document.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(context);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
 }
 
 /// The gate the service asks.
@@ -67,7 +94,7 @@ impl Flags {
     pub fn from_document(json: &str) -> Result<Self, FlagsError> {
         let context = parse_document(json.as_bytes())?;
         Ok(Self {
-            source: Source::Document(Arc::new(RwLock::new(Some(Arc::new(context))))),
+            source: Source::Document(Arc::new(Slot::with_document(context))),
             server: None,
         })
     }
@@ -81,7 +108,7 @@ impl Flags {
     /// returned `Flags` and all its clones are dropped. Until a first document arrives, plugins
     /// are denied: an entitlement must not be granted because Flagsmith was unreachable.
     pub async fn from_server(server: FlagsmithServer) -> Self {
-        let slot = Arc::new(RwLock::new(None));
+        let slot = Arc::new(Slot::default());
         let server = Arc::new(server);
         server.refresh(&slot).await;
         server.spawn_poller(Arc::downgrade(&slot));
@@ -94,29 +121,53 @@ impl Flags {
     /// Whether `tenant` (with its traits) may use `plugin`. A feature missing from the document
     /// counts as enabled.
     pub fn plugin_allowed(&self, tenant: &str, traits: &Map<String, Value>, plugin: &str) -> bool {
+        self.allowed_plugins(tenant, traits, &[plugin])
+            .first()
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// Which of `plugins` `tenant` may use, in the same order, from one evaluation of the document.
+    pub fn allowed_plugins(&self, tenant: &str, traits: &Map<String, Value>, plugins: &[&str]) -> Vec<bool> {
         let slot = match &self.source {
-            Source::AllowAll => return true,
+            Source::AllowAll => return vec![true; plugins.len()],
             Source::Document(slot) => slot,
         };
-        let context = match slot.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+        let mut guard = slot.document.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(context) = guard.as_mut() else {
+            return vec![false; plugins.len()];
         };
-        let Some(context) = context else { return false };
-        let mut context = (*context).clone();
         context.identity = Some(IdentityContext {
             identifier: tenant.to_owned(),
             key: format!("{}_{}", context.environment.key, tenant),
             traits: to_flagsmith_traits(traits),
         });
-        let feature = plugin_feature(plugin);
         // The engine panics on some malformed documents; a bad document must deny, not crash.
-        match catch_unwind(AssertUnwindSafe(|| get_evaluation_result(&context))) {
-            Ok(result) => result.flags.get(&feature).is_none_or(|flag| flag.enabled),
+        let outcome = catch_unwind(AssertUnwindSafe(|| get_evaluation_result(context)));
+        context.identity = None;
+        drop(guard);
+        match outcome {
+            Ok(result) => plugins
+                .iter()
+                .map(|plugin| {
+                    result
+                        .flags
+                        .get(&plugin_feature(plugin))
+                        .is_none_or(|flag| flag.enabled)
+                })
+                .collect(),
             Err(_) => {
-                tracing::error!(tenant, feature, "flag evaluation failed on this document; denying");
-                false
+                tracing::error!(tenant, "flag evaluation failed on this document; denying");
+                vec![false; plugins.len()]
             }
+        }
+    }
+
+    /// Changes whenever the document does; a decision remembered under another generation is stale.
+    pub fn generation(&self) -> u64 {
+        match &self.source {
+            Source::AllowAll => 0,
+            Source::Document(slot) => slot.generation.load(Ordering::Acquire),
         }
     }
 

@@ -1,15 +1,13 @@
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use flagsmith_flag_engine::engine_eval::context::EngineEvaluationContext;
 use serde_json::{json, Value};
 
-use crate::{parse_document, FlagsError};
+use crate::{parse_document, FlagsError, Slot};
 
 /// Largest environment document accepted from the server.
 const MAX_DOCUMENT_BYTES: usize = 32 * 1024 * 1024;
-
-type Slot = RwLock<Option<Arc<EngineEvaluationContext>>>;
 
 /// A Flagsmith server to poll for the environment document and to record traits on.
 pub struct FlagsmithServer {
@@ -70,10 +68,7 @@ impl FlagsmithServer {
 
     pub(crate) async fn refresh(&self, slot: &Slot) {
         match self.fetch().await {
-            Ok(context) => {
-                let mut guard = slot.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-                *guard = Some(Arc::new(context));
-            }
+            Ok(context) => slot.replace(context),
             Err(error) => tracing::warn!(%error, "keeping the last good Flagsmith environment document"),
         }
     }

@@ -29,6 +29,13 @@ impl OutboundPolicy {
         Ok(Self { allow })
     }
 
+    /// This policy with more allowed networks (a tenant's own ranges); fails on a malformed CIDR.
+    pub fn with_additional(&self, cidrs: &[String]) -> Result<Self, String> {
+        let mut allow = self.allow.clone();
+        allow.extend(Self::from_cidr_list(&cidrs.join(","))?.allow);
+        Ok(Self { allow })
+    }
+
     /// Whether a connection to `ip` is allowed; `https` tells whether the request is encrypted.
     pub fn check(&self, ip: IpAddr, https: bool) -> Result<(), HttpError> {
         let ip = canonical(ip);

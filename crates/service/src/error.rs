@@ -32,6 +32,9 @@ pub enum ServiceError {
     /// The plugin is installed already.
     #[error("plugin {0} is already installed")]
     AlreadyInstalled(String),
+    /// Flags do not let this tenant use the plugin.
+    #[error("plugin {0} is not allowed for this tenant")]
+    PluginNotAllowed(String),
     /// The plugin is not installed for this tenant.
     #[error("plugin {0} is not installed")]
     NotInstalled(String),

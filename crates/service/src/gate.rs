@@ -1,27 +1,23 @@
-//! Whether a tenant may use a plugin right now: installed, enabled, and allowed by flags.
+//! Whether a tenant may use a plugin right now (installed, enabled, allowed by flags), and what
+//! a call needs of the tenant: its decrypted config and its outbound client. All from the cache.
 
-use integrations_flags::plugin_feature;
+use std::sync::Arc;
+
+use integrations_core::{HttpClient, PluginConfig};
 use integrations_store::{Installation, InstallationState};
-use serde_json::{Map, Value};
 
+use crate::state::{Invalidation, TenantState};
 use crate::{Service, ServiceError};
 
-/// A tenant's installations and the traits its flags are evaluated with.
-pub(crate) struct TenantGate {
-    tenant_id: String,
-    traits: Map<String, Value>,
-    pub(crate) installations: Vec<Installation>,
-}
-
-impl TenantGate {
-    /// The tenant's installation of `plugin`.
-    pub(crate) fn installation(&self, plugin: &str) -> Option<&Installation> {
-        self.installations.iter().find(|i| i.plugin == plugin)
-    }
-
-    /// Whether flags let the tenant use `plugin`.
+impl TenantState {
+    /// Whether flags let the tenant use `plugin`; decided once per flags document for all plugins.
     pub(crate) fn allowed(&self, service: &Service, plugin: &str) -> bool {
-        service.flags.plugin_allowed(&self.tenant_id, &self.traits, plugin)
+        let decisions = self.decisions(service.flags.generation(), || {
+            let names = service.registry.names();
+            let verdicts = service.flags.allowed_plugins(&self.tenant.id, &self.traits, &names);
+            names.into_iter().map(str::to_owned).zip(verdicts).collect()
+        });
+        decisions.get(plugin).copied().unwrap_or(false)
     }
 
     /// The installation, when it is enabled and allowed.
@@ -32,28 +28,63 @@ impl TenantGate {
 }
 
 impl Service {
-    /// The gate for a tenant; `None` when the tenant does not exist.
-    pub(crate) async fn gate(&self, tenant_id: &str) -> Result<Option<TenantGate>, ServiceError> {
+    /// The state of a tenant; `None` when the tenant does not exist.
+    pub(crate) async fn gate(&self, tenant_id: &str) -> Result<Option<Arc<TenantState>>, ServiceError> {
+        if let Some(state) = self.cache.tenant(tenant_id) {
+            return Ok(Some(state));
+        }
+        let generation = self.cache.generation();
         let Some(tenant) = self.store.get_tenant(tenant_id).await? else {
             return Ok(None);
         };
         let installations = self.store.list_installations(tenant_id).await?;
-        let mut traits = tenant.traits;
-        // The same `plugin.<name>` traits enable/disable record in Flagsmith, so segments on them
-        // match in local evaluation too; they are set after the tenant's own traits and win.
-        for installation in &installations {
-            let enabled = installation.state == InstallationState::Enabled;
-            traits.insert(plugin_feature(&installation.plugin), Value::Bool(enabled));
-        }
-        Ok(Some(TenantGate {
-            tenant_id: tenant.id,
-            traits,
-            installations,
-        }))
+        let state = Arc::new(TenantState::new(tenant, installations));
+        self.cache.insert_tenant(generation, state.clone());
+        Ok(Some(state))
     }
 
-    /// The gate for a tenant that must exist.
-    pub(crate) async fn existing_gate(&self, tenant_id: &str) -> Result<TenantGate, ServiceError> {
+    /// The state of a tenant that must exist.
+    pub(crate) async fn existing_gate(&self, tenant_id: &str) -> Result<Arc<TenantState>, ServiceError> {
         self.gate(tenant_id).await?.ok_or(ServiceError::TenantNotFound)
+    }
+
+    /// The tenant's decrypted config of `plugin`, decrypted once and then kept with its state.
+    pub(crate) async fn plugin_config(
+        &self,
+        state: &TenantState,
+        plugin: &str,
+    ) -> Result<Arc<PluginConfig>, ServiceError> {
+        if let Some(config) = state.cached_config(plugin) {
+            return Ok(config);
+        }
+        let tenant_id = state.tenant.id.as_str();
+        let (installation, rows) = self
+            .store
+            .get_installation_with_secrets(tenant_id, plugin)
+            .await?
+            .ok_or_else(|| ServiceError::NotInstalled(plugin.to_owned()))?;
+        let secrets = self.open_rows(tenant_id, plugin, rows).await?;
+        let config = Arc::new(PluginConfig::new(installation.config, secrets));
+        state.remember_config(plugin, config.clone());
+        Ok(config)
+    }
+
+    /// The outbound client for this tenant: the shared one, or one that also admits the
+    /// tenant's own networks.
+    pub(crate) fn tenant_http(&self, state: &TenantState) -> Result<Arc<dyn HttpClient>, ServiceError> {
+        if state.tenant.outbound_allow_cidrs.is_empty() {
+            return Ok(self.http.clone());
+        }
+        if let Some(client) = state.http() {
+            return Ok(client);
+        }
+        let client = (self.tenant_http)(&state.tenant.outbound_allow_cidrs).map_err(ServiceError::Internal)?;
+        Ok(state.remember_http(client))
+    }
+
+    /// Forgets what a change made stale, here and on every other replica.
+    pub(crate) async fn changed(&self, what: Invalidation) {
+        self.cache.invalidate(&what);
+        crate::state::publish(&self.store, &what).await;
     }
 }

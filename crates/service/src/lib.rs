@@ -6,6 +6,7 @@ mod error;
 mod gate;
 mod plugins;
 mod rotation;
+mod state;
 mod tenants;
 mod tools;
 mod validation;
@@ -13,7 +14,7 @@ mod vault;
 mod webhooks;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use integrations_core::{HttpClient, PluginRegistry};
 use integrations_flags::Flags;
@@ -24,13 +25,17 @@ use jsonschema::Validator;
 pub use error::ServiceError;
 pub use plugins::{PluginDetails, PluginState, PluginSummary};
 pub use rotation::{rotate_master_key, RotationReport};
-pub use tenants::{CreatedKey, TenantSummary};
+pub use tenants::{CreatedKey, TenantSummary, TenantUpdate};
 pub use tools::ToolListing;
 pub use validation::FieldError;
 pub use webhooks::{WebhookEventView, WebhookReceipt};
 
 /// Re-reads the master keys from where they came from.
 pub type KeyringReload = Box<dyn Fn() -> Result<Keyring, String> + Send + Sync>;
+
+/// Builds the outbound client of a tenant whose allowlist adds networks (CIDRs) to the global
+/// one; fails on a malformed CIDR.
+pub type TenantHttpFactory = Box<dyn Fn(&[String]) -> Result<Arc<dyn HttpClient>, String> + Send + Sync>;
 
 /// What the service is assembled from.
 pub struct ServiceParts {
@@ -46,6 +51,8 @@ pub struct ServiceParts {
     pub flags: Flags,
     /// Outbound client for plugins.
     pub http: Arc<dyn HttpClient>,
+    /// Outbound clients for tenants with their own allowlist.
+    pub tenant_http: TenantHttpFactory,
     /// Base URL under which this service is reachable (for webhook URLs).
     pub public_url: String,
 }
@@ -58,7 +65,10 @@ pub struct Service {
     registry: Arc<PluginRegistry>,
     flags: Flags,
     http: Arc<dyn HttpClient>,
+    tenant_http: TenantHttpFactory,
     public_url: String,
+    cache: Arc<state::StateCache>,
+    listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
     config_validators: HashMap<String, Validator>,
     tool_validators: HashMap<String, Validator>,
 }
@@ -79,7 +89,13 @@ impl Service {
                 tool_validators.insert(tool.name.clone(), validator);
             }
         }
+        // On PostgreSQL other replicas change things too: the cache stays bypassed until
+        // `listen_for_changes` hears them.
+        let cache_enabled = parts.store.backend() == integrations_store::Backend::Sqlite;
         Ok(Self {
+            cache: Arc::new(state::StateCache::new(cache_enabled)),
+            listener: Mutex::new(None),
+            tenant_http: parts.tenant_http,
             store: parts.store,
             keyring: RwLock::new(Arc::new(parts.keyring)),
             keyring_reload: parts.keyring_reload,
@@ -92,6 +108,19 @@ impl Service {
         })
     }
 
+    /// Starts applying other replicas' changes to this replica's cache (PostgreSQL); until then,
+    /// and whenever that channel is down, the cache is bypassed.
+    pub async fn listen_for_changes(&self) {
+        let handle = state::spawn_listener(self.store.clone(), &self.cache).await;
+        let previous = std::mem::replace(
+            &mut *self.listener.lock().unwrap_or_else(|poisoned| poisoned.into_inner()),
+            handle,
+        );
+        if let Some(previous) = previous {
+            previous.abort();
+        }
+    }
+
     /// The store, for operations outside the request path (rotation, tests).
     pub fn store(&self) -> &Store {
         &self.store
@@ -100,6 +129,19 @@ impl Service {
     /// The compiled-in plugins.
     pub fn registry(&self) -> &PluginRegistry {
         &self.registry
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(listener) = self
+            .listener
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+        {
+            listener.abort();
+        }
     }
 }
 

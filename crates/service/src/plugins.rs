@@ -6,6 +6,7 @@ use integrations_store::{Installation, InstallationState, StoreError};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::state::{Invalidation, TenantState};
 use crate::vault::{secret_fields, split};
 use crate::{validation, FieldError, Service, ServiceError};
 
@@ -19,6 +20,9 @@ pub enum PluginState {
     Enabled,
     /// Installed, disabled.
     Disabled,
+    /// Installed, but this build does not include the connector (rebuilt without it): its tools
+    /// and webhooks are off, and uninstall still removes its configuration and secrets.
+    Unavailable,
 }
 
 impl From<InstallationState> for PluginState {
@@ -34,7 +38,7 @@ impl From<InstallationState> for PluginState {
 #[derive(Clone, Debug, Serialize)]
 pub struct PluginSummary {
     /// Name.
-    pub name: &'static str,
+    pub name: String,
     /// Version.
     pub version: &'static str,
     /// Description.
@@ -83,10 +87,11 @@ impl Service {
             .ok_or_else(|| ServiceError::PluginNotFound(name.to_owned()))
     }
 
-    /// The compiled-in plugins with this tenant's state.
+    /// The compiled-in plugins with this tenant's state, then any installation whose connector
+    /// this build lacks, as `unavailable`.
     pub async fn list_plugins(&self, tenant_id: &str) -> Result<Vec<PluginSummary>, ServiceError> {
         let gate = self.existing_gate(tenant_id).await?;
-        Ok(self
+        let mut plugins: Vec<PluginSummary> = self
             .registry
             .plugins()
             .map(|registered| {
@@ -95,14 +100,27 @@ impl Service {
                     .installation(manifest.name)
                     .map_or(PluginState::NotInstalled, |i| i.state.into());
                 PluginSummary {
-                    name: manifest.name,
+                    name: manifest.name.to_owned(),
                     version: manifest.version,
                     description: manifest.description,
                     state,
                     allowed: gate.allowed(self, manifest.name),
                 }
             })
-            .collect())
+            .collect();
+        plugins.extend(
+            gate.installations
+                .iter()
+                .filter(|i| self.registry.get(&i.plugin).is_none())
+                .map(|orphan| PluginSummary {
+                    name: orphan.plugin.clone(),
+                    version: "",
+                    description: "not included in this build; uninstall removes its configuration and secrets",
+                    state: PluginState::Unavailable,
+                    allowed: false,
+                }),
+        );
+        Ok(plugins)
     }
 
     /// One plugin with this tenant's state and redacted config.
@@ -124,7 +142,7 @@ impl Service {
         };
         Ok(PluginDetails {
             summary: PluginSummary {
-                name: manifest.name,
+                name: manifest.name.to_owned(),
                 version: manifest.version,
                 description: manifest.description,
                 state: installation
@@ -148,12 +166,16 @@ impl Service {
     /// Installs a plugin for a tenant with `config`; the plugin starts enabled.
     pub async fn install(&self, tenant_id: &str, name: &str, config: Value) -> Result<PluginDetails, ServiceError> {
         let registered = self.plugin(name)?;
-        self.tenant(tenant_id).await?;
+        let gate = self.existing_gate(tenant_id).await?;
         if self.store.get_installation(tenant_id, name).await?.is_some() {
             return Err(ServiceError::AlreadyInstalled(name.to_owned()));
         }
+        // Refused before anything is stored or recorded in Flagsmith.
+        if !gate.allowed(self, name) {
+            return Err(ServiceError::PluginNotAllowed(name.to_owned()));
+        }
         let config = self.validated_config(name, &registered.plugin, config_object(config)?, BTreeMap::new())?;
-        self.run_hook(&registered.plugin, tenant_id, &config, Lifecycle::Install)
+        self.run_hook(&registered.plugin, &gate, &config, Lifecycle::Install)
             .await?;
 
         let key = self.data_key(tenant_id).await?;
@@ -168,6 +190,7 @@ impl Service {
             Err(StoreError::Conflict) => return Err(ServiceError::AlreadyInstalled(name.to_owned())),
             Err(other) => return Err(other.into()),
         }
+        self.changed(Invalidation::Tenant(tenant_id.to_owned())).await;
         tracing::info!(tenant = tenant_id, plugin = name, "plugin installed");
         self.record_flag_trait(tenant_id, name, true).await;
         self.plugin_details(tenant_id, name).await
@@ -193,7 +216,8 @@ impl Service {
         stored.retain(|field, _| !incoming.contains_key(field));
         check_bound_secrets(&schema, stored.keys(), &incoming, &installed.config)?;
         let config = self.validated_config(name, &registered.plugin, incoming, stored)?;
-        self.run_hook(&registered.plugin, tenant_id, &config, Lifecycle::Configure)
+        let gate = self.existing_gate(tenant_id).await?;
+        self.run_hook(&registered.plugin, &gate, &config, Lifecycle::Configure)
             .await?;
 
         let key = self.data_key(tenant_id).await?;
@@ -205,16 +229,21 @@ impl Service {
         {
             return Err(ServiceError::NotInstalled(name.to_owned()));
         }
+        self.changed(Invalidation::Tenant(tenant_id.to_owned())).await;
         tracing::info!(tenant = tenant_id, plugin = name, "plugin configured");
         self.plugin_details(tenant_id, name).await
     }
 
     /// Enables or disables an installed plugin.
     pub async fn set_enabled(&self, tenant_id: &str, name: &str, enabled: bool) -> Result<PluginDetails, ServiceError> {
-        let (registered, installation) = self.installed(tenant_id, name).await?;
-        let config = self.load_config(tenant_id, name, installation.config).await?;
+        let (registered, _) = self.installed(tenant_id, name).await?;
+        let gate = self.existing_gate(tenant_id).await?;
+        if enabled && !gate.allowed(self, name) {
+            return Err(ServiceError::PluginNotAllowed(name.to_owned()));
+        }
+        let config = self.plugin_config(&gate, name).await?;
         let step = if enabled { Lifecycle::Enable } else { Lifecycle::Disable };
-        self.call_hook(&registered.plugin, tenant_id, config, step).await?;
+        self.call_hook(&registered.plugin, &gate, config, step).await?;
         let state = if enabled {
             InstallationState::Enabled
         } else {
@@ -223,23 +252,42 @@ impl Service {
         if !self.store.set_installation_state(tenant_id, name, state).await? {
             return Err(ServiceError::NotInstalled(name.to_owned()));
         }
+        self.changed(Invalidation::Tenant(tenant_id.to_owned())).await;
         tracing::info!(tenant = tenant_id, plugin = name, enabled, "plugin state changed");
         self.record_flag_trait(tenant_id, name, enabled).await;
         self.plugin_details(tenant_id, name).await
     }
 
-    /// Uninstalls a plugin, deleting its config and secrets.
+    /// Uninstalls a plugin, deleting its config and secrets; also for a connector this build
+    /// lacks, whose hook then cannot run.
     pub async fn uninstall(&self, tenant_id: &str, name: &str) -> Result<(), ServiceError> {
-        let (registered, installation) = self.installed(tenant_id, name).await?;
-        let config = self.load_config(tenant_id, name, installation.config).await?;
-        // A plugin failing to clean up remotely must not keep a tenant's secrets stored here.
-        if let Err(error) = self
-            .call_hook(&registered.plugin, tenant_id, config, Lifecycle::Uninstall)
-            .await
-        {
-            tracing::warn!(tenant = tenant_id, plugin = name, %error, "plugin uninstall hook failed; uninstalling anyway");
+        let gate = self.existing_gate(tenant_id).await?;
+        match self.registry.get(name) {
+            Some(registered) => {
+                if gate.installation(name).is_none() {
+                    return Err(ServiceError::NotInstalled(name.to_owned()));
+                }
+                let config = self.plugin_config(&gate, name).await?;
+                // A plugin failing to clean up remotely must not keep a tenant's secrets stored here.
+                if let Err(error) = self
+                    .call_hook(&registered.plugin, &gate, config, Lifecycle::Uninstall)
+                    .await
+                {
+                    tracing::warn!(tenant = tenant_id, plugin = name, %error, "plugin uninstall hook failed; uninstalling anyway");
+                }
+            }
+            None if gate.installation(name).is_some() => {
+                tracing::warn!(
+                    tenant = tenant_id,
+                    plugin = name,
+                    "uninstalling a connector this build lacks; its hook cannot run"
+                );
+            }
+            None => return Err(ServiceError::PluginNotFound(name.to_owned())),
         }
-        if !self.store.delete_installation(tenant_id, name).await? {
+        let deleted = self.store.delete_installation(tenant_id, name).await?;
+        self.changed(Invalidation::Tenant(tenant_id.to_owned())).await;
+        if !deleted {
             return Err(ServiceError::NotInstalled(name.to_owned()));
         }
         tracing::info!(tenant = tenant_id, plugin = name, "plugin uninstalled");
@@ -274,25 +322,25 @@ impl Service {
     async fn run_hook(
         &self,
         plugin: &Arc<dyn Plugin>,
-        tenant_id: &str,
+        gate: &TenantState,
         config: &SplitConfig,
         step: Lifecycle,
     ) -> Result<(), ServiceError> {
-        let config = PluginConfig::new(config.plain.clone(), config.secrets.clone());
-        self.call_hook(plugin, tenant_id, config, step).await
+        let config = Arc::new(PluginConfig::new(config.plain.clone(), config.secrets.clone()));
+        self.call_hook(plugin, gate, config, step).await
     }
 
     async fn call_hook(
         &self,
         plugin: &Arc<dyn Plugin>,
-        tenant_id: &str,
-        config: PluginConfig,
+        gate: &TenantState,
+        config: Arc<PluginConfig>,
         step: Lifecycle,
     ) -> Result<(), ServiceError> {
         let ctx = PluginContext {
-            tenant_id: tenant_id.to_owned(),
+            tenant_id: gate.tenant.id.clone(),
             config,
-            http: self.http.clone(),
+            http: self.tenant_http(gate)?,
         };
         plugin.on_lifecycle(&ctx, step).await.map_err(|error| match error {
             PluginError::InvalidConfig { field, message } => {

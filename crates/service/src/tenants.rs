@@ -1,9 +1,12 @@
+use std::sync::Arc;
+
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use integrations_secrets::{random_bytes, token_digest, verify_token};
 use integrations_store::{ApiKeyRecord, DataKeyRecord, Tenant};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::state::Invalidation;
 use crate::{now_unix, Service, ServiceError};
 
 const KEY_PREFIX: &str = "itk_";
@@ -15,6 +18,8 @@ pub struct TenantSummary {
     pub id: String,
     /// Flag traits.
     pub traits: Map<String, Value>,
+    /// Networks this tenant's outbound calls may reach besides the global allowlist.
+    pub outbound_allow_cidrs: Vec<String>,
     /// Creation time, unix seconds.
     pub created_at: i64,
 }
@@ -65,10 +70,35 @@ fn check_traits(traits: &Map<String, Value>) -> Result<(), ServiceError> {
     }
 }
 
+/// What the admin may change about a tenant; a field left out keeps its value.
+#[derive(Clone, Debug, Default)]
+pub struct TenantUpdate {
+    /// New flag traits.
+    pub traits: Option<Map<String, Value>>,
+    /// New per-tenant outbound allowlist (CIDRs).
+    pub outbound_allow_cidrs: Option<Vec<String>>,
+}
+
+/// Checks and normalises CIDRs (`10.1.0.0/16`; a bare address means that one address).
+fn check_cidrs(cidrs: &[String]) -> Result<Vec<String>, ServiceError> {
+    cidrs
+        .iter()
+        .map(|cidr| {
+            let trimmed = cidr.trim();
+            let network = trimmed
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| trimmed.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| ServiceError::InvalidRequest(format!("outbound_allow_cidrs: {cidr:?} is not a CIDR")))?;
+            Ok(network.to_string())
+        })
+        .collect()
+}
+
 fn summary(tenant: Tenant) -> TenantSummary {
     TenantSummary {
         id: tenant.id,
         traits: tenant.traits,
+        outbound_allow_cidrs: tenant.outbound_allow_cidrs,
         created_at: tenant.created_at,
     }
 }
@@ -95,9 +125,15 @@ fn new_key(tenant_id: &str) -> Result<(CreatedKey, ApiKeyRecord), ServiceError> 
 
 impl Service {
     /// Creates a tenant with its data key and first API key.
-    pub async fn create_tenant(&self, id: &str, traits: Map<String, Value>) -> Result<CreatedKey, ServiceError> {
+    pub async fn create_tenant(
+        &self,
+        id: &str,
+        traits: Map<String, Value>,
+        outbound_allow_cidrs: &[String],
+    ) -> Result<CreatedKey, ServiceError> {
         validate_tenant_id(id)?;
         check_traits(&traits)?;
+        let outbound_allow_cidrs = check_cidrs(outbound_allow_cidrs)?;
         let (created, key_record) = new_key(id)?;
         // Wrap under the newest key: a rotation may have replaced the key file since start-up,
         // and a key wrapped under the old one after the rotation listed its rows would stay there.
@@ -111,6 +147,7 @@ impl Service {
         let tenant = Tenant {
             id: id.to_owned(),
             traits,
+            outbound_allow_cidrs,
             created_at: now_unix(),
         };
         match self.store.create_tenant(&tenant, &key_record, &data_key).await {
@@ -127,13 +164,21 @@ impl Service {
         Ok(summary(self.tenant(id).await?))
     }
 
-    /// Replaces a tenant's flag traits.
-    pub async fn set_tenant_traits(&self, id: &str, traits: Map<String, Value>) -> Result<TenantSummary, ServiceError> {
-        check_traits(&traits)?;
-        if !self.store.set_tenant_traits(id, &traits).await? {
+    /// Changes a tenant's traits and outbound allowlist; fields left out keep their values.
+    pub async fn update_tenant(&self, id: &str, update: TenantUpdate) -> Result<TenantSummary, ServiceError> {
+        if let Some(traits) = &update.traits {
+            check_traits(traits)?;
+        }
+        let cidrs = update.outbound_allow_cidrs.as_deref().map(check_cidrs).transpose()?;
+        if !self
+            .store
+            .update_tenant(id, update.traits.as_ref(), cidrs.as_deref())
+            .await?
+        {
             return Err(ServiceError::TenantNotFound);
         }
-        tracing::info!(tenant = id, "tenant traits replaced");
+        self.changed(Invalidation::Tenant(id.to_owned())).await;
+        tracing::info!(tenant = id, "tenant updated");
         self.get_tenant(id).await
     }
 
@@ -144,7 +189,10 @@ impl Service {
 
     /// Deletes a tenant; its data key goes first, so its secrets become unreadable at once.
     pub async fn delete_tenant(&self, id: &str) -> Result<(), ServiceError> {
-        if !self.store.delete_tenant(id).await? {
+        let deleted = self.store.delete_tenant(id).await?;
+        // Also after a failed delete: a cached tenant must not outlive its rows.
+        self.changed(Invalidation::Tenant(id.to_owned())).await;
+        if !deleted {
             return Err(ServiceError::TenantNotFound);
         }
         tracing::info!(tenant = id, "tenant deleted");
@@ -162,7 +210,9 @@ impl Service {
 
     /// Revokes one of a tenant's keys.
     pub async fn revoke_api_key(&self, tenant_id: &str, key_id: &str) -> Result<(), ServiceError> {
-        if !self.store.delete_api_key(tenant_id, key_id).await? {
+        let deleted = self.store.delete_api_key(tenant_id, key_id).await?;
+        self.changed(Invalidation::Key(key_id.to_owned())).await;
+        if !deleted {
             return Err(ServiceError::ApiKeyNotFound);
         }
         tracing::info!(tenant = tenant_id, key_id, "API key revoked");
@@ -176,13 +226,22 @@ impl Service {
             .and_then(|rest| rest.split_once('.'))
             .map(|(id, _)| id)
             .ok_or(ServiceError::Unauthorized)?;
-        let record = self
-            .store
-            .get_api_key(key_id)
-            .await?
-            .ok_or(ServiceError::Unauthorized)?;
+        let record = match self.cache.key(key_id) {
+            Some(record) => record,
+            None => {
+                let generation = self.cache.generation();
+                let record = Arc::new(
+                    self.store
+                        .get_api_key(key_id)
+                        .await?
+                        .ok_or(ServiceError::Unauthorized)?,
+                );
+                self.cache.insert_key(generation, record.clone());
+                record
+            }
+        };
         if verify_token(api_key, &record.digest) {
-            Ok(record.tenant_id)
+            Ok(record.tenant_id.clone())
         } else {
             Err(ServiceError::Unauthorized)
         }
@@ -190,16 +249,13 @@ impl Service {
 
     /// The tenant named by a trusted gateway header, if it exists.
     pub async fn trusted_tenant(&self, tenant_id: &str) -> Result<String, ServiceError> {
-        match self.store.get_tenant(tenant_id).await? {
-            Some(tenant) => Ok(tenant.id),
+        match self.gate(tenant_id).await? {
+            Some(state) => Ok(state.tenant.id.clone()),
             None => Err(ServiceError::Unauthorized),
         }
     }
 
     pub(crate) async fn tenant(&self, tenant_id: &str) -> Result<Tenant, ServiceError> {
-        self.store
-            .get_tenant(tenant_id)
-            .await?
-            .ok_or(ServiceError::TenantNotFound)
+        Ok(self.existing_gate(tenant_id).await?.tenant.clone())
     }
 }

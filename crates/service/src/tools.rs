@@ -49,17 +49,16 @@ impl Service {
         let (registered, _) = self.registry.find_tool(tool).ok_or_else(not_found)?;
         let plugin = registered.plugin.manifest().name;
         let gate = self.existing_gate(tenant_id).await?;
-        let installation = gate.usable(self, plugin).ok_or_else(not_found)?.clone();
+        gate.usable(self, plugin).ok_or_else(not_found)?;
         let validator = self.tool_validators.get(tool).ok_or_else(not_found)?;
         let errors = validation::violations(validator, &arguments);
         if !errors.is_empty() {
             return Err(ServiceError::InvalidArguments(errors));
         }
-        let config = self.load_config(tenant_id, plugin, installation.config).await?;
         let ctx = PluginContext {
             tenant_id: tenant_id.to_owned(),
-            config,
-            http: self.http.clone(),
+            config: self.plugin_config(&gate, plugin).await?,
+            http: self.tenant_http(&gate)?,
         };
         let result = registered.plugin.call_tool(&ctx, tool, arguments).await;
         match &result {

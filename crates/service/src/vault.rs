@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use integrations_core::{PluginConfig, Secret};
+use integrations_core::Secret;
 use integrations_secrets::{CryptoError, DataKey, Keyring, SecretLocation, WrappedDataKey};
 use integrations_store::SecretRow;
 use serde_json::{Map, Value};
@@ -112,6 +112,16 @@ impl Service {
         plugin: &str,
     ) -> Result<BTreeMap<String, Secret>, ServiceError> {
         let rows = self.store.get_secrets(tenant, plugin).await?;
+        self.open_rows(tenant, plugin, rows).await
+    }
+
+    /// Decrypts an installation's secret rows.
+    pub(crate) async fn open_rows(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        rows: Vec<SecretRow>,
+    ) -> Result<BTreeMap<String, Secret>, ServiceError> {
         if rows.is_empty() {
             return Ok(BTreeMap::new());
         }
@@ -129,14 +139,5 @@ impl Service {
                 Ok((row.field, Secret::new(text)))
             })
             .collect()
-    }
-
-    pub(crate) async fn load_config(
-        &self,
-        tenant: &str,
-        plugin: &str,
-        plain: Map<String, Value>,
-    ) -> Result<PluginConfig, ServiceError> {
-        Ok(PluginConfig::new(plain, self.open_secrets(tenant, plugin).await?))
     }
 }

@@ -53,8 +53,8 @@ impl Service {
         let not_found = || ServiceError::NotInstalled(plugin.to_owned());
         let registered = self.registry.get(plugin).ok_or_else(not_found)?;
         let gate = self.gate(tenant_id).await?.ok_or_else(not_found)?;
-        let installation = gate.usable(self, plugin).ok_or_else(not_found)?.clone();
-        let config = self.load_config(tenant_id, plugin, installation.config).await?;
+        gate.usable(self, plugin).ok_or_else(not_found)?;
+        let config = self.plugin_config(&gate, plugin).await?;
         let outcome = registered.plugin.verify_webhook(&config, &request).map_err(|error| {
             tracing::info!(tenant = tenant_id, plugin, %error, "webhook refused");
             match error {

@@ -169,6 +169,40 @@ impl Store {
         rows.iter().map(installation_from_row).collect()
     }
 
+    /// An installation with its encrypted secrets, read in one statement so that the plain config
+    /// and the secrets always belong to the same version of the installation.
+    pub async fn get_installation_with_secrets(
+        &self,
+        tenant_id: &str,
+        plugin: &str,
+    ) -> Result<Option<(Installation, Vec<SecretRow>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT i.plugin, i.state, i.config, s.field, s.ciphertext FROM installations i \
+             LEFT JOIN secrets s ON s.tenant_id = i.tenant_id AND s.plugin = i.plugin \
+             WHERE i.tenant_id = $1 AND i.plugin = $2 ORDER BY s.field",
+        )
+        .bind(tenant_id)
+        .bind(plugin)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let installation = installation_from_row(first)?;
+        let secrets = rows
+            .iter()
+            .filter_map(|r| {
+                let field: Option<String> = r.get(3);
+                let ciphertext: Option<Vec<u8>> = r.get(4);
+                Some(SecretRow {
+                    field: field?,
+                    ciphertext: ciphertext?,
+                })
+            })
+            .collect();
+        Ok(Some((installation, secrets)))
+    }
+
     /// The encrypted secrets of an installation.
     pub async fn get_secrets(&self, tenant_id: &str, plugin: &str) -> Result<Vec<SecretRow>, StoreError> {
         let rows =

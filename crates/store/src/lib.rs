@@ -5,6 +5,7 @@
 
 mod events;
 mod installations;
+mod invalidations;
 mod tenants;
 
 use std::str::FromStr;
@@ -17,6 +18,7 @@ use sqlx::AnyPool;
 
 pub use events::{NewWebhookEvent, StoredWebhookEvent};
 pub use installations::{Installation, InstallationState, SecretRow};
+pub use invalidations::{InvalidationListener, INVALIDATION_CHANNEL};
 pub use tenants::{ApiKeyRecord, DataKeyRecord, Tenant};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -68,6 +70,8 @@ pub struct Store {
     /// SQLite allows one writer at a time; queueing writers here avoids its busy-wait back-off,
     /// which otherwise turns contention into long latency tails.
     writer: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// Where a PostgreSQL listener connects (invalidations); `None` on SQLite.
+    postgres_url: Option<String>,
 }
 
 impl Store {
@@ -98,7 +102,13 @@ impl Store {
             .connect_with(options)
             .await?;
         let writer = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
-        Ok(Self { pool, backend, writer })
+        let postgres_url = (backend == Backend::Postgres).then_some(url);
+        Ok(Self {
+            pool,
+            backend,
+            writer,
+            postgres_url,
+        })
     }
 
     /// Held for the duration of a write (SQLite only).

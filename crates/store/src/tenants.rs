@@ -10,6 +10,8 @@ pub struct Tenant {
     pub id: String,
     /// Traits used for flag evaluation (`{"plan":"pro"}`).
     pub traits: Map<String, Value>,
+    /// Networks (CIDRs) this tenant's outbound calls may reach besides the global allowlist.
+    pub outbound_allow_cidrs: Vec<String>,
     /// Creation time, unix seconds.
     pub created_at: i64,
 }
@@ -49,10 +51,11 @@ impl Store {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let traits = Value::Object(tenant.traits.clone()).to_string();
-        sqlx::query("INSERT INTO tenants (id, traits, created_at) VALUES ($1, $2, $3)")
+        sqlx::query("INSERT INTO tenants (id, traits, created_at, outbound_allow_cidrs) VALUES ($1, $2, $3, $4)")
             .bind(&tenant.id)
             .bind(traits)
             .bind(tenant.created_at)
+            .bind(cidrs_json(&tenant.outbound_allow_cidrs))
             .execute(&mut *tx)
             .await?;
         insert_api_key(&mut tx, key).await?;
@@ -71,27 +74,38 @@ impl Store {
 
     /// The tenant with this id.
     pub async fn get_tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
-        let row = sqlx::query("SELECT id, traits, created_at FROM tenants WHERE id = $1")
+        let row = sqlx::query("SELECT id, traits, created_at, outbound_allow_cidrs FROM tenants WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| tenant_from_row(&r)).transpose()
     }
 
-    /// Replaces a tenant's traits. Returns whether the tenant exists.
-    pub async fn set_tenant_traits(&self, id: &str, traits: &Map<String, Value>) -> Result<bool, StoreError> {
+    /// Replaces a tenant's traits and outbound allowlist (each only when given). Returns whether
+    /// the tenant exists.
+    pub async fn update_tenant(
+        &self,
+        id: &str,
+        traits: Option<&Map<String, Value>>,
+        outbound_allow_cidrs: Option<&[String]>,
+    ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        let updated = sqlx::query("UPDATE tenants SET traits = $1 WHERE id = $2")
-            .bind(Value::Object(traits.clone()).to_string())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        // COALESCE keeps a column the caller left out, in one statement on both backends.
+        let updated = sqlx::query(
+            "UPDATE tenants SET traits = COALESCE($1, traits), \
+             outbound_allow_cidrs = COALESCE($2, outbound_allow_cidrs) WHERE id = $3",
+        )
+        .bind(traits.map(|t| Value::Object(t.clone()).to_string()))
+        .bind(outbound_allow_cidrs.map(cidrs_json))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(updated.rows_affected() > 0)
     }
 
     /// All tenants, by id.
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        let rows = sqlx::query("SELECT id, traits, created_at FROM tenants ORDER BY id")
+        let rows = sqlx::query("SELECT id, traits, created_at, outbound_allow_cidrs FROM tenants ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(tenant_from_row).collect()
@@ -217,11 +231,19 @@ fn tenant_from_row(row: &sqlx::any::AnyRow) -> Result<Tenant, StoreError> {
         Ok(Value::Object(map)) => map,
         _ => return Err(StoreError::Corrupt("tenant traits".into())),
     };
+    let cidrs: String = row.get(3);
+    let outbound_allow_cidrs =
+        serde_json::from_str(&cidrs).map_err(|_| StoreError::Corrupt("tenant outbound_allow_cidrs".into()))?;
     Ok(Tenant {
         id: row.get(0),
         traits,
+        outbound_allow_cidrs,
         created_at: row.get(2),
     })
+}
+
+fn cidrs_json(cidrs: &[String]) -> String {
+    Value::from(cidrs.to_vec()).to_string()
 }
 
 fn data_key_from_row(row: &sqlx::any::AnyRow) -> DataKeyRecord {

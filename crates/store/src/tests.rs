@@ -20,6 +20,7 @@ fn tenant(id: &str) -> (Tenant, ApiKeyRecord, DataKeyRecord) {
         Tenant {
             id: id.into(),
             traits,
+            outbound_allow_cidrs: vec![],
             created_at: 1,
         },
         ApiKeyRecord {

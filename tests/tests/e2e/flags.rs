@@ -19,9 +19,18 @@ async fn document_segment_on_a_trait_gates_tools() {
     let app = TestApp::start_with(|c| c.flags = FlagsSource::File(document_path())).await;
     let pro = app.tenant("pro-co", json!({"plan": "pro"})).await;
     let free = app.tenant("free-co", json!({"plan": "free"})).await;
-    for key in [&pro, &free] {
-        assert_eq!(app.install_jira(key, "http://127.0.0.1:9", "t", None).await.status, 201);
-    }
+    assert_eq!(
+        app.install_jira(&pro, "http://127.0.0.1:9", "t", None).await.status,
+        201
+    );
+    // Flags deny the plugin to this tenant, so it cannot even be installed.
+    app.install_jira(&free, "http://127.0.0.1:9", "t", None)
+        .await
+        .assert_problem(403, "plugin-not-allowed");
+    assert_eq!(
+        app.get("/v1/plugins/jira", &free).await.json()["state"],
+        "not_installed"
+    );
     assert_eq!(
         app.get("/v1/tools", &pro).await.json()["tools"]
             .as_array()
@@ -50,6 +59,10 @@ async fn document_segment_on_a_trait_gates_tools() {
     assert_eq!(upgraded.status, 200, "{}", upgraded.text());
     assert_eq!(upgraded.json()["traits"], json!({"plan": "pro"}));
     assert_eq!(
+        app.install_jira(&free, "http://127.0.0.1:9", "t", None).await.status,
+        201
+    );
+    assert_eq!(
         app.get("/v1/tools", &free).await.json()["tools"]
             .as_array()
             .unwrap()
@@ -68,9 +81,29 @@ async fn document_segment_on_a_trait_gates_tools() {
     app.call("PATCH", "/v1/admin/tenants/ghost", admin, patch(json!({})))
         .await
         .assert_problem(404, "tenant-not-found");
-    app.call("PATCH", "/v1/admin/tenants/free-co", admin, Some(b"{}".to_vec()))
+    app.call("PATCH", "/v1/admin/tenants/free-co", admin, patch(json!(5)))
         .await
         .assert_problem(422, "invalid-request");
+    // A PATCH that leaves the traits out keeps them.
+    let kept = app
+        .call("PATCH", "/v1/admin/tenants/free-co", admin, Some(b"{}".to_vec()))
+        .await;
+    assert_eq!(kept.json()["traits"], json!({"plan": "pro"}));
+
+    // A downgrade hides the installed plugin's tools again, and it cannot be re-enabled.
+    app.call(
+        "PATCH",
+        "/v1/admin/tenants/free-co",
+        admin,
+        patch(json!({"plan": "free"})),
+    )
+    .await;
+    assert_eq!(app.get("/v1/tools", &free).await.json()["tools"], json!([]));
+    assert_eq!(app.post("/v1/plugins/jira/disable", &free, json!({})).await.status, 200);
+    app.post("/v1/plugins/jira/enable", &free, json!({}))
+        .await
+        .assert_problem(403, "plugin-not-allowed");
+    assert_eq!(app.get("/v1/plugins/jira", &free).await.json()["state"], "disabled");
 }
 
 #[tokio::test]
@@ -121,4 +154,13 @@ async fn flagsmith_server_document_gates_tools_and_lifecycle_sets_traits() {
     assert_eq!(app.post("/v1/plugins/jira/disable", &pro, json!({})).await.status, 200);
     assert_eq!(app.post("/v1/plugins/jira/enable", &pro, json!({})).await.status, 200);
     assert_eq!(app.get("/v1/plugins/jira", &free).await.json()["allowed"], false);
+    app.install_jira(&free, "http://127.0.0.1:9", "t", None)
+        .await
+        .assert_problem(403, "plugin-not-allowed");
+    // The refused install recorded no `plugin.jira` trait for the tenant.
+    let requests = flagsmith.received_requests().await.unwrap();
+    assert!(requests
+        .iter()
+        .filter(|r| r.url.path() == "/api/v1/identities/")
+        .all(|r| !String::from_utf8_lossy(&r.body).contains("free-co")));
 }

@@ -147,6 +147,21 @@ impl TestApp {
         }
     }
 
+    /// Another host over the same storage and config, built with only `registry`'s plugins.
+    pub async fn rebuilt_with(&self, registry: integrations_core::PluginRegistry) -> Self {
+        let app = integrations::build_app_with(&self.config, registry)
+            .await
+            .expect("host builds");
+        Self {
+            router: app.router,
+            service: app.service,
+            config: self.config.clone(),
+            master_key: self.master_key.clone(),
+            _db: self._db.clone(),
+            _dir: self._dir.clone(),
+        }
+    }
+
     /// Another host over the same storage with a changed config (e.g. after key rotation).
     pub async fn restart_with(&self, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = self.config.clone();

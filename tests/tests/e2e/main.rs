@@ -10,4 +10,5 @@ mod jira_contract;
 mod lifecycle;
 mod secrets;
 mod socket;
+mod tenant_state;
 mod webhooks;
