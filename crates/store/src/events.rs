@@ -1,5 +1,6 @@
 use sqlx::Row;
 
+use crate::group_commit::GroupCommit;
 use crate::{Store, StoreError};
 
 /// A verified inbound webhook to record.
@@ -42,32 +43,16 @@ impl Store {
     /// Records an event unless its delivery id was seen for this tenant and plugin. Returns the id
     /// of the stored event and whether this delivery was a duplicate.
     pub async fn insert_webhook_event(&self, event: &NewWebhookEvent) -> Result<(String, bool), StoreError> {
-        let _turn = self.write_turn().await;
-        let inserted = sqlx::query(
-            "INSERT INTO webhook_events (id, tenant_id, plugin, delivery_id, event_type, payload, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, plugin, delivery_id) DO NOTHING",
-        )
-        .bind(&event.id)
-        .bind(&event.tenant_id)
-        .bind(&event.plugin)
-        .bind(&event.delivery_id)
-        .bind(event.event_type.clone())
-        .bind(&event.payload)
-        .bind(event.received_at)
-        .execute(&self.pool)
-        .await?;
-        if inserted.rows_affected() > 0 {
-            return Ok((event.id.clone(), false));
-        }
-        let existing: String =
-            sqlx::query("SELECT id FROM webhook_events WHERE tenant_id = $1 AND plugin = $2 AND delivery_id = $3")
-                .bind(&event.tenant_id)
-                .bind(&event.plugin)
-                .bind(&event.delivery_id)
-                .fetch_one(&self.pool)
-                .await?
-                .get(0);
-        Ok((existing, true))
+        let group = self
+            .group_commit
+            .get_or_init(|| GroupCommit::start(self.pool.clone(), self.writer.clone()));
+        group.insert(event.clone()).await
+    }
+
+    /// How many webhook transactions this store has committed (group commit makes it far fewer
+    /// than the events).
+    pub fn webhook_commits(&self) -> u64 {
+        self.group_commit.get().map_or(0, GroupCommit::commits)
     }
 
     /// A tenant's most recent events, newest first, optionally for one plugin.

@@ -4,6 +4,7 @@
 //! schema differs only in column types, so each backend has its own migrations folder.
 
 mod events;
+mod group_commit;
 mod installations;
 mod invalidations;
 mod tenants;
@@ -39,6 +40,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+    /// The store's background writer has stopped (the runtime is shutting down).
+    #[error("the store is shutting down")]
+    Unavailable,
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -72,6 +76,8 @@ pub struct Store {
     writer: Option<Arc<tokio::sync::Mutex<()>>>,
     /// Where a PostgreSQL listener connects (invalidations); `None` on SQLite.
     postgres_url: Option<String>,
+    /// The webhook writer, started on first use (inside the runtime that uses the store).
+    group_commit: Arc<std::sync::OnceLock<group_commit::GroupCommit>>,
 }
 
 impl Store {
@@ -108,6 +114,7 @@ impl Store {
             backend,
             writer,
             postgres_url,
+            group_commit: Arc::default(),
         })
     }
 

@@ -124,3 +124,67 @@ async fn deleting_a_tenant_removes_everything_it_owns() {
     assert!(store.get_api_key("key-acme").await.unwrap().is_none());
     assert!(!store.delete_tenant("acme").await.unwrap());
 }
+
+fn webhook(id: usize, tenant: &str, delivery: &str) -> NewWebhookEvent {
+    NewWebhookEvent {
+        id: format!("evt_{id}"),
+        tenant_id: tenant.into(),
+        plugin: "jira".into(),
+        delivery_id: delivery.into(),
+        event_type: None,
+        payload: b"{}".to_vec(),
+        received_at: 1,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_webhook_inserts_share_transactions_and_keep_their_own_outcomes() {
+    let (_dir, store) = sqlite_store().await;
+    let (t, k, d) = tenant("acme");
+    store.create_tenant(&t, &k, &d).await.unwrap();
+    let before = store.webhook_commits();
+    // 200 distinct deliveries, one repeated delivery, and one for a tenant that does not exist.
+    let mut events: Vec<NewWebhookEvent> = (0..200).map(|i| webhook(i, "acme", &format!("d{i}"))).collect();
+    events.push(webhook(900, "acme", "d7"));
+    events.push(webhook(901, "ghost", "d1"));
+    let outcomes = futures_join_all(events.iter().map(|event| store.insert_webhook_event(event))).await;
+
+    for (i, outcome) in outcomes.iter().take(200).enumerate() {
+        assert_eq!(outcome.as_ref().unwrap(), &(format!("evt_{i}"), false));
+    }
+    assert_eq!(outcomes[200].as_ref().unwrap(), &("evt_7".to_owned(), true));
+    assert!(outcomes[201].is_err(), "an event for a missing tenant fails alone");
+    let commits = store.webhook_commits() - before;
+    assert!(
+        commits < 50,
+        "{commits} commits for 202 concurrent inserts: not grouped"
+    );
+    assert_eq!(store.list_webhook_events("acme", None, 500).await.unwrap().len(), 200);
+}
+
+/// Polls every future from one task, so all of them queue before the writer drains them.
+async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for future in futures {
+        set.push(Box::pin(future));
+    }
+    let mut outputs: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in set.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}

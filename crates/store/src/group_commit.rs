@@ -1,0 +1,138 @@
+//! Group commit of webhook events: concurrent inserts share one transaction, so one fsync makes
+//! many events durable. Each caller still learns its own outcome only after the commit.
+//!
+//! One writer task drains whatever has queued while the previous batch was committing; under
+//! light load a batch is one event and nothing waits, under heavy load batches grow by themselves.
+//! A caller that goes away after queueing (a client that disconnected) does not cancel its
+//! insert: what was queued is committed, and a retried delivery is then found as a duplicate.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sqlx::{AnyPool, Row};
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use crate::events::NewWebhookEvent;
+use crate::StoreError;
+
+/// Most events in one transaction.
+const MAX_BATCH: usize = 256;
+/// Queued events beyond this make callers wait to queue (back-pressure, bounded memory).
+const QUEUE_CAPACITY: usize = 4096;
+
+/// The outcome of one insert: the stored event's id and whether the delivery was a duplicate.
+pub(crate) type Inserted = Result<(String, bool), StoreError>;
+
+struct Pending {
+    event: NewWebhookEvent,
+    reply: oneshot::Sender<Inserted>,
+}
+
+/// The queue in front of the writer task.
+#[derive(Debug)]
+pub(crate) struct GroupCommit {
+    queue: mpsc::Sender<Pending>,
+    commits: std::sync::Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").field("id", &self.event.id).finish()
+    }
+}
+
+impl GroupCommit {
+    /// Starts the writer task on the current runtime. `writer` is SQLite's single-writer turn.
+    pub(crate) fn start(pool: AnyPool, writer: Option<std::sync::Arc<Mutex<()>>>) -> Self {
+        let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let commits = std::sync::Arc::new(AtomicU64::new(0));
+        tokio::spawn(write_batches(pool, writer, receiver, commits.clone()));
+        Self { queue, commits }
+    }
+
+    /// Transactions committed so far.
+    pub(crate) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Queues an event and waits until its batch is committed.
+    pub(crate) async fn insert(&self, event: NewWebhookEvent) -> Inserted {
+        let (reply, outcome) = oneshot::channel();
+        self.queue
+            .send(Pending { event, reply })
+            .await
+            .map_err(|_| StoreError::Unavailable)?;
+        outcome.await.map_err(|_| StoreError::Unavailable)?
+    }
+}
+
+async fn write_batches(
+    pool: AnyPool,
+    writer: Option<std::sync::Arc<Mutex<()>>>,
+    mut queue: mpsc::Receiver<Pending>,
+    commits: std::sync::Arc<AtomicU64>,
+) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let _turn = match &writer {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        let events: Vec<&NewWebhookEvent> = batch.iter().map(|p| &p.event).collect();
+        let written = insert_all(&pool, &events).await;
+        commits.fetch_add(1, Ordering::Relaxed);
+        match written {
+            Ok(outcomes) => {
+                for (pending, outcome) in batch.drain(..).zip(outcomes) {
+                    let _ = pending.reply.send(Ok(outcome));
+                }
+            }
+            // One bad event (its tenant deleted meanwhile, say) must not fail its neighbours:
+            // each goes again in a transaction of its own.
+            Err(error) => {
+                tracing::debug!(%error, size = batch.len(), "batch failed; inserting one by one");
+                for pending in batch.drain(..) {
+                    let outcome = insert_all(&pool, &[&pending.event])
+                        .await
+                        .and_then(|mut outcomes| outcomes.pop().ok_or(StoreError::Unavailable));
+                    let _ = pending.reply.send(outcome);
+                }
+            }
+        }
+    }
+}
+
+/// Inserts events in one transaction; for each, our id and whether its delivery was stored before.
+async fn insert_all(pool: &AnyPool, events: &[&NewWebhookEvent]) -> Result<Vec<(String, bool)>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let mut outcomes = Vec::with_capacity(events.len());
+    for event in events {
+        let inserted = sqlx::query(
+            "INSERT INTO webhook_events (id, tenant_id, plugin, delivery_id, event_type, payload, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, plugin, delivery_id) DO NOTHING",
+        )
+        .bind(&event.id)
+        .bind(&event.tenant_id)
+        .bind(&event.plugin)
+        .bind(&event.delivery_id)
+        .bind(event.event_type.clone())
+        .bind(&event.payload)
+        .bind(event.received_at)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() > 0 {
+            outcomes.push((event.id.clone(), false));
+            continue;
+        }
+        let existing: String =
+            sqlx::query("SELECT id FROM webhook_events WHERE tenant_id = $1 AND plugin = $2 AND delivery_id = $3")
+                .bind(&event.tenant_id)
+                .bind(&event.plugin)
+                .bind(&event.delivery_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0);
+        outcomes.push((existing, true));
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
