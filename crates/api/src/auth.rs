@@ -1,9 +1,13 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use integrations_service::ServiceError;
+use axum::http::HeaderMap;
+use integrations_service::{validate_tenant_id, ServiceError};
 
 use crate::{ApiError, AppState, TenantAuth};
+
+/// The header a trusted gateway names the authenticated tenant in.
+const TENANT_HEADER: &str = "x-tenant-id";
 
 /// The authenticated tenant of a tenant-API request.
 pub struct CurrentTenant(pub String);
@@ -17,6 +21,25 @@ fn bearer(parts: &Parts) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// The gateway's `X-Tenant-Id`, `None` when absent. More than one, an empty one or one that is not
+/// a tenant id is refused rather than guessed at: a gateway that appends its header instead of
+/// replacing the client's would otherwise let the client's own value through.
+fn trusted_tenant_header(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let mut values = headers.get_all(TENANT_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::InvalidTenantHeader("more than one"));
+    }
+    let id = value.to_str().map_err(|_| ApiError::InvalidTenantHeader("not text"))?;
+    if id.is_empty() {
+        return Err(ApiError::InvalidTenantHeader("empty"));
+    }
+    validate_tenant_id(id).map_err(|_| ApiError::InvalidTenantHeader("not a tenant id"))?;
+    Ok(Some(id))
+}
+
 impl FromRequestParts<AppState> for CurrentTenant {
     type Rejection = ApiError;
 
@@ -27,11 +50,7 @@ impl FromRequestParts<AppState> for CurrentTenant {
                 state.service.authenticate(key).await?
             }
             TenantAuth::TrustedHeader => {
-                let id = parts
-                    .headers
-                    .get("x-tenant-id")
-                    .and_then(|v| v.to_str().ok())
-                    .ok_or(ServiceError::Unauthorized)?;
+                let id = trusted_tenant_header(&parts.headers)?.ok_or(ServiceError::Unauthorized)?;
                 state.service.trusted_tenant(id).await?
             }
         };

@@ -3,8 +3,8 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
+use integrations_service::{EventCursor, WebhookEventPage, DEFAULT_EVENT_PAGE_LIMIT};
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::auth::CurrentTenant;
 use crate::params::ApiQuery;
@@ -18,16 +18,19 @@ pub fn router() -> Router<AppState> {
 struct ListQuery {
     plugin: Option<String>,
     limit: Option<i64>,
+    /// The `next` of the previous page; a string no page handed out is a 400.
+    after: Option<EventCursor>,
 }
 
 async fn list(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let events = state
+) -> Result<Json<WebhookEventPage>, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_EVENT_PAGE_LIMIT);
+    let page = state
         .service
-        .list_webhook_events(&tenant, query.plugin.as_deref(), query.limit.unwrap_or(50))
+        .list_webhook_events(&tenant, query.plugin.as_deref(), query.after.as_ref(), limit)
         .await?;
-    Ok(Json(json!({"events": events})))
+    Ok(Json(page))
 }

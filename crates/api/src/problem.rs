@@ -26,6 +26,9 @@ pub enum ApiError {
     /// The body could not be read.
     #[error("could not read the request body")]
     BadBody,
+    /// The trusted gateway's `X-Tenant-Id` is repeated, empty or not a tenant id.
+    #[error("invalid X-Tenant-Id header: {0}")]
+    InvalidTenantHeader(&'static str),
     /// The admin API is disabled or the admin token is wrong.
     #[error("admin API unavailable")]
     AdminUnauthorized,
@@ -146,17 +149,12 @@ fn from_service(error: &ServiceError) -> Problem {
             "Plugin misconfigured",
             detail,
         ),
-        E::WebhookRejected(_) => Problem::new(
-            StatusCode::UNAUTHORIZED,
+        // One fixed body for every refusal: nothing of the tenant, the plugin or the reason.
+        E::WebhookRejected => Problem::new(
+            StatusCode::NOT_FOUND,
             "webhook-rejected",
-            "Webhook verification failed",
-            detail,
-        ),
-        E::WebhookMalformed(_) => Problem::new(
-            StatusCode::BAD_REQUEST,
-            "webhook-malformed",
-            "Malformed webhook",
-            detail,
+            "Webhook rejected",
+            "no installation accepted this delivery",
         ),
         E::Store(_) | E::Crypto(_) | E::Internal(_) => {
             tracing::error!(error = %error, "internal error");
@@ -210,6 +208,12 @@ impl IntoResponse for ApiError {
                 StatusCode::BAD_REQUEST,
                 "bad-body",
                 "Bad request body",
+                self.to_string(),
+            ),
+            ApiError::InvalidTenantHeader(_) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-tenant-header",
+                "Invalid tenant header",
                 self.to_string(),
             ),
             ApiError::AdminUnauthorized => Problem::new(

@@ -24,6 +24,9 @@ async fn receive(
     request: Request,
 ) -> Result<Response, ApiError> {
     let headers = request.headers().clone();
+    // An oversized body is still a 413 rather than the uniform refusal: it is answered before
+    // anything is looked up, so it says something about the request's size and nothing about which
+    // tenants or plugins exist.
     let body = read_bytes(request, &()).await?;
     let request = WebhookRequest {
         headers,

@@ -66,12 +66,9 @@ pub enum ServiceError {
     /// The installation cannot serve the call.
     #[error("plugin is misconfigured: {0}")]
     Misconfigured(String),
-    /// A webhook failed verification.
-    #[error("webhook rejected: {0}")]
-    WebhookRejected(String),
-    /// A webhook was verified but is malformed.
-    #[error("malformed webhook: {0}")]
-    WebhookMalformed(String),
+    /// A webhook was refused, for whatever reason: every refusal looks alike to the sender.
+    #[error("webhook rejected")]
+    WebhookRejected,
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),

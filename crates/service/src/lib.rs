@@ -3,6 +3,7 @@
 //! [`Service`]; tests can drive it directly.
 
 mod error;
+mod events;
 mod gate;
 mod plugins;
 mod rotation;
@@ -23,12 +24,16 @@ use integrations_store::Store;
 use jsonschema::Validator;
 
 pub use error::ServiceError;
+pub use events::{
+    EventCursor, InvalidCursor, WebhookEventPage, WebhookEventView, DEFAULT_EVENT_PAGE_LIMIT, MAX_EVENT_PAGE_LIMIT,
+    MAX_EVENT_PAGE_PAYLOAD_BYTES,
+};
 pub use plugins::{PluginDetails, PluginState, PluginSummary};
 pub use rotation::{rotate_master_key, RotationReport};
-pub use tenants::{CreatedKey, TenantSummary, TenantUpdate};
+pub use tenants::{validate_tenant_id, CreatedKey, TenantSummary, TenantUpdate};
 pub use tools::ToolListing;
 pub use validation::FieldError;
-pub use webhooks::{WebhookEventView, WebhookReceipt};
+pub use webhooks::WebhookReceipt;
 
 /// Re-reads the master keys from where they came from.
 pub type KeyringReload = Box<dyn Fn() -> Result<Keyring, String> + Send + Sync>;

@@ -44,14 +44,16 @@ impl Invalidation {
     }
 }
 
+/// Flag decisions per plugin, with the flags generation they were made under.
+type Decisions = Option<(u64, Arc<HashMap<String, bool>>)>;
+
 /// A tenant as the hot path needs it.
 pub(crate) struct TenantState {
     pub(crate) tenant: Tenant,
     /// The tenant's traits plus `plugin.<name>` for each installation.
     pub(crate) traits: Map<String, Value>,
     pub(crate) installations: Vec<Installation>,
-    /// Flag decisions per plugin, with the flags generation they were made under.
-    decisions: Mutex<Option<(u64, Arc<HashMap<String, bool>>)>>,
+    decisions: Mutex<Decisions>,
     configs: Mutex<HashMap<String, Arc<PluginConfig>>>,
     http: OnceLock<Arc<dyn HttpClient>>,
 }

@@ -1,7 +1,6 @@
 use integrations_core::{WebhookError, WebhookOutcome, WebhookRequest};
 use integrations_secrets::random_bytes;
-use integrations_store::NewWebhookEvent;
-use serde::Serialize;
+use integrations_store::{InstallationState, NewWebhookEvent};
 
 use crate::{now_unix, Service, ServiceError};
 
@@ -24,44 +23,43 @@ pub enum WebhookReceipt {
     },
 }
 
-/// A stored event as the tenant API lists it.
-#[derive(Clone, Debug, Serialize)]
-pub struct WebhookEventView {
-    /// Our event id.
-    pub id: String,
-    /// The plugin.
-    pub plugin: String,
-    /// The sender's delivery id.
-    pub delivery_id: String,
-    /// The event name.
-    pub event_type: Option<String>,
-    /// Arrival time, unix seconds.
-    pub received_at: i64,
-    /// The payload as JSON when it is JSON, else as a string.
-    pub payload: serde_json::Value,
-}
-
 impl Service {
-    /// Verifies and stores an inbound webhook before it is acknowledged. Unknown tenants, and
-    /// plugins not installed, disabled or not allowed, all look alike: not found.
+    /// Verifies and stores an inbound webhook before it is acknowledged. Every refusal (unknown
+    /// tenant or plugin; plugin not installed, disabled or not allowed; failed verification) is
+    /// the same [`ServiceError::WebhookRejected`], so a sender learns nothing of who uses what; the
+    /// reason goes to the log.
     pub async fn receive_webhook(
         &self,
         plugin: &str,
         tenant_id: &str,
         request: WebhookRequest,
     ) -> Result<WebhookReceipt, ServiceError> {
-        let not_found = || ServiceError::NotInstalled(plugin.to_owned());
-        let registered = self.registry.get(plugin).ok_or_else(not_found)?;
-        let gate = self.gate(tenant_id).await?.ok_or_else(not_found)?;
-        gate.usable(self, plugin).ok_or_else(not_found)?;
+        let refuse = |reason: Refusal| {
+            // The tenant and plugin are the sender's text from the URL: logged quoted (Debug) so
+            // that they cannot forge log lines.
+            tracing::info!(tenant = ?tenant_id, plugin = ?plugin, %reason, "webhook refused");
+            ServiceError::WebhookRejected
+        };
+        let registered = self
+            .registry
+            .get(plugin)
+            .ok_or_else(|| refuse(Refusal::UnknownPlugin))?;
+        let gate = self
+            .gate(tenant_id)
+            .await?
+            .ok_or_else(|| refuse(Refusal::UnknownTenant))?;
+        let installation = gate.installation(plugin).ok_or_else(|| refuse(Refusal::NotInstalled))?;
+        if installation.state != InstallationState::Enabled {
+            return Err(refuse(Refusal::Disabled));
+        }
+        if !gate.allowed(self, plugin) {
+            return Err(refuse(Refusal::NotAllowed));
+        }
         let config = self.plugin_config(&gate, plugin).await?;
-        let outcome = registered.plugin.verify_webhook(&config, &request).map_err(|error| {
-            tracing::info!(tenant = tenant_id, plugin, %error, "webhook refused");
-            match error {
-                WebhookError::Malformed(message) => ServiceError::WebhookMalformed(message),
-                other => ServiceError::WebhookRejected(other.to_string()),
-            }
-        })?;
+        let outcome = registered
+            .plugin
+            .verify_webhook(&config, &request)
+            .map_err(|error| refuse(Refusal::Verification(error)))?;
         let verified = match outcome {
             WebhookOutcome::Handshake { content_type, body } => {
                 return Ok(WebhookReceipt::Handshake { content_type, body })
@@ -70,8 +68,10 @@ impl Service {
         };
         let event_id = format!("evt_{}", hex::encode(random_bytes::<12>()?));
         let event = NewWebhookEvent {
-            // Without a sender id there is nothing to deduplicate on; each delivery is its own.
-            delivery_id: verified.delivery_id.unwrap_or_else(|| event_id.clone()),
+            // Jira signs only the body, not its delivery id header. Without a sender id the body's
+            // digest is the delivery's identity, so a signed body replayed without its header is a
+            // duplicate rather than a new event.
+            delivery_id: verified.delivery_id.unwrap_or_else(|| body_digest(&request.body)),
             id: event_id,
             tenant_id: tenant_id.to_owned(),
             plugin: plugin.to_owned(),
@@ -83,29 +83,27 @@ impl Service {
         tracing::info!(tenant = tenant_id, plugin, event_id, duplicate, "webhook stored");
         Ok(WebhookReceipt::Stored { event_id, duplicate })
     }
+}
 
-    /// A tenant's most recent webhook events, newest first.
-    pub async fn list_webhook_events(
-        &self,
-        tenant_id: &str,
-        plugin: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<WebhookEventView>, ServiceError> {
-        let events = self
-            .store
-            .list_webhook_events(tenant_id, plugin, limit.clamp(1, 500))
-            .await?;
-        Ok(events
-            .into_iter()
-            .map(|e| WebhookEventView {
-                payload: serde_json::from_slice(&e.payload)
-                    .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&e.payload).into_owned())),
-                id: e.id,
-                plugin: e.plugin,
-                delivery_id: e.delivery_id,
-                event_type: e.event_type,
-                received_at: e.received_at,
-            })
-            .collect())
-    }
+/// Why a webhook was refused: logged, never told to the sender.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error("no such plugin compiled in")]
+    UnknownPlugin,
+    #[error("no such tenant")]
+    UnknownTenant,
+    #[error("plugin not installed")]
+    NotInstalled,
+    #[error("installation disabled")]
+    Disabled,
+    #[error("plugin not allowed by flags")]
+    NotAllowed,
+    #[error("verification failed: {0}")]
+    Verification(WebhookError),
+}
+
+/// The delivery id of a delivery that carries none: `sha256:<hex digest of the body>`.
+fn body_digest(body: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, body);
+    format!("sha256:{}", hex::encode(digest.as_ref()))
 }

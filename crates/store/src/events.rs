@@ -1,7 +1,5 @@
-use sqlx::Row;
-
 use crate::group_commit::GroupCommit;
-use crate::{Store, StoreError};
+use crate::{EventPageQuery, Store, StoreError};
 
 /// A verified inbound webhook to record.
 #[derive(Clone, Debug)]
@@ -55,32 +53,21 @@ impl Store {
         self.group_commit.get().map_or(0, GroupCommit::commits)
     }
 
-    /// A tenant's most recent events, newest first, optionally for one plugin.
+    /// A tenant's most recent events, newest first, optionally for one plugin, without a byte
+    /// budget: for operations outside the request path. The API pages with
+    /// [`Store::webhook_event_page`].
     pub async fn list_webhook_events(
         &self,
         tenant_id: &str,
         plugin: Option<&str>,
         limit: i64,
     ) -> Result<Vec<StoredWebhookEvent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, plugin, delivery_id, event_type, payload, received_at FROM webhook_events \
-             WHERE tenant_id = $1 AND ($2 = '' OR plugin = $2) ORDER BY received_at DESC, id DESC LIMIT $3",
-        )
-        .bind(tenant_id)
-        .bind(plugin.unwrap_or_default())
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| StoredWebhookEvent {
-                id: r.get(0),
-                plugin: r.get(1),
-                delivery_id: r.get(2),
-                event_type: r.get(3),
-                payload: r.get(4),
-                received_at: r.get(5),
-            })
-            .collect())
+        let query = EventPageQuery {
+            plugin,
+            after: None,
+            limit,
+            max_payload_bytes: u64::MAX,
+        };
+        Ok(self.webhook_event_page(tenant_id, &query).await?.events)
     }
 }

@@ -3,6 +3,7 @@
 //! Queries use `$N` placeholders, which both drivers accept, through sqlx's `Any` driver; the
 //! schema differs only in column types, so each backend has its own migrations folder.
 
+mod event_pages;
 mod events;
 mod group_commit;
 mod installations;
@@ -17,6 +18,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::AnyPool;
 
+pub use event_pages::{EventPage, EventPageQuery, EventPosition};
 pub use events::{NewWebhookEvent, StoredWebhookEvent};
 pub use installations::{Installation, InstallationState, SecretRow};
 pub use invalidations::{InvalidationListener, INVALIDATION_CHANNEL};

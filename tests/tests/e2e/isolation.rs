@@ -79,7 +79,7 @@ async fn another_tenant_sees_and_touches_nothing() {
         .header("x-hub-signature", jira_signature("evil-hook", &body))
         .body(axum::body::Body::from(body.clone()))
         .unwrap();
-    app.send(forged).await.assert_problem(401, "webhook-rejected");
+    app.send(forged).await.assert_problem(404, "webhook-rejected");
     let genuine = http::Request::post("/v1/webhooks/jira/acme")
         .header("x-hub-signature", jira_signature("acme-hook", &body))
         .header("x-atlassian-webhook-identifier", "d-1")
@@ -98,7 +98,7 @@ async fn another_tenant_sees_and_touches_nothing() {
     let to_evil = http::Request::post("/v1/webhooks/jira/evil")
         .body(axum::body::Body::from("{}"))
         .unwrap();
-    app.send(to_evil).await.assert_problem(404, "plugin-not-installed");
+    app.send(to_evil).await.assert_problem(404, "webhook-rejected");
 }
 
 #[tokio::test]

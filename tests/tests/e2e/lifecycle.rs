@@ -302,6 +302,34 @@ async fn trusted_gateway_mode_takes_the_tenant_from_the_header() {
 }
 
 #[tokio::test]
+async fn trusted_gateway_mode_refuses_repeated_empty_or_malformed_tenant_headers() {
+    let app = TestApp::start_with(|c| c.trust_tenant_header = true).await;
+    app.tenant("acme", json!({})).await;
+    app.tenant("evil", json!({})).await;
+    let request = |values: &[&str]| {
+        let mut builder = http::Request::builder().uri("/v1/plugins");
+        for value in values {
+            builder = builder.header("x-tenant-id", *value);
+        }
+        builder.body(axum::body::Body::empty()).unwrap()
+    };
+    assert_eq!(app.send(request(&["acme"])).await.status, 200);
+    // A gateway that appends its header after the client's must not let the client's through.
+    for values in [
+        &["evil", "acme"][..],
+        &["acme", "evil"],
+        &["acme", "acme"],
+        &[""],
+        &["ACME"],
+        &["evil, acme"],
+    ] {
+        app.send(request(values))
+            .await
+            .assert_problem(400, "invalid-tenant-header");
+    }
+}
+
+#[tokio::test]
 async fn a_kept_token_never_follows_a_new_host() {
     let app = TestApp::start().await;
     let key = app.tenant("acme", json!({})).await;

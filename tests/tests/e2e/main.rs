@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod events;
 mod flags;
 mod isolation;
 mod jira;

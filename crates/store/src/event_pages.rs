@@ -1,0 +1,136 @@
+//! Pages of a tenant's webhook events, newest first, bounded by a count and by payload bytes.
+//!
+//! A page is read in two steps so that no more than its byte budget is ever loaded: the positions
+//! and payload lengths of the candidate rows first (lengths come from the row header, not the
+//! payload), then the payloads of the rows that fit.
+
+use sqlx::Row;
+
+use crate::events::StoredWebhookEvent;
+use crate::{Store, StoreError};
+
+/// Where an event sits in the newest-first order; a page continues after such a position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventPosition {
+    /// Arrival time, unix seconds.
+    pub received_at: i64,
+    /// Our event id, which breaks ties between events of the same second.
+    pub id: String,
+}
+
+/// Which events a page holds.
+#[derive(Clone, Copy, Debug)]
+pub struct EventPageQuery<'a> {
+    /// Only this plugin's events, when set.
+    pub plugin: Option<&'a str>,
+    /// Only events after (older than) this position, when set.
+    pub after: Option<&'a EventPosition>,
+    /// Most events on the page.
+    pub limit: i64,
+    /// Most payload bytes on the page; the first event is returned even when it alone exceeds it.
+    pub max_payload_bytes: u64,
+}
+
+/// A page of events, newest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventPage {
+    /// The events.
+    pub events: Vec<StoredWebhookEvent>,
+    /// The last event's position when more events may follow, `None` at the end.
+    pub next: Option<EventPosition>,
+}
+
+const FILTER: &str = "WHERE tenant_id = $1 AND ($2 = '' OR plugin = $2)";
+// Spelled out rather than as a row-value comparison `(received_at, id) < ($3, $4)`, which older
+// SQLite versions lack; both databases use the (tenant_id, …) index prefix either way.
+const AFTER: &str = " AND (received_at < $3 OR (received_at = $3 AND id < $4))";
+const NEWEST_FIRST: &str = " ORDER BY received_at DESC, id DESC";
+
+impl Store {
+    /// A page of a tenant's events, newest first, within `query`'s count and byte budget.
+    pub async fn webhook_event_page(
+        &self,
+        tenant_id: &str,
+        query: &EventPageQuery<'_>,
+    ) -> Result<EventPage, StoreError> {
+        let candidates = self.page_candidates(tenant_id, query).await?;
+        let page_size = usize::try_from(query.limit.max(1)).unwrap_or(usize::MAX);
+        let mut budget_used = 0u64;
+        let mut chosen: Vec<&EventPosition> = Vec::new();
+        for (position, length) in candidates.iter().take(page_size) {
+            if !chosen.is_empty() && budget_used.saturating_add(*length) > query.max_payload_bytes {
+                break;
+            }
+            budget_used = budget_used.saturating_add(*length);
+            chosen.push(position);
+        }
+        // One candidate beyond the limit was read to learn whether the listing goes on.
+        let more = chosen.len() < candidates.len();
+        let next = chosen.last().filter(|_| more).map(|last| (*last).clone());
+        let ids: Vec<&str> = chosen.iter().map(|position| position.id.as_str()).collect();
+        let events = self.events_by_id(tenant_id, &ids).await?;
+        Ok(EventPage { events, next })
+    }
+
+    /// Positions and payload lengths of up to `limit + 1` events of the page, newest first.
+    async fn page_candidates(
+        &self,
+        tenant_id: &str,
+        query: &EventPageQuery<'_>,
+    ) -> Result<Vec<(EventPosition, u64)>, StoreError> {
+        let limit = query.limit.max(1).saturating_add(1);
+        let after = if query.after.is_some() { AFTER } else { "" };
+        let limit_param = if query.after.is_some() { "$5" } else { "$3" };
+        let sql = format!(
+            "SELECT id, received_at, CAST(length(payload) AS BIGINT) FROM webhook_events {FILTER}{after}{NEWEST_FIRST} \
+             LIMIT {limit_param}"
+        );
+        let mut statement = sqlx::query(&sql).bind(tenant_id).bind(query.plugin.unwrap_or_default());
+        if let Some(position) = query.after {
+            statement = statement.bind(position.received_at).bind(&position.id);
+        }
+        let rows = statement.bind(limit).fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let length: i64 = r.get(2);
+                let position = EventPosition {
+                    id: r.get(0),
+                    received_at: r.get(1),
+                };
+                (position, u64::try_from(length).unwrap_or_default())
+            })
+            .collect())
+    }
+
+    /// The tenant's events with these ids, newest first.
+    async fn events_by_id(&self, tenant_id: &str, ids: &[&str]) -> Result<Vec<StoredWebhookEvent>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders = (2..ids.len() + 2)
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT id, plugin, delivery_id, event_type, payload, received_at FROM webhook_events \
+             WHERE tenant_id = $1 AND id IN ({placeholders}){NEWEST_FIRST}"
+        );
+        let mut statement = sqlx::query(&sql).bind(tenant_id);
+        for id in ids {
+            statement = statement.bind(*id);
+        }
+        let rows = statement.fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredWebhookEvent {
+                id: r.get(0),
+                plugin: r.get(1),
+                delivery_id: r.get(2),
+                event_type: r.get(3),
+                payload: r.get(4),
+                received_at: r.get(5),
+            })
+            .collect())
+    }
+}
