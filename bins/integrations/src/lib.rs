@@ -4,6 +4,7 @@
 pub mod config;
 mod master_key;
 pub mod plugins;
+pub mod server;
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use integrations_api::{AdminTokenDigest, AppState, TenantAuth};
 use integrations_core::{PluginRegistry, RegistryError};
 use integrations_flags::{Flags, FlagsmithServer};
 use integrations_http::{GuardedHttpClient, OutboundPolicy};
-use integrations_service::{Service, ServiceError, ServiceParts};
+use integrations_service::{Service, ServiceError, ServiceParts, ToolLimits};
 use integrations_store::{Store, StoreError};
 
 pub use config::{Config, ConfigError, FlagsSource};
@@ -104,6 +105,10 @@ pub async fn build_app(config: &Config) -> Result<App, StartupError> {
         flags,
         http: Arc::new(http),
         public_url: config.public_url(),
+        tool_limits: ToolLimits {
+            response_budget_bytes: config.tool_response_budget_bytes,
+            deadline: config.tool_deadline,
+        },
     })?);
     let state = AppState {
         service: service.clone(),

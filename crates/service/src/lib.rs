@@ -2,6 +2,7 @@
 //! the tool catalog, inbound webhooks and master-key rotation. The API crate is a thin layer over
 //! [`Service`]; tests can drive it directly.
 
+mod budget;
 mod error;
 mod gate;
 mod plugins;
@@ -21,12 +22,13 @@ use integrations_secrets::Keyring;
 use integrations_store::Store;
 use jsonschema::Validator;
 
+pub use budget::ToolLimits;
 pub use error::ServiceError;
 pub use plugins::{PluginDetails, PluginState, PluginSummary};
 pub use rotation::{rotate_master_key, RotationReport};
 pub use tenants::{CreatedKey, TenantSummary};
 pub use tools::ToolListing;
-pub use validation::FieldError;
+pub use validation::{FieldError, FieldErrors, MAX_REPORTED_ERRORS};
 pub use webhooks::{WebhookEventView, WebhookReceipt};
 
 /// Re-reads the master keys from where they came from.
@@ -48,6 +50,8 @@ pub struct ServiceParts {
     pub http: Arc<dyn HttpClient>,
     /// Base URL under which this service is reachable (for webhook URLs).
     pub public_url: String,
+    /// Response budget and deadline of every tool call.
+    pub tool_limits: ToolLimits,
 }
 
 /// The service: every operation the API offers.
@@ -59,6 +63,7 @@ pub struct Service {
     flags: Flags,
     http: Arc<dyn HttpClient>,
     public_url: String,
+    tool_limits: ToolLimits,
     config_validators: HashMap<String, Validator>,
     tool_validators: HashMap<String, Validator>,
 }
@@ -87,6 +92,7 @@ impl Service {
             flags: parts.flags,
             http: parts.http,
             public_url: parts.public_url.trim_end_matches('/').to_owned(),
+            tool_limits: parts.tool_limits,
             config_validators,
             tool_validators,
         })
