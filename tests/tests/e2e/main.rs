@@ -8,6 +8,7 @@ mod isolation;
 mod jira;
 mod jira_contract;
 mod lifecycle;
+mod limits;
 mod secrets;
 mod socket;
 mod webhooks;
