@@ -26,15 +26,13 @@ struct Server {
 }
 
 async fn start(limits: ServerLimits) -> Server {
-    let router = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/slow",
-            get(|| async {
-                tokio::time::sleep(Duration::from_secs(600)).await;
-                "late"
-            }),
-        );
+    let router = Router::new().route("/healthz", get(|| async { "ok" })).route(
+        "/slow",
+        get(|| async {
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            "late"
+        }),
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -132,5 +130,8 @@ async fn a_request_past_the_request_timeout_gets_a_problem() {
     let response = read_until_closed(&mut stream).await;
     assert!(response.starts_with("HTTP/1.1 503"), "{response}");
     assert!(response.contains("application/problem+json"), "{response}");
-    assert!(response.contains("https://integrations.dev/problems/request-timeout"), "{response}");
+    assert!(
+        response.contains("https://integrations.dev/problems/request-timeout"),
+        "{response}"
+    );
 }

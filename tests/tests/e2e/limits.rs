@@ -54,7 +54,10 @@ async fn search_against_a_hostile_jira_stops_at_the_response_budget() {
         .await;
     let problem = response.assert_problem(502, "upstream-response-too-large");
     assert_eq!(problem["limit_bytes"], json!(budget));
-    assert!(problem["detail"].as_str().unwrap().contains(&budget.to_string()), "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains(&budget.to_string()),
+        "{problem}"
+    );
     // Two pages fit in the budget; the third passes it and ends the call.
     assert_eq!(search_requests(&jira).await, 3);
 }
@@ -116,10 +119,16 @@ async fn a_huge_wrong_argument_array_gets_a_small_422() {
     let problem = response.assert_problem(422, "invalid-arguments");
     let errors = problem["errors"].as_array().unwrap();
     assert_eq!(errors.len(), MAX_REPORTED_ERRORS);
-    assert!(errors.iter().all(|e| e["message"] == "must be of type string"), "{problem}");
+    assert!(
+        errors.iter().all(|e| e["message"] == "must be of type string"),
+        "{problem}"
+    );
     assert_eq!(problem["errors_omitted"], json!(items - MAX_REPORTED_ERRORS));
     assert!(
-        problem["detail"].as_str().unwrap().ends_with(&format!("and {} more", items - 3)),
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("and {} more", items - 3)),
         "{problem}"
     );
 }
