@@ -70,6 +70,16 @@ pub struct Config {
     pub outbound_timeout: Duration,
     /// `INTEGRATIONS_PUBLIC_URL`: base of webhook URLs.
     pub public_url: Option<String>,
+    /// `INTEGRATIONS_TOOL_RESPONSE_BUDGET_BYTES`: vendor response bytes one tool call may read.
+    pub tool_response_budget_bytes: usize,
+    /// `INTEGRATIONS_TOOL_DEADLINE_SECS`: time one tool call may take.
+    pub tool_deadline: Duration,
+    /// `INTEGRATIONS_HEADER_READ_TIMEOUT_SECS`: time a client has to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// `INTEGRATIONS_REQUEST_TIMEOUT_SECS`: time to read a request's body and answer it.
+    pub request_timeout: Duration,
+    /// `INTEGRATIONS_MAX_CONNECTIONS`: connections served at once; more wait to be accepted.
+    pub max_connections: usize,
     /// `FLAGSMITH_*`.
     pub flags: FlagsSource,
 }
@@ -88,6 +98,13 @@ impl Config {
             outbound_allow_cidrs: String::new(),
             outbound_timeout: Duration::from_secs(30),
             public_url: None,
+            tool_response_budget_bytes: 4 * 1024 * 1024,
+            tool_deadline: Duration::from_secs(60),
+            header_read_timeout: Duration::from_secs(10),
+            // Longer than the tool deadline, so a slow tool call ends with its own, more precise
+            // problem (tool-deadline-exceeded) rather than this generic one.
+            request_timeout: Duration::from_secs(75),
+            max_connections: 1024,
             flags: FlagsSource::None,
         }
     }
@@ -137,6 +154,21 @@ impl Config {
             config.outbound_timeout = Duration::from_secs(secs.max(1));
         }
         config.public_url = get("INTEGRATIONS_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned());
+        if let Some(bytes) = get("INTEGRATIONS_TOOL_RESPONSE_BUDGET_BYTES") {
+            config.tool_response_budget_bytes = positive(bytes, "INTEGRATIONS_TOOL_RESPONSE_BUDGET_BYTES", "bytes")?;
+        }
+        if let Some(secs) = get("INTEGRATIONS_TOOL_DEADLINE_SECS") {
+            config.tool_deadline = seconds(secs, "INTEGRATIONS_TOOL_DEADLINE_SECS")?;
+        }
+        if let Some(secs) = get("INTEGRATIONS_HEADER_READ_TIMEOUT_SECS") {
+            config.header_read_timeout = seconds(secs, "INTEGRATIONS_HEADER_READ_TIMEOUT_SECS")?;
+        }
+        if let Some(secs) = get("INTEGRATIONS_REQUEST_TIMEOUT_SECS") {
+            config.request_timeout = seconds(secs, "INTEGRATIONS_REQUEST_TIMEOUT_SECS")?;
+        }
+        if let Some(count) = get("INTEGRATIONS_MAX_CONNECTIONS") {
+            config.max_connections = positive(count, "INTEGRATIONS_MAX_CONNECTIONS", "a number of connections")?;
+        }
         config.flags = match (
             get("FLAGSMITH_ENVIRONMENT_DOCUMENT"),
             get("FLAGSMITH_API_URL"),
@@ -181,6 +213,15 @@ impl Config {
         self.database_url().starts_with("sqlite:")
     }
 
+    /// The limits the server enforces on connections and requests.
+    pub fn server_limits(&self) -> crate::server::ServerLimits {
+        crate::server::ServerLimits {
+            header_read_timeout: self.header_read_timeout,
+            request_timeout: self.request_timeout,
+            max_connections: self.max_connections,
+        }
+    }
+
     /// The base URL webhooks are addressed to.
     pub fn public_url(&self) -> String {
         self.public_url
@@ -202,6 +243,11 @@ impl std::fmt::Debug for Config {
             .field("outbound_allow_cidrs", &self.outbound_allow_cidrs)
             .field("outbound_timeout", &self.outbound_timeout)
             .field("public_url", &self.public_url)
+            .field("tool_response_budget_bytes", &self.tool_response_budget_bytes)
+            .field("tool_deadline", &self.tool_deadline)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_connections", &self.max_connections)
             .field("flags", &self.flags)
             .finish()
     }
@@ -220,6 +266,19 @@ fn redact_password(url: &str) -> String {
         },
         None => url.to_owned(),
     }
+}
+
+/// A whole number of at least 1.
+fn positive(value: &str, name: &'static str, unit: &str) -> Result<usize, ConfigError> {
+    match value.parse::<usize>() {
+        Ok(number) if number > 0 => Ok(number),
+        _ => Err(invalid(name, &format!("expected {unit}, at least 1"))),
+    }
+}
+
+/// Whole seconds, at least 1.
+fn seconds(value: &str, name: &'static str) -> Result<Duration, ConfigError> {
+    positive(value, name, "seconds").map(|secs| Duration::from_secs(secs as u64))
 }
 
 fn invalid(name: &'static str, message: &str) -> ConfigError {
@@ -259,6 +318,35 @@ mod tests {
         assert!(config.is_embedded());
         assert!(config.admin_token.is_none());
         assert!(matches!(config.flags, FlagsSource::None));
+        assert_eq!(config.tool_response_budget_bytes, 4 * 1024 * 1024);
+        assert!(config.request_timeout > config.tool_deadline);
+    }
+
+    #[test]
+    fn reads_limits_and_refuses_zero() {
+        let config = Config::from_values(&values(&[
+            ("INTEGRATIONS_TOOL_RESPONSE_BUDGET_BYTES", "65536"),
+            ("INTEGRATIONS_TOOL_DEADLINE_SECS", "5"),
+            ("INTEGRATIONS_HEADER_READ_TIMEOUT_SECS", "2"),
+            ("INTEGRATIONS_REQUEST_TIMEOUT_SECS", "9"),
+            ("INTEGRATIONS_MAX_CONNECTIONS", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(config.tool_response_budget_bytes, 65536);
+        assert_eq!(config.tool_deadline, Duration::from_secs(5));
+        assert_eq!(config.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(config.request_timeout, Duration::from_secs(9));
+        assert_eq!(config.max_connections, 3);
+        for name in [
+            "INTEGRATIONS_TOOL_RESPONSE_BUDGET_BYTES",
+            "INTEGRATIONS_TOOL_DEADLINE_SECS",
+            "INTEGRATIONS_HEADER_READ_TIMEOUT_SECS",
+            "INTEGRATIONS_REQUEST_TIMEOUT_SECS",
+            "INTEGRATIONS_MAX_CONNECTIONS",
+        ] {
+            assert!(Config::from_values(&values(&[(name, "0")])).is_err(), "{name}");
+            assert!(Config::from_values(&values(&[(name, "lots")])).is_err(), "{name}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod config;
 mod master_key;
 pub mod plugins;
+pub mod server;
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use integrations_api::{AdminTokenDigest, AppState, TenantAuth};
 use integrations_core::{PluginRegistry, RegistryError};
 use integrations_flags::{Flags, FlagsmithServer};
 use integrations_http::{GuardedHttpClient, OutboundPolicy};
-use integrations_service::{Service, ServiceError, ServiceParts};
+use integrations_service::{Service, ServiceError, ServiceParts, ToolLimits};
 use integrations_store::{Store, StoreError};
 
 pub use config::{Config, ConfigError, FlagsSource};
@@ -116,6 +117,10 @@ pub async fn build_app_with(config: &Config, registry: PluginRegistry) -> Result
         http: Arc::new(http),
         tenant_http,
         public_url: config.public_url(),
+        tool_limits: ToolLimits {
+            response_budget_bytes: config.tool_response_budget_bytes,
+            deadline: config.tool_deadline,
+        },
     })?);
     service.listen_for_changes().await;
     let state = AppState {

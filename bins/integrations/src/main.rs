@@ -128,10 +128,10 @@ async fn serve(config: &Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot bind {}: {e}", config.bind))?;
     tracing::info!(address = %config.bind, plugins = ?app.service.registry().names(), "serving");
-    axum::serve(listener, app.router)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    integrations::server::serve(listener, app.router, config.server_limits(), shutdown)
         .await
         .map_err(|e| e.to_string())
 }

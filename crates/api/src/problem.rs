@@ -2,7 +2,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use integrations_service::ServiceError;
+use integrations_service::{FieldErrors, ServiceError};
 use serde_json::{json, Map, Value};
 
 /// Prefix of every problem `type`.
@@ -38,6 +38,9 @@ pub enum ApiError {
     /// Route exists, method does not.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The request (body and handling) did not finish within the server's request timeout.
+    #[error("the request did not complete within {} seconds", .0.as_secs_f64())]
+    RequestTimeout(std::time::Duration),
 }
 
 struct Problem {
@@ -110,7 +113,8 @@ fn from_service(error: &ServiceError) -> Problem {
             "Invalid plugin configuration",
             summary(errors),
         )
-        .with("errors", json!(errors)),
+        .with("errors", json!(errors.errors))
+        .with("errors_omitted", json!(errors.omitted)),
         E::ToolNotFound(_) => Problem::new(StatusCode::NOT_FOUND, "tool-not-found", "Tool not found", detail),
         E::InvalidArguments(errors) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -118,7 +122,8 @@ fn from_service(error: &ServiceError) -> Problem {
             "Invalid tool arguments",
             summary(errors),
         )
-        .with("errors", json!(errors)),
+        .with("errors", json!(errors.errors))
+        .with("errors_omitted", json!(errors.omitted)),
         E::Upstream {
             status,
             details,
@@ -141,6 +146,19 @@ fn from_service(error: &ServiceError) -> Problem {
             StatusCode::BAD_GATEWAY,
             "upstream-unavailable",
             "The vendor API could not be reached",
+            detail,
+        ),
+        E::UpstreamResponseTooLarge { limit_bytes } => Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream-response-too-large",
+            "The vendor API answered with more data than a tool call may read",
+            detail,
+        )
+        .with("limit_bytes", json!(limit_bytes)),
+        E::ToolDeadlineExceeded(_) => Problem::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "tool-deadline-exceeded",
+            "The tool call took too long",
             detail,
         ),
         E::Misconfigured(_) => Problem::new(
@@ -168,9 +186,14 @@ fn from_service(error: &ServiceError) -> Problem {
     }
 }
 
-fn summary(errors: &[integrations_service::FieldError]) -> String {
-    errors
+/// How many field errors the `detail` line names; `errors` carries the reported ones in full.
+const ERRORS_IN_DETAIL: usize = 3;
+
+fn summary(errors: &FieldErrors) -> String {
+    let mut parts: Vec<String> = errors
+        .errors
         .iter()
+        .take(ERRORS_IN_DETAIL)
         .map(|e| {
             if e.field.is_empty() {
                 e.message.clone()
@@ -178,8 +201,12 @@ fn summary(errors: &[integrations_service::FieldError]) -> String {
                 format!("{}: {}", e.field, e.message)
             }
         })
-        .collect::<Vec<_>>()
-        .join("; ")
+        .collect();
+    let more = errors.errors.len().saturating_sub(ERRORS_IN_DETAIL) + errors.omitted;
+    if more > 0 {
+        parts.push(format!("and {more} more"));
+    }
+    parts.join("; ")
 }
 
 impl IntoResponse for ApiError {
@@ -229,6 +256,12 @@ impl IntoResponse for ApiError {
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
                 "Method not allowed",
+                self.to_string(),
+            ),
+            ApiError::RequestTimeout(_) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "request-timeout",
+                "Request timed out",
                 self.to_string(),
             ),
         };

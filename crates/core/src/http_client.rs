@@ -20,6 +20,9 @@ pub enum HttpError {
     /// The response body exceeded the client's limit.
     #[error("response body exceeds {0} bytes")]
     BodyTooLarge(usize),
+    /// The responses to one tool call together exceeded the host's per-call budget.
+    #[error("the responses to this tool call exceed its budget of {0} bytes")]
+    ResponseBudgetExceeded(usize),
 }
 
 /// The only way a plugin reaches the network: the host's client enforces the outbound policy
@@ -28,6 +31,17 @@ pub enum HttpError {
 pub trait HttpClient: Send + Sync {
     /// Sends a request and reads the whole response.
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError>;
+
+    /// Sends a request and reads at most `max_body_bytes` of the response: a longer body fails with
+    /// [`HttpError::BodyTooLarge`]`(max_body_bytes)`. Clients that stream should override this to
+    /// stop reading at the limit; this default reads the whole body first.
+    async fn send_limited(&self, request: HttpRequest, max_body_bytes: usize) -> Result<HttpResponse, HttpError> {
+        let response = self.send(request).await?;
+        if response.body().len() > max_body_bytes {
+            return Err(HttpError::BodyTooLarge(max_body_bytes));
+        }
+        Ok(response)
+    }
 
     /// Checks that a tenant-supplied base URL may be called at all, so that install can refuse it
     /// before any request is made.

@@ -109,6 +109,11 @@ fn copy_request(request: &HttpRequest) -> HttpRequest {
 #[async_trait]
 impl HttpClient for GuardedHttpClient {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        self.send_limited(request, MAX_RESPONSE_BYTES).await
+    }
+
+    async fn send_limited(&self, request: HttpRequest, max_body_bytes: usize) -> Result<HttpResponse, HttpError> {
+        let limit = max_body_bytes.min(MAX_RESPONSE_BYTES);
         let url = Url::parse(&request.uri().to_string()).map_err(|_| HttpError::Refused("invalid URL".into()))?;
         let addresses = self.check_url(&url).await?;
         let mut response = match (url.scheme(), url.host()) {
@@ -127,10 +132,15 @@ impl HttpClient for GuardedHttpClient {
         if let Some(headers) = builder.headers_mut() {
             *headers = std::mem::take(response.headers_mut());
         }
+        // Refuse an announced oversize body unread, and stop streaming as soon as the limit passes,
+        // so memory stays within the limit whatever the vendor sends.
+        if response.content_length().is_some_and(|length| length > limit as u64) {
+            return Err(HttpError::BodyTooLarge(limit));
+        }
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(map_error)? {
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(HttpError::BodyTooLarge(MAX_RESPONSE_BYTES));
+            if body.len() + chunk.len() > limit {
+                return Err(HttpError::BodyTooLarge(limit));
             }
             body.extend_from_slice(&chunk);
         }

@@ -1,9 +1,11 @@
+use std::time::Duration;
+
 use integrations_core::{HttpError, ToolError};
 use integrations_secrets::CryptoError;
 use integrations_store::StoreError;
 use serde_json::Value;
 
-use crate::FieldError;
+use crate::{FieldError, FieldErrors};
 
 /// Everything the service can refuse or fail with; the API maps each kind to one problem type.
 #[derive(Debug, thiserror::Error)]
@@ -40,13 +42,13 @@ pub enum ServiceError {
     NotInstalled(String),
     /// The config violates the plugin's schema or the plugin's checks.
     #[error("invalid plugin configuration")]
-    InvalidConfig(Vec<FieldError>),
+    InvalidConfig(FieldErrors),
     /// No such tool available to the tenant.
     #[error("tool {0} not found")]
     ToolNotFound(String),
     /// Tool arguments violate the tool's input schema.
     #[error("invalid tool arguments")]
-    InvalidArguments(Vec<FieldError>),
+    InvalidArguments(FieldErrors),
     /// The vendor answered with an error.
     #[error("upstream answered {status}: {message}")]
     Upstream {
@@ -63,6 +65,15 @@ pub enum ServiceError {
     /// The vendor could not be reached.
     #[error("upstream unavailable: {0}")]
     UpstreamUnavailable(String),
+    /// The vendor's responses to one tool call exceeded the host's limit (budget or body cap).
+    #[error("the vendor's responses exceed {limit_bytes} bytes, the most one tool call may read")]
+    UpstreamResponseTooLarge {
+        /// The limit that was passed.
+        limit_bytes: usize,
+    },
+    /// A tool call did not finish within the host's deadline.
+    #[error("the tool call did not finish within {} seconds", .0.as_secs_f64())]
+    ToolDeadlineExceeded(Duration),
     /// The installation cannot serve the call.
     #[error("plugin is misconfigured: {0}")]
     Misconfigured(String),
@@ -84,10 +95,13 @@ impl From<ToolError> for ServiceError {
     fn from(error: ToolError) -> Self {
         match error {
             ToolError::UnknownTool(name) => ServiceError::ToolNotFound(name),
-            ToolError::InvalidArguments(message) => ServiceError::InvalidArguments(vec![FieldError {
-                field: String::new(),
-                message,
-            }]),
+            ToolError::InvalidArguments(message) => ServiceError::InvalidArguments(
+                vec![FieldError {
+                    field: String::new(),
+                    message,
+                }]
+                .into(),
+            ),
             ToolError::Misconfigured(message) => ServiceError::Misconfigured(message),
             ToolError::Upstream {
                 status,
@@ -99,6 +113,9 @@ impl From<ToolError> for ServiceError {
                 details,
             },
             ToolError::Http(HttpError::Refused(reason)) => ServiceError::DestinationRefused(reason),
+            ToolError::Http(HttpError::BodyTooLarge(limit_bytes) | HttpError::ResponseBudgetExceeded(limit_bytes)) => {
+                ServiceError::UpstreamResponseTooLarge { limit_bytes }
+            }
             ToolError::Http(other) => ServiceError::UpstreamUnavailable(other.to_string()),
         }
     }

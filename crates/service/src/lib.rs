@@ -2,6 +2,7 @@
 //! the tool catalog, inbound webhooks and master-key rotation. The API crate is a thin layer over
 //! [`Service`]; tests can drive it directly.
 
+mod budget;
 mod error;
 mod events;
 mod gate;
@@ -23,6 +24,7 @@ use integrations_secrets::Keyring;
 use integrations_store::Store;
 use jsonschema::Validator;
 
+pub use budget::ToolLimits;
 pub use error::ServiceError;
 pub use events::{
     EventCursor, InvalidCursor, WebhookEventPage, WebhookEventView, DEFAULT_EVENT_PAGE_LIMIT, MAX_EVENT_PAGE_LIMIT,
@@ -32,7 +34,7 @@ pub use plugins::{PluginDetails, PluginState, PluginSummary};
 pub use rotation::{rotate_master_key, RotationReport};
 pub use tenants::{validate_tenant_id, CreatedKey, TenantSummary, TenantUpdate};
 pub use tools::ToolListing;
-pub use validation::FieldError;
+pub use validation::{FieldError, FieldErrors, MAX_REPORTED_ERRORS};
 pub use webhooks::WebhookReceipt;
 
 /// Re-reads the master keys from where they came from.
@@ -60,6 +62,8 @@ pub struct ServiceParts {
     pub tenant_http: TenantHttpFactory,
     /// Base URL under which this service is reachable (for webhook URLs).
     pub public_url: String,
+    /// Response budget and deadline of every tool call.
+    pub tool_limits: ToolLimits,
 }
 
 /// The service: every operation the API offers.
@@ -74,6 +78,7 @@ pub struct Service {
     public_url: String,
     cache: Arc<state::StateCache>,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    tool_limits: ToolLimits,
     config_validators: HashMap<String, Validator>,
     tool_validators: HashMap<String, Validator>,
 }
@@ -108,6 +113,7 @@ impl Service {
             flags: parts.flags,
             http: parts.http,
             public_url: parts.public_url.trim_end_matches('/').to_owned(),
+            tool_limits: parts.tool_limits,
             config_validators,
             tool_validators,
         })

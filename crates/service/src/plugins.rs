@@ -344,7 +344,7 @@ impl Service {
         };
         plugin.on_lifecycle(&ctx, step).await.map_err(|error| match error {
             PluginError::InvalidConfig { field, message } => {
-                ServiceError::InvalidConfig(vec![FieldError { field, message }])
+                ServiceError::InvalidConfig(vec![FieldError { field, message }].into())
             }
             PluginError::Tool(error) => error.into(),
         })
@@ -390,7 +390,7 @@ fn check_bound_secrets<'a>(
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(ServiceError::InvalidConfig(errors))
+        Err(ServiceError::InvalidConfig(errors.into()))
     }
 }
 
@@ -406,9 +406,12 @@ fn bound_fields(schema: &Value, secret: &str) -> Vec<String> {
 fn config_object(config: Value) -> Result<Map<String, Value>, ServiceError> {
     match config {
         Value::Object(map) => Ok(map),
-        _ => Err(ServiceError::InvalidConfig(vec![FieldError {
-            field: String::new(),
-            message: "must be a JSON object".into(),
-        }])),
+        _ => Err(ServiceError::InvalidConfig(
+            vec![FieldError {
+                field: String::new(),
+                message: "must be a JSON object".into(),
+            }]
+            .into(),
+        )),
     }
 }

@@ -1,8 +1,10 @@
-use integrations_core::PluginContext;
+use std::sync::Arc;
 
+use integrations_core::PluginContext;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::budget::BudgetedHttpClient;
 use crate::{validation, Service, ServiceError};
 
 /// A tool as the catalog lists it.
@@ -55,12 +57,21 @@ impl Service {
         if !errors.is_empty() {
             return Err(ServiceError::InvalidArguments(errors));
         }
+        let limits = self.tool_limits;
         let ctx = PluginContext {
             tenant_id: tenant_id.to_owned(),
             config: self.plugin_config(&gate, plugin).await?,
-            http: self.tenant_http(&gate)?,
+            // A fresh budget per call: plugins cannot opt out of it, nor share it across calls.
+            http: Arc::new(BudgetedHttpClient::new(
+                self.tenant_http(&gate)?,
+                limits.response_budget_bytes,
+            )),
         };
-        let result = registered.plugin.call_tool(&ctx, tool, arguments).await;
+        let call = registered.plugin.call_tool(&ctx, tool, arguments);
+        let Ok(result) = tokio::time::timeout(limits.deadline, call).await else {
+            tracing::info!(tenant = tenant_id, tool, "tool call exceeded its deadline");
+            return Err(ServiceError::ToolDeadlineExceeded(limits.deadline));
+        };
         match &result {
             Ok(_) => tracing::info!(tenant = tenant_id, tool, "tool call succeeded"),
             Err(error) => tracing::info!(tenant = tenant_id, tool, %error, "tool call failed"),

@@ -17,6 +17,49 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// Most field errors one response reports; the rest are only counted, so a hostile document
+/// (an array of 100,000 wrong items) costs neither memory nor a megabyte-sized answer.
+pub const MAX_REPORTED_ERRORS: usize = 20;
+
+/// The field errors of one document: the first [`MAX_REPORTED_ERRORS`], and how many more there were.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FieldErrors {
+    /// The reported errors, sorted by field.
+    pub errors: Vec<FieldError>,
+    /// How many further errors were found but not kept.
+    pub omitted: usize,
+}
+
+impl FieldErrors {
+    /// Whether the document had no error at all.
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty() && self.omitted == 0
+    }
+
+    /// Keeps `error` while under the cap, counts it otherwise.
+    fn push(&mut self, error: FieldError) {
+        if self.errors.contains(&error) {
+            return;
+        }
+        if self.errors.len() < MAX_REPORTED_ERRORS {
+            self.errors.push(error);
+        } else {
+            self.omitted += 1;
+        }
+    }
+}
+
+impl From<Vec<FieldError>> for FieldErrors {
+    fn from(errors: Vec<FieldError>) -> Self {
+        let mut capped = Self::default();
+        for error in errors {
+            capped.push(error);
+        }
+        capped.errors.sort_by(|a, b| a.field.cmp(&b.field));
+        capped
+    }
+}
+
 /// Compiles a schema; plugins ship their schemas, so a failure is a plugin bug found at start-up.
 pub fn compile(schema: &Value) -> Result<Validator, String> {
     jsonschema::options()
@@ -25,18 +68,17 @@ pub fn compile(schema: &Value) -> Result<Validator, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Every violation of `validator` by `instance`.
-pub fn violations(validator: &Validator, instance: &Value) -> Vec<FieldError> {
-    let mut errors: Vec<FieldError> = validator
-        .iter_errors(instance)
-        .flat_map(|error| {
-            let path = error.instance_path().as_str().trim_start_matches('/').replace('/', ".");
-            describe(error.kind(), &path)
-        })
-        .collect();
-    errors.sort_by(|a, b| a.field.cmp(&b.field));
-    errors.dedup();
-    errors
+/// The violations of `validator` by `instance`: the first few in full, the rest counted.
+pub fn violations(validator: &Validator, instance: &Value) -> FieldErrors {
+    let mut found = FieldErrors::default();
+    for error in validator.iter_errors(instance) {
+        let path = error.instance_path().as_str().trim_start_matches('/').replace('/', ".");
+        for field_error in describe(error.kind(), &path) {
+            found.push(field_error);
+        }
+    }
+    found.errors.sort_by(|a, b| a.field.cmp(&b.field));
+    found
 }
 
 fn describe(kind: &ValidationErrorKind, path: &str) -> Vec<FieldError> {
@@ -99,9 +141,19 @@ mod tests {
         });
         let validator = compile(&schema).unwrap();
         let errors = violations(&validator, &json!({"api_token": "short-secret-value", "extra": 1}));
-        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        let fields: Vec<&str> = errors.errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, vec!["api_token", "extra", "host"]);
-        assert!(errors.iter().all(|e| !e.message.contains("short-secret-value")));
+        assert_eq!(errors.omitted, 0);
+        assert!(errors.errors.iter().all(|e| !e.message.contains("short-secret-value")));
         assert!(violations(&validator, &json!({"host": "h", "api_token": "x".repeat(40)})).is_empty());
+    }
+
+    #[test]
+    fn reports_the_first_errors_and_counts_the_rest() {
+        let validator = compile(&json!({"type": "array", "items": {"type": "string"}})).unwrap();
+        let errors = violations(&validator, &json!(vec![1; 1000]));
+        assert_eq!(errors.errors.len(), MAX_REPORTED_ERRORS);
+        assert_eq!(errors.omitted, 1000 - MAX_REPORTED_ERRORS);
+        assert!(!errors.is_empty());
     }
 }

@@ -154,7 +154,7 @@ async fn search_follows_next_page_token_until_the_last_page() {
         .await;
     Mock::given(method("POST"))
         .and(path("/rest/api/3/search/jql"))
-        .and(body_json(json!({"jql": "project = ABC", "maxResults": 98, "fields": ["summary", "status"], "nextPageToken": "page-2"})))
+        .and(body_json(json!({"jql": "project = ABC", "maxResults": 99, "fields": ["summary", "status"], "nextPageToken": "page-2"})))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"issues": [{"key": "ABC-3"}], "isLast": true})))
         .expect(1)
         .mount(&jira)
@@ -163,7 +163,8 @@ async fn search_follows_next_page_token_until_the_last_page() {
         .post(
             "/v1/tools/jira_search_issues",
             &key,
-            json!({"jql": "project = ABC", "max_results": 100}),
+            // Two pages at most: the first brings 2 issues, the second is asked for the other 99.
+            json!({"jql": "project = ABC", "max_results": 101}),
         )
         .await;
     assert_eq!(response.status, 200, "{}", response.text());

@@ -125,7 +125,8 @@ async fn every_request_matches_the_vendor_openapi_description() {
         ),
         (
             "jira_search_issues",
-            json!({"jql": "project = ABC", "max_results": 10, "fields": ["summary"]}),
+            // More than one page's worth, so the request with a page token is made (and checked) too.
+            json!({"jql": "project = ABC", "max_results": 101, "fields": ["summary"]}),
         ),
     ];
     for (tool, arguments) in calls {

@@ -9,6 +9,7 @@ mod isolation;
 mod jira;
 mod jira_contract;
 mod lifecycle;
+mod limits;
 mod secrets;
 mod socket;
 mod tenant_state;

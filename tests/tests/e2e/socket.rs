@@ -10,7 +10,14 @@ async fn serves_the_api_over_tcp() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let router = app.router.clone();
-    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    // Served exactly as the binary serves, limits included.
+    let limits = app.config.server_limits();
+    let server = tokio::spawn(integrations::server::serve(
+        listener,
+        router,
+        limits,
+        std::future::pending(),
+    ));
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let base = format!("http://{address}");
 

@@ -87,7 +87,10 @@ impl JiraClient {
         let fields = string_list(args, "fields").unwrap_or_else(|| vec!["summary".into(), "status".into()]);
         let mut issues: Vec<Value> = Vec::new();
         let mut next_page_token: Option<String> = None;
-        loop {
+        // A well-behaved Jira fills pages; a hostile one sends one issue a page and never the last
+        // page. Enough full pages for `wanted` issues is all we ever ask for.
+        let max_pages = wanted.div_ceil(SEARCH_PAGE_SIZE);
+        for _ in 0..max_pages {
             let remaining = wanted - issues.len() as u64;
             let mut body = json!({"jql": jql, "maxResults": remaining.min(SEARCH_PAGE_SIZE), "fields": fields});
             if let Some(token) = &next_page_token {

@@ -1,0 +1,102 @@
+//! Serving the API over TCP with limits a slow or hostile client cannot outlast.
+//!
+//! `axum::serve` has no header-read timeout, no request timeout and no connection cap, so a few
+//! hundred sockets trickling bytes could pin the server. Here every connection needs a slot (more
+//! wait unaccepted in the listen backlog), must deliver each request's headers within the header
+//! timeout (idle keep-alive connections included), and every request must be answered within the
+//! request timeout.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use integrations_api::ApiError;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+/// How long to wait before accepting again after `accept` failed (out of file descriptors, say).
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// The limits [`serve`] enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Time a client has to send a request's headers, counted from when the server starts waiting
+    /// for them (so it also bounds idle keep-alive connections).
+    pub header_read_timeout: Duration,
+    /// Time to read a request's body and produce the response.
+    pub request_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight finish
+/// (for at most the request timeout).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        // A slot is taken before accepting: connections beyond the cap wait in the kernel's
+        // backlog, costing neither a task nor memory here.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.map_err(std::io::Error::other)?,
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let (router, request_timeout) = (router.clone(), limits.request_timeout);
+        let service = hyper::service::service_fn(move |request| answer(router.clone(), request_timeout, request));
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection closed with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.request_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open at shutdown were dropped");
+    }
+    Ok(())
+}
+
+/// Answers one request with `router`, or with a problem once `timeout` has passed.
+async fn answer(router: Router, timeout: Duration, request: hyper::Request<Incoming>) -> Result<Response, Infallible> {
+    let response = router.oneshot(request.map(Body::new));
+    Ok(match tokio::time::timeout(timeout, response).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(never)) => match never {},
+        Err(_) => ApiError::RequestTimeout(timeout).into_response(),
+    })
+}

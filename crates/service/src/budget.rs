@@ -1,0 +1,133 @@
+//! Per-call limits on what a plugin may pull from a vendor.
+//!
+//! A tenant chooses the vendor host, so a hostile server can answer every page with a large body
+//! and "more to come". The host, not each plugin, bounds one tool call: all its vendor responses
+//! together may not exceed a byte budget, and the call as a whole has a deadline.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use integrations_core::{HttpClient, HttpError, HttpRequest, HttpResponse};
+
+/// Limits applied to every tool call, whatever the plugin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ToolLimits {
+    /// Bytes of vendor response bodies one call may read in total.
+    pub response_budget_bytes: usize,
+    /// Time one call may take, vendor requests included.
+    pub deadline: Duration,
+}
+
+impl Default for ToolLimits {
+    fn default() -> Self {
+        Self {
+            response_budget_bytes: 4 * 1024 * 1024,
+            deadline: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The shared outbound client as one tool call sees it: each response body is read only up to
+/// what is left of the call's budget, so memory stays bounded however many pages a plugin asks for.
+pub(crate) struct BudgetedHttpClient {
+    inner: Arc<dyn HttpClient>,
+    budget: usize,
+    remaining: AtomicUsize,
+}
+
+impl BudgetedHttpClient {
+    /// A client allowing `budget` bytes of response bodies in total.
+    pub(crate) fn new(inner: Arc<dyn HttpClient>, budget: usize) -> Self {
+        Self {
+            inner,
+            budget,
+            remaining: AtomicUsize::new(budget),
+        }
+    }
+
+    /// Takes `used` bytes off the budget; fails if concurrent requests of the call overdrew it.
+    fn charge(&self, used: usize) -> Result<(), HttpError> {
+        self.remaining
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(used))
+            .map(|_| ())
+            .map_err(|_| HttpError::ResponseBudgetExceeded(self.budget))
+    }
+}
+
+#[async_trait]
+impl HttpClient for BudgetedHttpClient {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        self.send_limited(request, usize::MAX).await
+    }
+
+    async fn send_limited(&self, request: HttpRequest, max_body_bytes: usize) -> Result<HttpResponse, HttpError> {
+        let remaining = self.remaining.load(Ordering::SeqCst);
+        let limit = remaining.min(max_body_bytes);
+        match self.inner.send_limited(request, limit).await {
+            Ok(response) => {
+                self.charge(response.body().len())?;
+                Ok(response)
+            }
+            // The inner client names the limit it applied; when that was what is left of the
+            // budget, the budget is what ran out (not the caller's or the client's own cap).
+            Err(HttpError::BodyTooLarge(applied)) if applied == remaining => {
+                self.remaining.store(0, Ordering::SeqCst);
+                Err(HttpError::ResponseBudgetExceeded(self.budget))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn check_destination(&self, url: &str) -> Result<(), HttpError> {
+        self.inner.check_destination(url).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers every request with a body of a fixed size.
+    struct FixedBody(usize);
+
+    #[async_trait]
+    impl HttpClient for FixedBody {
+        async fn send(&self, _request: HttpRequest) -> Result<HttpResponse, HttpError> {
+            Ok(http::Response::new(vec![b'x'; self.0]))
+        }
+
+        async fn check_destination(&self, _url: &str) -> Result<(), HttpError> {
+            Ok(())
+        }
+    }
+
+    fn request() -> HttpRequest {
+        http::Request::new(Vec::new())
+    }
+
+    #[tokio::test]
+    async fn refuses_the_response_that_passes_the_budget() {
+        let client = BudgetedHttpClient::new(Arc::new(FixedBody(40)), 100);
+        assert!(client.send(request()).await.is_ok());
+        assert!(client.send(request()).await.is_ok());
+        assert!(matches!(
+            client.send(request()).await,
+            Err(HttpError::ResponseBudgetExceeded(100))
+        ));
+        assert!(matches!(
+            client.send(request()).await,
+            Err(HttpError::ResponseBudgetExceeded(100))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_smaller_caller_limit_stays_the_callers() {
+        let client = BudgetedHttpClient::new(Arc::new(FixedBody(40)), 100);
+        assert!(matches!(
+            client.send_limited(request(), 10).await,
+            Err(HttpError::BodyTooLarge(10))
+        ));
+    }
+}
