@@ -2,8 +2,9 @@
 //! reading the figures that the script's `done` callback prints.
 
 use std::fmt::Write as _;
+use std::os::fd::AsFd;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -215,13 +216,17 @@ pub fn ensure_installed() -> Result<String, BenchError> {
         Command::new("apt-get")
             .args(["install", "-y", "-q", "wrk"])
             .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(to_stderr())
             .status()
             .map(|s| s.success())
             .unwrap_or(false)
     };
     if !install() {
         // A fresh machine may not have read the package lists yet.
-        let _ = Command::new("apt-get").args(["update", "-q"]).status();
+        let _ = Command::new("apt-get")
+            .args(["update", "-q"])
+            .stdout(to_stderr())
+            .status();
         if !install() {
             return Err(BenchError::new(
                 "`apt-get install -y wrk` failed; install wrk and rerun",
@@ -229,6 +234,14 @@ pub fn ensure_installed() -> Result<String, BenchError> {
         }
     }
     wrk_version().ok_or_else(|| BenchError::new("wrk was installed but cannot be run"))
+}
+
+/// apt's progress goes to stderr: stdout is the bench's table.
+fn to_stderr() -> Stdio {
+    std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_or_else(|_| Stdio::null(), Stdio::from)
 }
 
 /// wrk's version line, or `None` when wrk cannot be run.
