@@ -43,7 +43,7 @@ impl Store {
     pub async fn insert_webhook_event(&self, event: &NewWebhookEvent) -> Result<(String, bool), StoreError> {
         let group = self
             .group_commit
-            .get_or_init(|| GroupCommit::start(self.pool.clone(), self.writer.clone()));
+            .get_or_init(|| GroupCommit::start(self.pool.clone(), self.sqlite_file.clone(), self.writer.clone()));
         group.insert(event.clone()).await
     }
 

@@ -5,8 +5,16 @@
 //! light load a batch is one event and nothing waits, under heavy load batches grow by themselves.
 //! A caller that goes away after queueing (a client that disconnected) does not cancel its
 //! insert: what was queued is committed, and a retried delivery is then found as a duplicate.
+//!
+//! On SQLite the writer is a thread of its own with a direct connection: sqlx hands every
+//! statement to a connection thread and back, and on this hot path those hand-offs (context
+//! switches) cost more than the inserts. On PostgreSQL it is a task that sends each batch as a
+//! few multi-row statements.
 
+use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -15,16 +23,16 @@ use crate::events::NewWebhookEvent;
 use crate::StoreError;
 
 /// Most events in one transaction.
-const MAX_BATCH: usize = 256;
+pub(crate) const MAX_BATCH: usize = 256;
 /// Queued events beyond this make callers wait to queue (back-pressure, bounded memory).
 const QUEUE_CAPACITY: usize = 4096;
 
 /// The outcome of one insert: the stored event's id and whether the delivery was a duplicate.
 pub(crate) type Inserted = Result<(String, bool), StoreError>;
 
-struct Pending {
-    event: NewWebhookEvent,
-    reply: oneshot::Sender<Inserted>,
+pub(crate) struct Pending {
+    pub(crate) event: NewWebhookEvent,
+    pub(crate) reply: oneshot::Sender<Inserted>,
 }
 
 /// The queue in front of the writer task.
@@ -41,11 +49,30 @@ impl std::fmt::Debug for Pending {
 }
 
 impl GroupCommit {
-    /// Starts the writer task on the current runtime. `writer` is SQLite's single-writer turn.
-    pub(crate) fn start(pool: AnyPool, writer: Option<std::sync::Arc<Mutex<()>>>) -> Self {
+    /// Starts the writer: a thread with its own connection for a SQLite file, else a task on the
+    /// current runtime. `writer` is SQLite's single-writer turn, shared with the store's other writes.
+    pub(crate) fn start(
+        pool: AnyPool,
+        sqlite_file: Option<PathBuf>,
+        writer: Option<std::sync::Arc<Mutex<()>>>,
+    ) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let commits = std::sync::Arc::new(AtomicU64::new(0));
-        tokio::spawn(write_batches(pool, writer, receiver, commits.clone()));
+        match sqlite_file {
+            Some(path) => {
+                let counter = commits.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("webhook-writer".into())
+                    .spawn(move || crate::sqlite_writer::run(&path, writer, receiver, counter));
+                if let Err(error) = spawned {
+                    // Callers then get `Unavailable` as their queue closes.
+                    tracing::error!(%error, "cannot start the webhook writer thread");
+                }
+            }
+            None => {
+                tokio::spawn(write_batches(pool, writer, receiver, commits.clone()));
+            }
+        }
         Self { queue, commits }
     }
 
@@ -104,25 +131,36 @@ async fn write_batches(
 /// Inserts events in one transaction; for each, our id and whether its delivery was stored before.
 async fn insert_all(pool: &AnyPool, events: &[&NewWebhookEvent]) -> Result<Vec<(String, bool)>, StoreError> {
     let mut tx = pool.begin().await?;
+    let mut inserted: HashSet<String> = HashSet::with_capacity(events.len());
+    // Multi-row statements in power-of-two sizes: one round trip per chunk instead of per event,
+    // and few distinct statements for the prepared-statement cache.
+    let mut rest = events;
+    while !rest.is_empty() {
+        let size = 1usize << rest.len().ilog2();
+        let (chunk, tail) = rest.split_at(size);
+        let mut query = sqlx::query(insert_statement(size));
+        for event in chunk {
+            query = query
+                .bind(&event.id)
+                .bind(&event.tenant_id)
+                .bind(&event.plugin)
+                .bind(&event.delivery_id)
+                .bind(event.event_type.clone())
+                .bind(&event.payload)
+                .bind(event.received_at);
+        }
+        for row in query.fetch_all(&mut *tx).await? {
+            inserted.insert(row.get(0));
+        }
+        rest = tail;
+    }
     let mut outcomes = Vec::with_capacity(events.len());
     for event in events {
-        let inserted = sqlx::query(
-            "INSERT INTO webhook_events (id, tenant_id, plugin, delivery_id, event_type, payload, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, plugin, delivery_id) DO NOTHING",
-        )
-        .bind(&event.id)
-        .bind(&event.tenant_id)
-        .bind(&event.plugin)
-        .bind(&event.delivery_id)
-        .bind(event.event_type.clone())
-        .bind(&event.payload)
-        .bind(event.received_at)
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() > 0 {
+        if inserted.contains(&event.id) {
             outcomes.push((event.id.clone(), false));
             continue;
         }
+        // A delivery stored before (or earlier in this batch): report the stored event.
         let existing: String =
             sqlx::query("SELECT id FROM webhook_events WHERE tenant_id = $1 AND plugin = $2 AND delivery_id = $3")
                 .bind(&event.tenant_id)
@@ -135,4 +173,29 @@ async fn insert_all(pool: &AnyPool, events: &[&NewWebhookEvent]) -> Result<Vec<(
     }
     tx.commit().await?;
     Ok(outcomes)
+}
+
+/// `INSERT … VALUES (…), (…) … ON CONFLICT DO NOTHING RETURNING id` for `rows` rows, built once
+/// per size.
+fn insert_statement(rows: usize) -> &'static str {
+    static STATEMENTS: OnceLock<Vec<String>> = OnceLock::new();
+    let statements = STATEMENTS.get_or_init(|| {
+        (0..=MAX_BATCH.ilog2())
+            .map(|power| {
+                let values: Vec<String> = (0..1usize << power)
+                    .map(|row| {
+                        let first = row * 7;
+                        let params: Vec<String> = (1..=7).map(|column| format!("${}", first + column)).collect();
+                        format!("({})", params.join(", "))
+                    })
+                    .collect();
+                format!(
+                    "INSERT INTO webhook_events (id, tenant_id, plugin, delivery_id, event_type, payload, received_at) \
+                     VALUES {} ON CONFLICT (tenant_id, plugin, delivery_id) DO NOTHING RETURNING id",
+                    values.join(", ")
+                )
+            })
+            .collect()
+    });
+    &statements[rows.ilog2() as usize]
 }

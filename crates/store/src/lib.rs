@@ -8,6 +8,7 @@ mod events;
 mod group_commit;
 mod installations;
 mod invalidations;
+mod sqlite_writer;
 mod tenants;
 
 use std::str::FromStr;
@@ -45,6 +46,9 @@ pub enum StoreError {
     /// The store's background writer has stopped (the runtime is shutting down).
     #[error("the store is shutting down")]
     Unavailable,
+    /// The webhook writer's own SQLite connection failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -78,6 +82,8 @@ pub struct Store {
     writer: Option<Arc<tokio::sync::Mutex<()>>>,
     /// Where a PostgreSQL listener connects (invalidations); `None` on SQLite.
     postgres_url: Option<String>,
+    /// The SQLite database file, for the webhook writer's own connection.
+    sqlite_file: Option<std::path::PathBuf>,
     /// The webhook writer, started on first use (inside the runtime that uses the store).
     group_commit: Arc<std::sync::OnceLock<group_commit::GroupCommit>>,
 }
@@ -109,13 +115,21 @@ impl Store {
             .max_connections(max_connections)
             .connect_with(options)
             .await?;
+        if backend == Backend::Sqlite {
+            // Write-ahead logging: one fsync per commit (synchronous stays FULL, so a commit is
+            // durable when it returns), and readers never wait for the writer. The mode is kept in
+            // the file, so setting it once per start is enough.
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+        }
         let writer = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let sqlite_file = (backend == Backend::Sqlite).then(|| sqlite_file(&url)).flatten();
         let postgres_url = (backend == Backend::Postgres).then_some(url);
         Ok(Self {
             pool,
             backend,
             writer,
             postgres_url,
+            sqlite_file,
             group_commit: Arc::default(),
         })
     }
@@ -151,6 +165,13 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The file a `sqlite:` URL names; `None` for in-memory databases.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.starts_with(":memory:") && !url.contains("mode=memory")).then(|| path.into())
 }
 
 fn now_unix() -> i64 {
