@@ -24,6 +24,8 @@ use crate::StoreError;
 
 /// Most events in one transaction.
 pub(crate) const MAX_BATCH: usize = 256;
+/// Concurrent writer tasks on PostgreSQL.
+const SERVER_WRITERS: usize = 4;
 /// Queued events beyond this make callers wait to queue (back-pressure, bounded memory).
 const QUEUE_CAPACITY: usize = 4096;
 
@@ -70,7 +72,18 @@ impl GroupCommit {
                 }
             }
             None => {
-                tokio::spawn(write_batches(pool, writer, receiver, commits.clone()));
+                // A server database commits several transactions at once (and groups their
+                // fsyncs itself), so a few writers keep it busy while each waits for a round trip.
+                let receiver = std::sync::Arc::new(Mutex::new(receiver));
+                let writers = if writer.is_some() { 1 } else { SERVER_WRITERS };
+                for _ in 0..writers {
+                    tokio::spawn(write_batches(
+                        pool.clone(),
+                        writer.clone(),
+                        receiver.clone(),
+                        commits.clone(),
+                    ));
+                }
             }
         }
         Self { queue, commits }
@@ -95,11 +108,12 @@ impl GroupCommit {
 async fn write_batches(
     pool: AnyPool,
     writer: Option<std::sync::Arc<Mutex<()>>>,
-    mut queue: mpsc::Receiver<Pending>,
+    queue: std::sync::Arc<Mutex<mpsc::Receiver<Pending>>>,
     commits: std::sync::Arc<AtomicU64>,
 ) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    // The queue is held only while taking a batch, so the next writer can take the next one.
+    while queue.lock().await.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let _turn = match &writer {
             Some(lock) => Some(lock.lock().await),
             None => None,
