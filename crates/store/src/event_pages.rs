@@ -6,7 +6,7 @@
 
 use sqlx::Row;
 
-use crate::events::StoredWebhookEvent;
+use crate::webhook_event::StoredWebhookEvent;
 use crate::{Store, StoreError};
 
 /// Where an event sits in the newest-first order; a page continues after such a position.

@@ -1,41 +1,6 @@
 use crate::group_commit::GroupCommit;
+use crate::webhook_event::{NewWebhookEvent, StoredWebhookEvent};
 use crate::{EventPageQuery, Store, StoreError};
-
-/// A verified inbound webhook to record.
-#[derive(Clone, Debug)]
-pub struct NewWebhookEvent {
-    /// Our id for the event.
-    pub id: String,
-    /// The tenant it was addressed to.
-    pub tenant_id: String,
-    /// The plugin that verified it.
-    pub plugin: String,
-    /// The sender's delivery id (dedup key).
-    pub delivery_id: String,
-    /// The event name, when the plugin found one.
-    pub event_type: Option<String>,
-    /// The raw body.
-    pub payload: Vec<u8>,
-    /// Arrival time, unix seconds.
-    pub received_at: i64,
-}
-
-/// A recorded webhook event.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoredWebhookEvent {
-    /// Our id for the event.
-    pub id: String,
-    /// The plugin that verified it.
-    pub plugin: String,
-    /// The sender's delivery id.
-    pub delivery_id: String,
-    /// The event name.
-    pub event_type: Option<String>,
-    /// The raw body.
-    pub payload: Vec<u8>,
-    /// Arrival time, unix seconds.
-    pub received_at: i64,
-}
 
 impl Store {
     /// Records an event unless its delivery id was seen for this tenant and plugin. Returns the id

@@ -3,13 +3,16 @@
 //! Queries use `$N` placeholders, which both drivers accept, through sqlx's `Any` driver; the
 //! schema differs only in column types, so each backend has its own migrations folder.
 
+mod batch;
 mod event_pages;
 mod events;
 mod group_commit;
 mod installations;
 mod invalidations;
+mod postgres_writer;
 mod sqlite_writer;
 mod tenants;
+mod webhook_event;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -20,10 +23,10 @@ use sqlx::migrate::Migrator;
 use sqlx::AnyPool;
 
 pub use event_pages::{EventPage, EventPageQuery, EventPosition};
-pub use events::{NewWebhookEvent, StoredWebhookEvent};
 pub use installations::{Installation, InstallationState, SecretRow};
 pub use invalidations::{InvalidationListener, INVALIDATION_CHANNEL};
 pub use tenants::{ApiKeyRecord, DataKeyRecord, Tenant};
+pub use webhook_event::{NewWebhookEvent, StoredWebhookEvent};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");

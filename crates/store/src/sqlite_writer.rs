@@ -9,8 +9,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, TransactionBehavior};
 use tokio::sync::{mpsc, Mutex};
 
-use crate::events::NewWebhookEvent;
-use crate::group_commit::{Pending, MAX_BATCH};
+use crate::batch::{answer_batch, Pending, MAX_BATCH};
+use crate::webhook_event::NewWebhookEvent;
 use crate::StoreError;
 
 const INSERT: &str =
@@ -49,22 +49,11 @@ pub(crate) fn run(
         tracing::trace!(size = events.len(), "webhook batch");
         let written = insert_all(&mut connection, &events);
         commits.fetch_add(1, Ordering::Relaxed);
-        match written {
-            Ok(outcomes) => {
-                for (pending, outcome) in batch.drain(..).zip(outcomes) {
-                    let _ = pending.reply.send(Ok(outcome));
-                }
-            }
-            // One bad event (its tenant deleted meanwhile, say) must not fail its neighbours.
-            Err(error) => {
-                tracing::debug!(%error, size = batch.len(), "batch failed; inserting one by one");
-                for pending in batch.drain(..) {
-                    let outcome = insert_all(&mut connection, &[&pending.event])
-                        .map_err(StoreError::from)
-                        .and_then(|mut outcomes| outcomes.pop().ok_or(StoreError::Unavailable));
-                    let _ = pending.reply.send(outcome);
-                }
-            }
+        for pending in answer_batch(&mut batch, written.map_err(StoreError::from)) {
+            let outcome = insert_all(&mut connection, &[&pending.event])
+                .map_err(StoreError::from)
+                .and_then(|mut outcomes| outcomes.pop().ok_or(StoreError::Unavailable));
+            let _ = pending.reply.send(outcome);
         }
     }
 }
@@ -75,8 +64,6 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
-    // Index pages stay in memory between batches instead of being read back from the OS.
-    connection.pragma_update(None, "cache_size", -16384)?;
     Ok(connection)
 }
 

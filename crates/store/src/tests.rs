@@ -140,6 +140,33 @@ fn webhook(id: usize, tenant: &str, delivery: &str) -> NewWebhookEvent {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_webhook_inserts_share_transactions_and_keep_their_own_outcomes() {
     let (_dir, store) = sqlite_store().await;
+    grouped_inserts(&store).await;
+}
+
+/// The same on PostgreSQL, when `TEST_DATABASE_URL` names a server (CI sets it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_webhook_inserts_share_transactions_on_postgres() {
+    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("skipped: TEST_DATABASE_URL is not set");
+        return;
+    };
+    let admin = Store::connect(&admin_url).await.unwrap();
+    let name = format!("store_group_commit_{}", std::process::id());
+    let drop_database = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+    sqlx::query(&drop_database).execute(admin.pool()).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(admin.pool())
+        .await
+        .unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    let store = Store::connect(&format!("{base}/{name}")).await.unwrap();
+    store.migrate().await.unwrap();
+    grouped_inserts(&store).await;
+    store.close().await;
+    sqlx::query(&drop_database).execute(admin.pool()).await.unwrap();
+}
+
+async fn grouped_inserts(store: &Store) {
     let (t, k, d) = tenant("acme");
     store.create_tenant(&t, &k, &d).await.unwrap();
     let before = store.webhook_commits();

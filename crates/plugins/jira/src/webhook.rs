@@ -16,12 +16,44 @@ pub fn verify(config: &PluginConfig, request: &WebhookRequest) -> Result<Webhook
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.expose().as_bytes());
     hmac::verify(&key, &request.body, &tag).map_err(|_| WebhookError::InvalidSignature)?;
 
-    let body: serde_json::Value =
-        serde_json::from_slice(&request.body).map_err(|_| WebhookError::Malformed("body is not JSON".into()))?;
+    let event_type = match serde_json::from_slice::<Envelope>(&request.body) {
+        Ok(envelope) => envelope.webhook_event.and_then(EventName::into_string),
+        // JSON that is not an object names no event; anything else is not JSON at all.
+        Err(_) => {
+            serde_json::from_slice::<serde::de::IgnoredAny>(&request.body)
+                .map_err(|_| WebhookError::Malformed("body is not JSON".into()))?;
+            None
+        }
+    };
     Ok(WebhookOutcome::Event(VerifiedWebhook {
         delivery_id: request.header("x-atlassian-webhook-identifier").map(str::to_owned),
-        event_type: body.get("webhookEvent").and_then(|v| v.as_str()).map(str::to_owned),
+        event_type,
     }))
+}
+
+/// The one field read from a delivery; the rest of the body is checked to be JSON but not built
+/// into a document (this runs for every delivery).
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "webhookEvent", borrow, default)]
+    webhook_event: Option<EventName<'a>>,
+}
+
+/// `webhookEvent` as sent: a string names the event; any other JSON value names none.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum EventName<'a> {
+    Name(#[serde(borrow)] std::borrow::Cow<'a, str>),
+    Other(serde::de::IgnoredAny),
+}
+
+impl EventName<'_> {
+    fn into_string(self) -> Option<String> {
+        match self {
+            Self::Name(name) => Some(name.into_owned()),
+            Self::Other(_) => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,42 @@
+//! One batch of queued webhook inserts and how its callers are answered.
+
+use tokio::sync::oneshot;
+
+use crate::webhook_event::NewWebhookEvent;
+use crate::StoreError;
+
+/// Most events in one transaction.
+pub(crate) const MAX_BATCH: usize = 256;
+
+/// The outcome of one insert: the stored event's id and whether the delivery was a duplicate.
+pub(crate) type Inserted = Result<(String, bool), StoreError>;
+
+/// An insert waiting in the queue, with the caller to answer.
+pub(crate) struct Pending {
+    pub(crate) event: NewWebhookEvent,
+    pub(crate) reply: oneshot::Sender<Inserted>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").field("id", &self.event.id).finish()
+    }
+}
+
+/// Answers every caller of a committed batch. A failed batch is handed back to be inserted one
+/// event per transaction: one bad event (its tenant deleted meanwhile, say) must not fail its
+/// neighbours.
+pub(crate) fn answer_batch(batch: &mut Vec<Pending>, written: Result<Vec<(String, bool)>, StoreError>) -> Vec<Pending> {
+    match written {
+        Ok(outcomes) => {
+            for (pending, outcome) in batch.drain(..).zip(outcomes) {
+                let _ = pending.reply.send(Ok(outcome));
+            }
+            Vec::new()
+        }
+        Err(error) => {
+            tracing::debug!(%error, size = batch.len(), "batch failed; inserting one by one");
+            std::mem::take(batch)
+        }
+    }
+}
