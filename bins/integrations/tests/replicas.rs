@@ -144,7 +144,23 @@ async fn changes_through_one_replica_take_effect_on_the_other_within_a_second() 
     })
     .await;
 
-    request(Method::POST, on(&one, "/v1/plugins/jira/disable"), &key, None).await;
+    // Replica two answers from its cache: a row changed behind the service's back (no notice)
+    // goes unseen there...
+    let database = Store::connect(&database_url).await.expect("test database");
+    sqlx::query("UPDATE installations SET state = 'disabled' WHERE tenant_id = 'acme'")
+        .execute(database.pool())
+        .await
+        .expect("disable behind the service's back");
+    for _ in 0..5 {
+        let listed = tools(key.clone()).await.1["tools"].as_array().map_or(0, Vec::len);
+        assert_eq!(listed, 3, "replica two read the database instead of its cache");
+    }
+    database.close().await;
+    // ...until a change made through a replica sends its notice with the commit.
+    assert_eq!(
+        request(Method::POST, on(&one, "/v1/plugins/jira/disable"), &key, None).await.0,
+        200
+    );
     within_one_second("disable", || async { tools(key.clone()).await.1["tools"] == json!([]) }).await;
 
     let revoke = on(

@@ -47,12 +47,19 @@ impl BudgetedHttpClient {
         }
     }
 
-    /// Takes `used` bytes off the budget; fails if concurrent requests of the call overdrew it.
-    fn charge(&self, used: usize) -> Result<(), HttpError> {
-        self.remaining
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(used))
-            .map(|_| ())
-            .map_err(|_| HttpError::ResponseBudgetExceeded(self.budget))
+    /// Takes up to `wanted` bytes off the budget before a request is sent, so requests of one
+    /// call in flight at once cannot each read the whole remainder; returns what was taken.
+    fn reserve(&self, wanted: usize) -> usize {
+        let before = self
+            .remaining
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| Some(left - left.min(wanted)))
+            .unwrap_or_default();
+        before.min(wanted)
+    }
+
+    /// Gives back what a request reserved and did not use.
+    fn refund(&self, unused: usize) {
+        self.remaining.fetch_add(unused, Ordering::SeqCst);
     }
 }
 
@@ -63,20 +70,21 @@ impl HttpClient for BudgetedHttpClient {
     }
 
     async fn send_limited(&self, request: HttpRequest, max_body_bytes: usize) -> Result<HttpResponse, HttpError> {
-        let remaining = self.remaining.load(Ordering::SeqCst);
-        let limit = remaining.min(max_body_bytes);
-        match self.inner.send_limited(request, limit).await {
+        let reserved = self.reserve(max_body_bytes);
+        match self.inner.send_limited(request, reserved).await {
             Ok(response) => {
-                self.charge(response.body().len())?;
+                self.refund(reserved.saturating_sub(response.body().len()));
                 Ok(response)
             }
-            // The inner client names the limit it applied; when that was what is left of the
-            // budget, the budget is what ran out (not the caller's or the client's own cap).
-            Err(HttpError::BodyTooLarge(applied)) if applied == remaining => {
-                self.remaining.store(0, Ordering::SeqCst);
+            // Read up to what was reserved: when that was less than the caller's own cap, it is
+            // the budget that ran out. What was reserved stays spent; the call is over.
+            Err(HttpError::BodyTooLarge(applied)) if applied == reserved && reserved < max_body_bytes => {
                 Err(HttpError::ResponseBudgetExceeded(self.budget))
             }
-            Err(error) => Err(error),
+            Err(error) => {
+                self.refund(reserved);
+                Err(error)
+            }
         }
     }
 
@@ -120,6 +128,36 @@ mod tests {
             client.send(request()).await,
             Err(HttpError::ResponseBudgetExceeded(100))
         ));
+    }
+
+    /// Answers after a pause, recording the body limit each request was sent with.
+    struct SlowRecorder(std::sync::Mutex<Vec<usize>>);
+
+    #[async_trait]
+    impl HttpClient for SlowRecorder {
+        async fn send(&self, _request: HttpRequest) -> Result<HttpResponse, HttpError> {
+            Ok(http::Response::new(Vec::new()))
+        }
+
+        async fn send_limited(&self, _request: HttpRequest, max_body_bytes: usize) -> Result<HttpResponse, HttpError> {
+            self.0.lock().unwrap().push(max_body_bytes);
+            tokio::task::yield_now().await;
+            Ok(http::Response::new(Vec::new()))
+        }
+
+        async fn check_destination(&self, _url: &str) -> Result<(), HttpError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_in_flight_together_may_not_read_more_than_the_budget() {
+        let recorder = Arc::new(SlowRecorder(std::sync::Mutex::new(Vec::new())));
+        let client = BudgetedHttpClient::new(recorder.clone(), 100);
+        let (first, second) = tokio::join!(client.send(request()), client.send(request()));
+        assert!(first.is_ok() && second.is_ok());
+        let limits = recorder.0.lock().unwrap().clone();
+        assert_eq!(limits.iter().sum::<usize>(), 100, "limits in flight together: {limits:?}");
     }
 
     #[tokio::test]

@@ -6,7 +6,11 @@ use std::sync::Arc;
 use integrations_core::{HttpClient, PluginConfig};
 use integrations_store::{Installation, InstallationState};
 
-use crate::state::{Invalidation, TenantState};
+use std::future::Future;
+
+use integrations_store::{Change, Store, StoreError};
+
+use crate::state::TenantState;
 use crate::{Service, ServiceError};
 
 impl TenantState {
@@ -82,9 +86,25 @@ impl Service {
         Ok(state.remember_http(client))
     }
 
-    /// Forgets what a change made stale, here and on every other replica.
-    pub(crate) async fn changed(&self, what: Invalidation) {
-        self.cache.invalidate(&what);
-        crate::state::publish(&self.store, &what).await;
+    /// Runs a mutation to its end even if the caller goes away meanwhile (its commit may already
+    /// be under way), then forgets on this replica what it changed; other replicas hear of it
+    /// from the notice the store sends with the commit.
+    pub(crate) async fn mutate<T, F, Fut>(&self, change: Change, mutation: F) -> Result<T, ServiceError>
+    where
+        F: FnOnce(Store) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let cache = self.cache.clone();
+        let running = mutation(self.store.clone());
+        let task = tokio::spawn(async move {
+            let outcome = running.await;
+            cache.invalidate(&change);
+            outcome
+        });
+        match task.await {
+            Ok(outcome) => Ok(outcome?),
+            Err(error) => Err(ServiceError::Internal(format!("a store mutation failed to finish: {error}"))),
+        }
     }
 }

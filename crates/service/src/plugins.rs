@@ -6,7 +6,9 @@ use integrations_store::{Installation, InstallationState, StoreError};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::state::{Invalidation, TenantState};
+use integrations_store::Change;
+
+use crate::state::TenantState;
 use crate::vault::{secret_fields, split};
 use crate::{validation, FieldError, Service, ServiceError};
 
@@ -185,12 +187,19 @@ impl Service {
             state: InstallationState::Enabled,
             config: config.plain,
         };
-        match self.store.insert_installation(tenant_id, &installation, &rows).await {
+        let tenant = tenant_id.to_owned();
+        let inserted = self
+            .mutate(Change::Tenant(tenant_id.to_owned()), move |store| async move {
+                store.insert_installation(&tenant, &installation, &rows).await
+            })
+            .await;
+        match inserted {
             Ok(()) => {}
-            Err(StoreError::Conflict) => return Err(ServiceError::AlreadyInstalled(name.to_owned())),
-            Err(other) => return Err(other.into()),
+            Err(ServiceError::Store(StoreError::Conflict)) => {
+                return Err(ServiceError::AlreadyInstalled(name.to_owned()))
+            }
+            Err(other) => return Err(other),
         }
-        self.changed(Invalidation::Tenant(tenant_id.to_owned())).await;
         tracing::info!(tenant = tenant_id, plugin = name, "plugin installed");
         self.record_flag_trait(tenant_id, name, true).await;
         self.plugin_details(tenant_id, name).await
@@ -222,14 +231,17 @@ impl Service {
 
         let key = self.data_key(tenant_id).await?;
         let rows = self.seal(&key, tenant_id, name, config.secrets())?;
-        if !self
-            .store
-            .update_installation_config(tenant_id, name, &config.plain, &rows, &removed)
-            .await?
-        {
+        let (tenant, plugin, plain) = (tenant_id.to_owned(), name.to_owned(), config.plain);
+        let updated = self
+            .mutate(Change::Tenant(tenant_id.to_owned()), move |store| async move {
+                store
+                    .update_installation_config(&tenant, &plugin, &plain, &rows, &removed)
+                    .await
+            })
+            .await?;
+        if !updated {
             return Err(ServiceError::NotInstalled(name.to_owned()));
         }
-        self.changed(Invalidation::Tenant(tenant_id.to_owned())).await;
         tracing::info!(tenant = tenant_id, plugin = name, "plugin configured");
         self.plugin_details(tenant_id, name).await
     }
@@ -249,10 +261,15 @@ impl Service {
         } else {
             InstallationState::Disabled
         };
-        if !self.store.set_installation_state(tenant_id, name, state).await? {
+        let (tenant, plugin) = (tenant_id.to_owned(), name.to_owned());
+        let found = self
+            .mutate(Change::Tenant(tenant_id.to_owned()), move |store| async move {
+                store.set_installation_state(&tenant, &plugin, state).await
+            })
+            .await?;
+        if !found {
             return Err(ServiceError::NotInstalled(name.to_owned()));
         }
-        self.changed(Invalidation::Tenant(tenant_id.to_owned())).await;
         tracing::info!(tenant = tenant_id, plugin = name, enabled, "plugin state changed");
         self.record_flag_trait(tenant_id, name, enabled).await;
         self.plugin_details(tenant_id, name).await
@@ -285,8 +302,12 @@ impl Service {
             }
             None => return Err(ServiceError::PluginNotFound(name.to_owned())),
         }
-        let deleted = self.store.delete_installation(tenant_id, name).await?;
-        self.changed(Invalidation::Tenant(tenant_id.to_owned())).await;
+        let (tenant, plugin) = (tenant_id.to_owned(), name.to_owned());
+        let deleted = self
+            .mutate(Change::Tenant(tenant_id.to_owned()), move |store| async move {
+                store.delete_installation(&tenant, &plugin).await
+            })
+            .await?;
         if !deleted {
             return Err(ServiceError::NotInstalled(name.to_owned()));
         }
@@ -337,12 +358,20 @@ impl Service {
         config: Arc<PluginConfig>,
         step: Lifecycle,
     ) -> Result<(), ServiceError> {
+        // A hook (a credentials check, say) talks to the tenant's vendor too: same limits as a call.
+        let limits = self.tool_limits;
         let ctx = PluginContext {
             tenant_id: gate.tenant.id.clone(),
             config,
-            http: self.tenant_http(gate)?,
+            http: Arc::new(crate::budget::BudgetedHttpClient::new(
+                self.tenant_http(gate)?,
+                limits.response_budget_bytes,
+            )),
         };
-        plugin.on_lifecycle(&ctx, step).await.map_err(|error| match error {
+        let Ok(outcome) = tokio::time::timeout(limits.deadline, plugin.on_lifecycle(&ctx, step)).await else {
+            return Err(ServiceError::ToolDeadlineExceeded(limits.deadline));
+        };
+        outcome.map_err(|error| match error {
             PluginError::InvalidConfig { field, message } => {
                 ServiceError::InvalidConfig(vec![FieldError { field, message }].into())
             }

@@ -12,37 +12,16 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use integrations_core::{HttpClient, PluginConfig};
-use integrations_store::{ApiKeyRecord, Installation, InstallationState, Store, Tenant};
+use integrations_store::{ApiKeyRecord, Change, Heard, Installation, InstallationState, Store, Tenant};
 use serde_json::{Map, Value};
+
+/// A listener that has heard nothing for this long checks that its channel still delivers.
+const QUIET_BEFORE_PROBE: Duration = Duration::from_secs(5);
+/// How long a probe may take to come back before the channel counts as dead.
+const PROBE_ANSWER: Duration = Duration::from_secs(2);
 
 /// More entries than this and the cache starts over; it refills from the hot tenants.
 const MAX_ENTRIES: usize = 200_000;
-
-/// What one change invalidates; also the payload sent to other replicas.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Invalidation {
-    /// Everything about one tenant (its gate, configs and keys).
-    Tenant(String),
-    /// One API key.
-    Key(String),
-}
-
-impl Invalidation {
-    fn encode(&self) -> String {
-        match self {
-            Self::Tenant(id) => format!("t:{id}"),
-            Self::Key(id) => format!("k:{id}"),
-        }
-    }
-
-    fn decode(payload: &str) -> Option<Self> {
-        match payload.split_once(':')? {
-            ("t", id) => Some(Self::Tenant(id.to_owned())),
-            ("k", id) => Some(Self::Key(id.to_owned())),
-            _ => None,
-        }
-    }
-}
 
 /// Flag decisions per plugin, with the flags generation they were made under.
 type Decisions = Option<(u64, Arc<HashMap<String, bool>>)>;
@@ -186,14 +165,14 @@ impl StateCache {
         }
     }
 
-    pub(crate) fn invalidate(&self, what: &Invalidation) {
+    pub(crate) fn invalidate(&self, what: &Change) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         match what {
-            Invalidation::Tenant(id) => {
+            Change::Tenant(id) => {
                 write(&self.tenants).remove(id);
                 write(&self.keys).retain(|_, key| key.tenant_id != *id);
             }
-            Invalidation::Key(id) => {
+            Change::Key(id) => {
                 write(&self.keys).remove(id);
             }
         }
@@ -217,14 +196,6 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Tells other replicas about a change; failures are logged (their cache then lags until the
-/// listener reconnects, which empties it).
-pub(crate) async fn publish(store: &Store, what: &Invalidation) {
-    if let Err(error) = store.publish_invalidation(&what.encode()).await {
-        tracing::warn!(%error, "could not publish a cache invalidation to other replicas");
-    }
 }
 
 /// Applies other replicas' changes until the cache is dropped. Returns once the first attempt
@@ -260,15 +231,24 @@ pub(crate) async fn spawn_listener(store: Store, cache: &Arc<StateCache>) -> Opt
             }
             tracing::debug!("listening for other replicas' changes; cache in use");
             loop {
-                let received = current.next().await;
+                let received = match tokio::time::timeout(QUIET_BEFORE_PROBE, current.next()).await {
+                    Ok(received) => received,
+                    // A quiet channel may be a dead one (a half-open connection never reports its
+                    // end): send a probe through the database and expect to hear it.
+                    Err(_) => match store.ping_invalidations().await {
+                        Ok(()) => tokio::time::timeout(PROBE_ANSWER, current.next())
+                            .await
+                            .unwrap_or(Ok(None)),
+                        Err(error) => Err(error),
+                    },
+                };
                 let Some(cache) = weak.upgrade() else { return };
                 match received {
-                    Ok(Some(payload)) => match Invalidation::decode(&payload) {
-                        Some(what) => cache.invalidate(&what),
-                        None => cache.clear(),
-                    },
-                    // The connection dropped, so changes may have gone unheard: bypass the cache
-                    // until a new listener is in place.
+                    Ok(Some(Heard::Change(what))) => cache.invalidate(&what),
+                    Ok(Some(Heard::Ping)) => {}
+                    Ok(Some(Heard::Unknown)) => cache.clear(),
+                    // The connection dropped or went silent, so changes may have gone unheard:
+                    // bypass the cache until a new listener is in place.
                     Ok(None) | Err(_) => {
                         tracing::warn!("lost the invalidation channel; cache bypassed until it is back");
                         cache.set_enabled(false);

@@ -6,7 +6,7 @@ use integrations_store::{ApiKeyRecord, DataKeyRecord, Tenant};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::state::Invalidation;
+use integrations_store::Change;
 use crate::{now_unix, Service, ServiceError};
 
 const KEY_PREFIX: &str = "itk_";
@@ -170,14 +170,15 @@ impl Service {
             check_traits(traits)?;
         }
         let cidrs = update.outbound_allow_cidrs.as_deref().map(check_cidrs).transpose()?;
-        if !self
-            .store
-            .update_tenant(id, update.traits.as_ref(), cidrs.as_deref())
-            .await?
-        {
+        let (tenant, traits) = (id.to_owned(), update.traits);
+        let found = self
+            .mutate(Change::Tenant(id.to_owned()), move |store| async move {
+                store.update_tenant(&tenant, traits.as_ref(), cidrs.as_deref()).await
+            })
+            .await?;
+        if !found {
             return Err(ServiceError::TenantNotFound);
         }
-        self.changed(Invalidation::Tenant(id.to_owned())).await;
         tracing::info!(tenant = id, "tenant updated");
         self.get_tenant(id).await
     }
@@ -189,9 +190,12 @@ impl Service {
 
     /// Deletes a tenant; its data key goes first, so its secrets become unreadable at once.
     pub async fn delete_tenant(&self, id: &str) -> Result<(), ServiceError> {
-        let deleted = self.store.delete_tenant(id).await?;
-        // Also after a failed delete: a cached tenant must not outlive its rows.
-        self.changed(Invalidation::Tenant(id.to_owned())).await;
+        let tenant = id.to_owned();
+        let deleted = self
+            .mutate(Change::Tenant(id.to_owned()), move |store| async move {
+                store.delete_tenant(&tenant).await
+            })
+            .await?;
         if !deleted {
             return Err(ServiceError::TenantNotFound);
         }
@@ -210,8 +214,12 @@ impl Service {
 
     /// Revokes one of a tenant's keys.
     pub async fn revoke_api_key(&self, tenant_id: &str, key_id: &str) -> Result<(), ServiceError> {
-        let deleted = self.store.delete_api_key(tenant_id, key_id).await?;
-        self.changed(Invalidation::Key(key_id.to_owned())).await;
+        let (tenant, key) = (tenant_id.to_owned(), key_id.to_owned());
+        let deleted = self
+            .mutate(Change::Key(key_id.to_owned()), move |store| async move {
+                store.delete_api_key(&tenant, &key).await
+            })
+            .await?;
         if !deleted {
             return Err(ServiceError::ApiKeyNotFound);
         }

@@ -55,7 +55,12 @@ impl Service {
         if !gate.allowed(self, plugin) {
             return Err(refuse(Refusal::NotAllowed));
         }
-        let config = self.plugin_config(&gate, plugin).await?;
+        let config = match self.plugin_config(&gate, plugin).await {
+            Ok(config) => config,
+            // Uninstalled since the gate was read: refused like any other target that is not there.
+            Err(ServiceError::NotInstalled(_)) => return Err(refuse(Refusal::NotInstalled)),
+            Err(other) => return Err(other),
+        };
         let outcome = registered
             .plugin
             .verify_webhook(&config, &request)

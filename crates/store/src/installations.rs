@@ -1,6 +1,7 @@
 use serde_json::{Map, Value};
 use sqlx::Row;
 
+use crate::invalidations::{notify_on_commit, Change};
 use crate::{now_unix, Store, StoreError};
 
 /// Whether an installed plugin's tools are available.
@@ -72,6 +73,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         upsert_secrets(&mut tx, tenant_id, &installation.plugin, secrets, now).await?;
+        notify_on_commit(self.backend, &mut tx, &Change::Tenant(tenant_id.to_owned())).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -109,6 +111,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        notify_on_commit(self.backend, &mut tx, &Change::Tenant(tenant_id.to_owned())).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -121,14 +124,17 @@ impl Store {
         state: InstallationState,
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
         let result =
             sqlx::query("UPDATE installations SET state = $1, updated_at = $2 WHERE tenant_id = $3 AND plugin = $4")
                 .bind(state.as_str())
                 .bind(now_unix())
                 .bind(tenant_id)
                 .bind(plugin)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+        notify_on_commit(self.backend, &mut tx, &Change::Tenant(tenant_id.to_owned())).await?;
+        tx.commit().await?;
         Ok(result.rows_affected() > 0)
     }
 
@@ -146,6 +152,7 @@ impl Store {
             .bind(plugin)
             .execute(&mut *tx)
             .await?;
+        notify_on_commit(self.backend, &mut tx, &Change::Tenant(tenant_id.to_owned())).await?;
         tx.commit().await?;
         Ok(deleted.rows_affected() > 0)
     }

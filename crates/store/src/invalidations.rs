@@ -1,5 +1,6 @@
-//! Cache invalidations between replicas: PostgreSQL `NOTIFY` on one channel. SQLite has one
-//! process per database, so there is nobody to tell.
+//! Telling other replicas what changed: every mutation of what replicas cache sends a PostgreSQL
+//! `NOTIFY` inside its own transaction, so the notice goes out exactly when the change commits
+//! (and never when it does not). SQLite has one process per database: nobody to tell.
 
 use sqlx::postgres::PgListener;
 
@@ -8,29 +9,86 @@ use crate::{Backend, Store, StoreError};
 /// The channel every replica listens on.
 pub const INVALIDATION_CHANNEL: &str = "integrations_invalidations";
 
-/// Hears other replicas' invalidations.
+/// The payload of a liveness probe: proves the channel still delivers, invalidates nothing.
+const PING: &str = "ping";
+
+/// What a committed mutation made stale.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Anything about one tenant (traits, allowlist, installations, configs, existence).
+    Tenant(String),
+    /// One API key.
+    Key(String),
+}
+
+impl Change {
+    fn encode(&self) -> String {
+        match self {
+            Self::Tenant(id) => format!("t:{id}"),
+            Self::Key(id) => format!("k:{id}"),
+        }
+    }
+}
+
+/// What a listener heard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Heard {
+    /// A change committed by some replica.
+    Change(Change),
+    /// A liveness probe.
+    Ping,
+    /// A payload this version does not know: treat everything as stale.
+    Unknown,
+}
+
+fn decode(payload: &str) -> Heard {
+    match payload.split_once(':') {
+        _ if payload == PING => Heard::Ping,
+        Some(("t", id)) => Heard::Change(Change::Tenant(id.to_owned())),
+        Some(("k", id)) => Heard::Change(Change::Key(id.to_owned())),
+        _ => Heard::Unknown,
+    }
+}
+
+/// Hears every replica's changes.
 pub struct InvalidationListener {
     listener: PgListener,
 }
 
 impl InvalidationListener {
-    /// The next payload; `None` when the connection dropped and notifications may have been missed.
-    pub async fn next(&mut self) -> Result<Option<String>, StoreError> {
+    /// The next notice; `None` when the connection dropped and notices may have been missed.
+    pub async fn next(&mut self) -> Result<Option<Heard>, StoreError> {
         Ok(self
             .listener
             .try_recv()
             .await?
-            .map(|notification| notification.payload().to_owned()))
+            .map(|notification| decode(notification.payload())))
     }
 }
 
+/// Sends `change` to every replica when `tx` commits (PostgreSQL only).
+pub(crate) async fn notify_on_commit(
+    backend: Backend,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    change: &Change,
+) -> Result<(), StoreError> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(INVALIDATION_CHANNEL)
+            .bind(change.encode())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 impl Store {
-    /// Tells every replica (this one included) that what `payload` names has changed.
-    pub async fn publish_invalidation(&self, payload: &str) -> Result<(), StoreError> {
+    /// Sends a liveness probe on the invalidation channel (PostgreSQL only).
+    pub async fn ping_invalidations(&self) -> Result<(), StoreError> {
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(INVALIDATION_CHANNEL)
-                .bind(payload)
+                .bind(PING)
                 .execute(&self.pool)
                 .await?;
         }
@@ -45,5 +103,19 @@ impl Store {
         let mut listener = PgListener::connect(url).await?;
         listener.listen(INVALIDATION_CHANNEL).await?;
         Ok(Some(InvalidationListener { listener }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_change_reads_back_as_itself() {
+        for change in [Change::Tenant("acme".into()), Change::Key("0a1b".into())] {
+            assert_eq!(decode(&change.encode()), Heard::Change(change));
+        }
+        assert_eq!(decode(PING), Heard::Ping);
+        assert_eq!(decode("x:1"), Heard::Unknown);
     }
 }

@@ -24,7 +24,7 @@ use sqlx::AnyPool;
 
 pub use event_pages::{EventPage, EventPageQuery, EventPosition};
 pub use installations::{Installation, InstallationState, SecretRow};
-pub use invalidations::{InvalidationListener, INVALIDATION_CHANNEL};
+pub use invalidations::{Change, Heard, InvalidationListener, INVALIDATION_CHANNEL};
 pub use tenants::{ApiKeyRecord, DataKeyRecord, Tenant};
 pub use webhook_event::{NewWebhookEvent, StoredWebhookEvent};
 
@@ -76,7 +76,7 @@ pub enum Backend {
 }
 
 /// The database handle shared by the service.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
@@ -89,6 +89,15 @@ pub struct Store {
     sqlite_file: Option<std::path::PathBuf>,
     /// The webhook writer, started on first use (inside the runtime that uses the store).
     group_commit: Arc<std::sync::OnceLock<group_commit::GroupCommit>>,
+}
+
+impl std::fmt::Debug for Store {
+    // The PostgreSQL URL may carry a password: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {

@@ -1,6 +1,7 @@
 use serde_json::{Map, Value};
 use sqlx::Row;
 
+use crate::invalidations::{notify_on_commit, Change};
 use crate::{now_unix, Store, StoreError};
 
 /// A tenant: a customer organisation, the unit of isolation.
@@ -90,6 +91,7 @@ impl Store {
         outbound_allow_cidrs: Option<&[String]>,
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
         // COALESCE keeps a column the caller left out, in one statement on both backends.
         let updated = sqlx::query(
             "UPDATE tenants SET traits = COALESCE($1, traits), \
@@ -98,8 +100,10 @@ impl Store {
         .bind(traits.map(|t| Value::Object(t.clone()).to_string()))
         .bind(outbound_allow_cidrs.map(cidrs_json))
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        notify_on_commit(self.backend, &mut tx, &Change::Tenant(id.to_owned())).await?;
+        tx.commit().await?;
         Ok(updated.rows_affected() > 0)
     }
 
@@ -128,6 +132,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        notify_on_commit(self.backend, &mut tx, &Change::Tenant(id.to_owned())).await?;
         tx.commit().await?;
         Ok(deleted.rows_affected() > 0)
     }
@@ -158,11 +163,14 @@ impl Store {
     /// Revokes one of a tenant's keys. Returns whether it existed for that tenant.
     pub async fn delete_api_key(&self, tenant_id: &str, key_id: &str) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
         let result = sqlx::query("DELETE FROM api_keys WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id)
             .bind(key_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        notify_on_commit(self.backend, &mut tx, &Change::Key(key_id.to_owned())).await?;
+        tx.commit().await?;
         Ok(result.rows_affected() > 0)
     }
 

@@ -176,10 +176,13 @@ async fn grouped_inserts(store: &Store) {
     events.push(webhook(901, "ghost", "d1"));
     let outcomes = futures_join_all(events.iter().map(|event| store.insert_webhook_event(event))).await;
 
-    for (i, outcome) in outcomes.iter().take(200).enumerate() {
+    for (i, outcome) in outcomes.iter().take(200).enumerate().filter(|(i, _)| *i != 7) {
         assert_eq!(outcome.as_ref().unwrap(), &(format!("evt_{i}"), false));
     }
-    assert_eq!(outcomes[200].as_ref().unwrap(), &("evt_7".to_owned(), true));
+    // d7 was sent twice at once: both name the same stored event, exactly one stored it.
+    let (first, repeat) = (outcomes[7].as_ref().unwrap(), outcomes[200].as_ref().unwrap());
+    assert_eq!(first.0, repeat.0);
+    assert!(first.1 != repeat.1, "exactly one of the two is a duplicate");
     assert!(outcomes[201].is_err(), "an event for a missing tenant fails alone");
     let commits = store.webhook_commits() - before;
     assert!(
@@ -214,4 +217,12 @@ async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = 
     })
     .await;
     outputs.into_iter().flatten().collect()
+}
+
+#[tokio::test]
+async fn debug_output_never_shows_the_database_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/secret-password-path.db", dir.path().display());
+    let store = Store::connect(&url).await.unwrap();
+    assert!(!format!("{store:?}").contains("secret-password-path"));
 }
