@@ -158,7 +158,9 @@ async fn changes_through_one_replica_take_effect_on_the_other_within_a_second() 
     database.close().await;
     // ...until a change made through a replica sends its notice with the commit.
     assert_eq!(
-        request(Method::POST, on(&one, "/v1/plugins/jira/disable"), &key, None).await.0,
+        request(Method::POST, on(&one, "/v1/plugins/jira/disable"), &key, None)
+            .await
+            .0,
         200
     );
     within_one_second("disable", || async { tools(key.clone()).await.1["tools"] == json!([]) }).await;

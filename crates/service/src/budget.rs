@@ -157,7 +157,11 @@ mod tests {
         let (first, second) = tokio::join!(client.send(request()), client.send(request()));
         assert!(first.is_ok() && second.is_ok());
         let limits = recorder.0.lock().unwrap().clone();
-        assert_eq!(limits.iter().sum::<usize>(), 100, "limits in flight together: {limits:?}");
+        assert_eq!(
+            limits.iter().sum::<usize>(),
+            100,
+            "limits in flight together: {limits:?}"
+        );
     }
 
     #[tokio::test]

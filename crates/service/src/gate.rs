@@ -104,7 +104,9 @@ impl Service {
         });
         match task.await {
             Ok(outcome) => Ok(outcome?),
-            Err(error) => Err(ServiceError::Internal(format!("a store mutation failed to finish: {error}"))),
+            Err(error) => Err(ServiceError::Internal(format!(
+                "a store mutation failed to finish: {error}"
+            ))),
         }
     }
 }

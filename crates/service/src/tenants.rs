@@ -6,8 +6,8 @@ use integrations_store::{ApiKeyRecord, DataKeyRecord, Tenant};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use integrations_store::Change;
 use crate::{now_unix, Service, ServiceError};
+use integrations_store::Change;
 
 const KEY_PREFIX: &str = "itk_";
 
