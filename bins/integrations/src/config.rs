@@ -80,6 +80,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// `INTEGRATIONS_MAX_CONNECTIONS`: connections served at once; more wait to be accepted.
     pub max_connections: usize,
+    /// `INTEGRATIONS_WRITE_STALL_TIMEOUT_SECS`: time a client may leave a response unread.
+    pub write_stall_timeout: Duration,
     /// `FLAGSMITH_*`.
     pub flags: FlagsSource,
 }
@@ -105,6 +107,7 @@ impl Config {
             // problem (tool-deadline-exceeded) rather than this generic one.
             request_timeout: Duration::from_secs(75),
             max_connections: 1024,
+            write_stall_timeout: Duration::from_secs(10),
             flags: FlagsSource::None,
         }
     }
@@ -159,6 +162,9 @@ impl Config {
         }
         if let Some(secs) = get("INTEGRATIONS_TOOL_DEADLINE_SECS") {
             config.tool_deadline = seconds(secs, "INTEGRATIONS_TOOL_DEADLINE_SECS")?;
+        }
+        if let Some(secs) = get("INTEGRATIONS_WRITE_STALL_TIMEOUT_SECS") {
+            config.write_stall_timeout = seconds(secs, "INTEGRATIONS_WRITE_STALL_TIMEOUT_SECS")?;
         }
         if let Some(secs) = get("INTEGRATIONS_HEADER_READ_TIMEOUT_SECS") {
             config.header_read_timeout = seconds(secs, "INTEGRATIONS_HEADER_READ_TIMEOUT_SECS")?;
@@ -219,6 +225,7 @@ impl Config {
             header_read_timeout: self.header_read_timeout,
             request_timeout: self.request_timeout,
             max_connections: self.max_connections,
+            write_stall_timeout: self.write_stall_timeout,
         }
     }
 
@@ -246,6 +253,7 @@ impl std::fmt::Debug for Config {
             .field("tool_response_budget_bytes", &self.tool_response_budget_bytes)
             .field("tool_deadline", &self.tool_deadline)
             .field("header_read_timeout", &self.header_read_timeout)
+            .field("write_stall_timeout", &self.write_stall_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("max_connections", &self.max_connections)
             .field("flags", &self.flags)

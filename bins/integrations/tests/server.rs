@@ -19,6 +19,9 @@ const REQUEST: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r
 /// The first half of a request's headers, never completed.
 const HALF_A_REQUEST: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\n";
 
+/// Far more than the socket buffers of both ends hold.
+const BIG_RESPONSE: usize = 64 * 1024 * 1024;
+
 struct Server {
     address: SocketAddr,
     stop: oneshot::Sender<()>,
@@ -26,13 +29,16 @@ struct Server {
 }
 
 async fn start(limits: ServerLimits) -> Server {
-    let router = Router::new().route("/healthz", get(|| async { "ok" })).route(
-        "/slow",
-        get(|| async {
-            tokio::time::sleep(Duration::from_secs(600)).await;
-            "late"
-        }),
-    );
+    let router = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/big", get(|| async { vec![b'x'; BIG_RESPONSE] }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(600)).await;
+                "late"
+            }),
+        );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -47,6 +53,7 @@ fn limits() -> ServerLimits {
         header_read_timeout: Duration::from_secs(30),
         request_timeout: Duration::from_secs(30),
         max_connections: 16,
+        write_stall_timeout: Duration::from_secs(30),
     }
 }
 
@@ -133,5 +140,37 @@ async fn a_request_past_the_request_timeout_gets_a_problem() {
     assert!(
         response.contains("https://integrations.dev/problems/request-timeout"),
         "{response}"
+    );
+}
+
+#[tokio::test]
+async fn disconnects_a_client_that_stops_reading_its_response() {
+    let server = start(ServerLimits {
+        write_stall_timeout: Duration::from_secs(1),
+        ..limits()
+    })
+    .await;
+    let mut stream = TcpStream::connect(server.address).await.unwrap();
+    stream
+        .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    // Not reading: the buffers fill and the server's writes stall past the limit.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut received = 0usize;
+    let mut chunk = vec![0u8; 1 << 16];
+    let drained = tokio::time::timeout(GENEROUS, async {
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received += n,
+            }
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "the server kept the connection open");
+    assert!(
+        received < BIG_RESPONSE,
+        "the whole response arrived: the stalled writer was never cut off"
     );
 }
