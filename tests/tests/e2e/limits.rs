@@ -35,23 +35,34 @@ async fn search_requests(jira: &MockServer) -> usize {
         .count()
 }
 
+/// Searches with `max_results` against a Jira whose every page brings an issue of `padding`
+/// bytes and says more will follow.
+async fn search_endless_pages(
+    app: &TestApp,
+    jira: &MockServer,
+    key: &str,
+    padding: usize,
+    max_results: u32,
+) -> crate::harness::TestResponse {
+    Mock::given(method("POST"))
+        .and(path("/rest/api/3/search/jql"))
+        .respond_with(endless_page(padding))
+        .mount(jira)
+        .await;
+    app.post(
+        "/v1/tools/jira_search_issues",
+        key,
+        json!({"jql": "order by created", "max_results": max_results}),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn search_against_a_hostile_jira_stops_at_the_response_budget() {
     let budget = 256 * 1024;
     let app = TestApp::start_with(|config| config.tool_response_budget_bytes = budget).await;
     let (jira, key) = install(&app).await;
-    Mock::given(method("POST"))
-        .and(path("/rest/api/3/search/jql"))
-        .respond_with(endless_page(100 * 1024))
-        .mount(&jira)
-        .await;
-    let response = app
-        .post(
-            "/v1/tools/jira_search_issues",
-            &key,
-            json!({"jql": "order by created", "max_results": 1000}),
-        )
-        .await;
+    let response = search_endless_pages(&app, &jira, &key, 100 * 1024, 1000).await;
     let problem = response.assert_problem(502, "upstream-response-too-large");
     assert_eq!(problem["limit_bytes"], json!(budget));
     assert!(
@@ -66,18 +77,7 @@ async fn search_against_a_hostile_jira_stops_at_the_response_budget() {
 async fn search_asks_for_no_more_pages_than_max_results_needs() {
     let app = TestApp::start().await;
     let (jira, key) = install(&app).await;
-    Mock::given(method("POST"))
-        .and(path("/rest/api/3/search/jql"))
-        .respond_with(endless_page(10))
-        .mount(&jira)
-        .await;
-    let response = app
-        .post(
-            "/v1/tools/jira_search_issues",
-            &key,
-            json!({"jql": "order by created", "max_results": 150}),
-        )
-        .await;
+    let response = search_endless_pages(&app, &jira, &key, 10, 150).await;
     assert_eq!(response.status, 200, "{}", response.text());
     let result = &response.json()["result"];
     assert_eq!(result["issues"].as_array().unwrap().len(), 2);
