@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
-const CONNECTORS: &[&str] = &["jira"];
+const CONNECTORS: &[&str] = &["jira", "slack"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

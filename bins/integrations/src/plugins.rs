@@ -3,9 +3,13 @@
 
 #[cfg(feature = "jira")]
 use integrations_plugin_jira as _;
+#[cfg(feature = "slack")]
+use integrations_plugin_slack as _;
 
 /// The plugins this build was asked to include, by cargo feature.
 pub const SELECTED_PLUGINS: &[&str] = &[
     #[cfg(feature = "jira")]
     "jira",
+    #[cfg(feature = "slack")]
+    "slack",
 ];

@@ -234,6 +234,21 @@ impl TestApp {
         }
         self.post("/v1/plugins/jira/install", key, config).await
     }
+
+    /// Installs Slack for a tenant against the Web API at `api_base_url`.
+    pub async fn install_slack(
+        &self,
+        key: &str,
+        api_base_url: &str,
+        bot_token: &str,
+        signing_secret: Option<&str>,
+    ) -> TestResponse {
+        let mut config = json!({"api_base_url": api_base_url, "bot_token": bot_token});
+        if let Some(secret) = signing_secret {
+            config["signing_secret"] = json!(secret);
+        }
+        self.post("/v1/plugins/slack/install", key, config).await
+    }
 }
 
 fn integrations_core_secret(value: &str) -> integrations_core::Secret {
@@ -253,4 +268,12 @@ pub fn jira_basic(token: &str) -> String {
 pub fn jira_signature(secret: &str, body: &[u8]) -> String {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
     format!("sha256={}", hex::encode(ring::hmac::sign(&key, body).as_ref()))
+}
+
+/// `X-Slack-Signature` (v0) over `v0:{timestamp}:{body}`, as Slack sends it.
+pub fn slack_signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let mut base = format!("v0:{timestamp}:").into_bytes();
+    base.extend_from_slice(body);
+    format!("v0={}", hex::encode(ring::hmac::sign(&key, &base).as_ref()))
 }

@@ -11,6 +11,8 @@ mod jira_contract;
 mod lifecycle;
 mod limits;
 mod secrets;
+mod slack;
+mod slack_contract;
 mod socket;
 mod tenant_state;
 mod webhooks;

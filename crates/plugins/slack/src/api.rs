@@ -1,0 +1,195 @@
+use std::sync::Arc;
+
+use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderValue, Method, StatusCode};
+use integrations_core::{HttpClient, HttpResponse, PluginConfig, PluginContext, PluginError, ToolError};
+use serde_json::{json, Value};
+use url::Url;
+
+/// Where the Web API lives unless the installation says otherwise.
+pub const DEFAULT_API_BASE_URL: &str = "https://slack.com/api";
+
+/// Slack recommends asking `conversations.list` for no more than 200 channels a page.
+const CHANNELS_PAGE_SIZE: u64 = 200;
+
+/// The installation's Web API base URL (`api_base_url`, else Slack's own).
+pub fn api_base_url(config: &PluginConfig) -> Result<Url, String> {
+    let raw = config.str("api_base_url").unwrap_or(DEFAULT_API_BASE_URL);
+    let url = Url::parse(raw).map_err(|_| "api_base_url is not a valid URL".to_owned())?;
+    if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
+        return Err("api_base_url must be an http(s) URL with a host name".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("api_base_url must not carry a query or fragment, e.g. https://slack.com/api".into());
+    }
+    Ok(url)
+}
+
+pub struct SlackClient {
+    base: String,
+    authorization: HeaderValue,
+    http: Arc<dyn HttpClient>,
+}
+
+impl SlackClient {
+    pub fn new(ctx: &PluginContext) -> Result<Self, ToolError> {
+        let base = api_base_url(&ctx.config).map_err(ToolError::Misconfigured)?;
+        let token = ctx
+            .config
+            .secret("bot_token")
+            .ok_or_else(|| ToolError::Misconfigured("bot_token is missing".into()))?;
+        let mut authorization = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+            .map_err(|_| ToolError::Misconfigured("bot_token contains characters not allowed in a header".into()))?;
+        authorization.set_sensitive(true);
+        Ok(Self {
+            base: base.as_str().trim_end_matches('/').to_owned(),
+            authorization,
+            http: ctx.http.clone(),
+        })
+    }
+
+    /// `auth.test`: a token Slack refuses is the installer's mistake, named as `bot_token`.
+    pub async fn check_credentials(&self) -> Result<(), PluginError> {
+        match self.call(Method::POST, self.method_url("auth.test")?, None).await {
+            Ok(_) => Ok(()),
+            Err(ToolError::Upstream { status, message, .. }) if (200..300).contains(&status) => {
+                Err(PluginError::InvalidConfig {
+                    field: "bot_token".into(),
+                    message,
+                })
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    pub async fn send_message(&self, args: &Value) -> Result<Value, ToolError> {
+        let body = json!({"channel": str_arg(args, "channel")?, "text": str_arg(args, "text")?});
+        self.call(Method::POST, self.method_url("chat.postMessage")?, Some(body))
+            .await
+    }
+
+    pub async fn list_channels(&self, args: &Value) -> Result<Value, ToolError> {
+        // JSON Schema's "integer" admits 10.0; the schema bounds it to 1..=1000.
+        let wanted = args.get("limit").and_then(Value::as_f64).map_or(100, |n| n as u64);
+        let types = args.get("types").and_then(Value::as_str);
+        let exclude_archived = args.get("exclude_archived").and_then(Value::as_bool);
+        let mut channels: Vec<Value> = Vec::new();
+        let mut cursor: Option<String> = None;
+        // Slack may return short pages; a hostile one returns one channel a page forever. Enough
+        // full pages for `wanted` channels is all we ever ask for.
+        let max_pages = wanted.div_ceil(CHANNELS_PAGE_SIZE);
+        for _ in 0..max_pages {
+            let remaining = wanted - channels.len() as u64;
+            let mut url = self.method_url("conversations.list")?;
+            {
+                let mut query = url.query_pairs_mut();
+                if let Some(types) = types {
+                    query.append_pair("types", types);
+                }
+                query.append_pair("limit", &remaining.min(CHANNELS_PAGE_SIZE).to_string());
+                if let Some(exclude) = exclude_archived {
+                    query.append_pair("exclude_archived", if exclude { "true" } else { "false" });
+                }
+                if let Some(cursor) = &cursor {
+                    query.append_pair("cursor", cursor);
+                }
+            }
+            let page = self.call(Method::GET, url, None).await?;
+            let page_channels: Vec<Value> = page
+                .get("channels")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(channel_summary)
+                .collect();
+            let page_was_empty = page_channels.is_empty();
+            channels.extend(page_channels);
+            cursor = page
+                .pointer("/response_metadata/next_cursor")
+                .and_then(Value::as_str)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned);
+            if channels.len() as u64 >= wanted || cursor.is_none() || page_was_empty {
+                break;
+            }
+        }
+        channels.truncate(wanted as usize);
+        Ok(json!({"channels": channels, "next_cursor": cursor}))
+    }
+
+    fn method_url(&self, method: &str) -> Result<Url, ToolError> {
+        Url::parse(&format!("{}/{method}", self.base)).map_err(|e| ToolError::Misconfigured(e.to_string()))
+    }
+
+    async fn call(&self, method: Method, url: Url, body: Option<Value>) -> Result<Value, ToolError> {
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(url.as_str())
+            .header(AUTHORIZATION, self.authorization.clone());
+        let payload = match body {
+            Some(body) => {
+                // Without the charset Slack answers with a `missing_charset` warning.
+                builder = builder.header(CONTENT_TYPE, "application/json; charset=utf-8");
+                serde_json::to_vec(&body).map_err(|e| ToolError::InvalidArguments(e.to_string()))?
+            }
+            None => Vec::new(),
+        };
+        let request = builder
+            .body(payload)
+            .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
+        let response = self.http.send(request).await?;
+        let parsed: Option<Value> = serde_json::from_slice(response.body()).ok();
+        match parsed {
+            Some(body) if response.status().is_success() && body.get("ok") == Some(&Value::Bool(true)) => Ok(body),
+            parsed => Err(slack_error(&response, parsed)),
+        }
+    }
+}
+
+/// Maps every failed Web API answer: `ok:false` (Slack's usual way, HTTP 200), a rate limit (429
+/// with `Retry-After`), or any other status or non-JSON body.
+fn slack_error(response: &HttpResponse, body: Option<Value>) -> ToolError {
+    let status = response.status();
+    let code = body
+        .as_ref()
+        .and_then(|b| b.get("error"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let mut details = json!({"error": code});
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        details["retry_after"] = json!(retry_after);
+    }
+    let message = match (&code, &body) {
+        (Some(code), _) => code.clone(),
+        (None, _) if status == StatusCode::TOO_MANY_REQUESTS => "rate limited".to_owned(),
+        (None, None) if status.is_success() => "Slack answered with a body that is not JSON".to_owned(),
+        (None, _) => format!("Slack answered HTTP {} without an error code", status.as_u16()),
+    };
+    ToolError::Upstream {
+        status: status.as_u16(),
+        message,
+        details,
+    }
+}
+
+/// The fields of a channel the tool promises; Slack sends dozens more.
+fn channel_summary(channel: &Value) -> Value {
+    let field = |name: &str| channel.get(name).cloned().unwrap_or(Value::Null);
+    json!({
+        "id": field("id"),
+        "name": field("name"),
+        "is_private": field("is_private"),
+        "is_archived": field("is_archived"),
+    })
+}
+
+fn str_arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, ToolError> {
+    args.get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ToolError::InvalidArguments(format!("{name} is required")))
+}
