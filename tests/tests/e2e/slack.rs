@@ -207,6 +207,43 @@ async fn install_is_refused_naming_bot_token_when_slack_rejects_it() {
 }
 
 #[tokio::test]
+async fn configure_checks_the_new_token_and_keeps_the_old_one_when_refused() {
+    let (app, slack, key) = setup().await;
+    Mock::given(method("POST"))
+        .and(path("/auth.test"))
+        .and(header("authorization", "Bearer xoxb-revoked"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "token_revoked"})))
+        .expect(1)
+        .mount(&slack)
+        .await;
+    let problem = app
+        .put(
+            "/v1/plugins/slack/configure",
+            &key,
+            json!({"api_base_url": slack.uri(), "bot_token": "xoxb-revoked"}),
+        )
+        .await
+        .assert_problem(422, "invalid-config");
+    assert_eq!(problem["errors"][0]["field"], "bot_token");
+    assert!(problem.to_string().contains("token_revoked"), "{problem}");
+    Mock::given(method("POST"))
+        .and(path("/chat.postMessage"))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "channel": "C1", "ts": "1.2"})))
+        .expect(1)
+        .mount(&slack)
+        .await;
+    let sent = app
+        .post(
+            "/v1/tools/slack_send_message",
+            &key,
+            json!({"channel": "C1", "text": "hi"}),
+        )
+        .await;
+    assert_eq!(sent.status, 200, "{}", sent.text());
+}
+
+#[tokio::test]
 async fn refuses_api_base_urls_outside_the_allowlist_without_sending() {
     let app = TestApp::start().await;
     let slack = MockServer::start().await;
