@@ -42,6 +42,22 @@ pub struct PluginContext {
     pub http: Arc<dyn HttpClient>,
 }
 
+impl PluginContext {
+    /// Checks at install or configure that the base URL a tenant put in config field `field` may be
+    /// called at all under the host's outbound policy; a refusal names the field.
+    pub async fn check_destination_of(&self, field: &str, url: Result<String, String>) -> Result<(), PluginError> {
+        let invalid = |message: String| PluginError::InvalidConfig {
+            field: field.to_owned(),
+            message,
+        };
+        let url = url.map_err(invalid)?;
+        self.http
+            .check_destination(&url)
+            .await
+            .map_err(|error| invalid(error.to_string()))
+    }
+}
+
 /// Why a lifecycle step was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {

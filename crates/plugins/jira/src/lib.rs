@@ -48,17 +48,8 @@ impl Plugin for JiraPlugin {
 
     async fn on_lifecycle(&self, ctx: &PluginContext, step: Lifecycle) -> Result<(), PluginError> {
         if matches!(step, Lifecycle::Install | Lifecycle::Configure) {
-            let host = api::site_url(&ctx.config).map_err(|message| PluginError::InvalidConfig {
-                field: "host".into(),
-                message,
-            })?;
-            ctx.http
-                .check_destination(host.as_str())
-                .await
-                .map_err(|e| PluginError::InvalidConfig {
-                    field: "host".into(),
-                    message: e.to_string(),
-                })?;
+            let host = api::site_url(&ctx.config).map(String::from);
+            ctx.check_destination_of("host", host).await?;
         }
         Ok(())
     }

@@ -47,17 +47,8 @@ impl Plugin for SlackPlugin {
 
     async fn on_lifecycle(&self, ctx: &PluginContext, step: Lifecycle) -> Result<(), PluginError> {
         if matches!(step, Lifecycle::Install | Lifecycle::Configure) {
-            let base = api::api_base_url(&ctx.config).map_err(|message| PluginError::InvalidConfig {
-                field: "api_base_url".into(),
-                message,
-            })?;
-            ctx.http
-                .check_destination(base.as_str())
-                .await
-                .map_err(|e| PluginError::InvalidConfig {
-                    field: "api_base_url".into(),
-                    message: e.to_string(),
-                })?;
+            let base = api::api_base_url(&ctx.config).map(String::from);
+            ctx.check_destination_of("api_base_url", base).await?;
             api::SlackClient::new(ctx)?.check_credentials().await?;
         }
         Ok(())
