@@ -3,20 +3,32 @@
 //! - `bench [--quick] [--postgres | --sqlite] [--tenants N]`: builds the release service and the
 //!   `integrations-bench` runner, which drives the service with wrk against a baseline measured in
 //!   the same run, prints a table and writes `target/bench/latest.json`.
+//! - `check`: the connector crates, the host's features, its link file and the workspace members
+//!   agree, and every generated list in them is sorted.
 //! - `check-features`: builds the host with no connector and with each connector alone.
+//! - `new-plugin <name>`: generates `crates/plugins/<name>` and wires it into the workspace and host.
+
+mod bench;
+mod check;
+mod new_plugin;
+mod workspace;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
-const CONNECTORS: &[&str] = &["jira", "slack"];
+const USAGE: &str = "usage: cargo xtask <bench [--quick] [--postgres | --sqlite] [--tenants N] | check | \
+                     check-features | new-plugin <name>>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("bench") => bench(&args[1..]),
-        Some("check-features") => check_features(),
+    let root = workspace_root();
+    let result = match (args.first().map(String::as_str), &args[1.min(args.len())..]) {
+        (Some("bench"), rest) => bench::bench(rest),
+        (Some("check"), []) => check::check(&root),
+        (Some("check-features"), []) => bench::check_features(&root),
+        (Some("new-plugin"), [name]) => new_plugin::new_plugin(&root, name),
         _ => {
-            eprintln!("usage: cargo xtask <bench [--quick] [--postgres | --sqlite] [--tenants N] | check-features>");
+            eprintln!("{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -29,6 +41,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// The workspace root: the parent of this crate's directory. Read at run time first, so a copy of
+/// the repository run against a shared target directory edits itself, not the original.
+fn workspace_root() -> PathBuf {
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir.parent().map_or_else(|| PathBuf::from("."), PathBuf::from)
+}
+
+/// Runs `cargo <args>` with extra environment variables; fails when cargo does.
 fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
@@ -42,73 +63,4 @@ fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
     } else {
         Err(format!("cargo {} failed", args.join(" ")))
     }
-}
-
-fn bench(args: &[String]) -> Result<(), String> {
-    // Two builds, not one: building both packages together would unify their dependencies'
-    // features, and the service measured must be the binary a user builds.
-    cargo(&["build", "--release", "-p", "integrations"], &[])?;
-    cargo(&["build", "--release", "-p", "integrations-bench"], &[])?;
-    let runner = target_dir().join("release").join("integrations-bench");
-    let status = Command::new(&runner)
-        .args(args)
-        .status()
-        .map_err(|e| format!("cannot run {}: {e}", runner.display()))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err("the bench broke (timings alone never fail it)".into())
-    }
-}
-
-/// Cargo's target directory: `CARGO_TARGET_DIR`, else `target/` at the workspace root.
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .map_or_else(|| PathBuf::from("target"), |root| root.join("target")),
-    }
-}
-
-fn check_features() -> Result<(), String> {
-    cargo(&["build", "-p", "integrations", "--no-default-features"], &[])?;
-    cargo(
-        &[
-            "test",
-            "-p",
-            "integrations",
-            "--no-default-features",
-            "--test",
-            "features",
-        ],
-        &[],
-    )?;
-    for connector in CONNECTORS {
-        cargo(
-            &[
-                "build",
-                "-p",
-                "integrations",
-                "--no-default-features",
-                "--features",
-                connector,
-            ],
-            &[],
-        )?;
-        cargo(
-            &[
-                "test",
-                "-p",
-                "integrations",
-                "--no-default-features",
-                "--features",
-                connector,
-                "--test",
-                "features",
-            ],
-            &[],
-        )?;
-    }
-    Ok(())
 }
