@@ -187,3 +187,54 @@ mod tests {
         assert_eq!(camel_case("my_vendor2"), "MyVendor2");
     }
 }
+
+#[cfg(test)]
+mod wiring_tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::workspace::{LINK_FILE, ROOT_MANIFEST};
+
+    /// A throwaway copy of the shared files and the connector manifests of this workspace.
+    fn scratch_workspace(label: &str) -> PathBuf {
+        let source = crate::workspace_root();
+        let root = std::env::temp_dir().join(format!("xtask-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for file in [ROOT_MANIFEST, HOST_MANIFEST, LINK_FILE] {
+            let target = root.join(file);
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::copy(source.join(file), target).unwrap();
+        }
+        for connector in connector_crates(&source).unwrap() {
+            let manifest = format!("{PLUGINS_DIR}/{connector}/Cargo.toml");
+            std::fs::create_dir_all(root.join(PLUGINS_DIR).join(&connector)).unwrap();
+            std::fs::copy(source.join(&manifest), root.join(&manifest)).unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn wires_new_connectors_first_middle_and_last_in_sorted_order() {
+        let root = scratch_workspace("wiring");
+        for name in ["zzz", "aaa", "kafka"] {
+            new_plugin(&root, name).unwrap();
+        }
+        assert_eq!(check::problems(&root).unwrap(), Vec::<String>::new());
+        let link_file = read(&root, LINK_FILE).unwrap();
+        let positions: Vec<usize> = ["aaa", "jira", "kafka", "slack", "zzz"]
+            .iter()
+            .map(|name| {
+                link_file
+                    .find(&format!("use integrations_plugin_{name} as _;"))
+                    .unwrap()
+            })
+            .collect();
+        assert!(positions.windows(2).all(|pair| pair[0] < pair[1]), "{link_file}");
+        assert!(read(&root, HOST_MANIFEST)
+            .unwrap()
+            .contains(r#"default = ["aaa", "jira", "kafka", "slack", "zzz"]"#));
+        assert!(root.join(PLUGINS_DIR).join("kafka/tests/kafka.rs").is_file());
+        assert!(new_plugin(&root, "kafka").is_err(), "a taken name is refused");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
