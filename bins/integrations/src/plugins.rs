@@ -1,6 +1,8 @@
 //! The link file. A crate no code names is never linked, and its `register_plugin!` would be
 //! lost silently; each connector is named here behind its cargo feature.
 
+#[cfg(feature = "bitbucket")]
+use integrations_plugin_bitbucket as _;
 #[cfg(feature = "jira")]
 use integrations_plugin_jira as _;
 #[cfg(feature = "slack")]
@@ -8,6 +10,8 @@ use integrations_plugin_slack as _;
 
 /// The plugins this build was asked to include, by cargo feature.
 pub const SELECTED_PLUGINS: &[&str] = &[
+    #[cfg(feature = "bitbucket")]
+    "bitbucket",
     #[cfg(feature = "jira")]
     "jira",
     #[cfg(feature = "slack")]

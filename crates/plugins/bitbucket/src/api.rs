@@ -1,0 +1,255 @@
+use std::sync::Arc;
+
+use base64::{engine::general_purpose::STANDARD, Engine};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderValue, Method, StatusCode};
+use integrations_core::{HttpClient, HttpResponse, PluginConfig, PluginContext, PluginError, ToolError};
+use serde_json::{json, Value};
+use url::Url;
+
+/// Where the REST 2.0 API lives unless the installation says otherwise.
+pub const DEFAULT_API_BASE_URL: &str = "https://api.bitbucket.org/2.0";
+
+/// Bitbucket's largest `pagelen` for pull requests; the tool's page cap is counted in these.
+const PULL_REQUESTS_PAGE_SIZE: u64 = 50;
+
+/// The installation's API base URL (`api_base_url`, else Bitbucket's own).
+pub fn api_base_url(config: &PluginConfig) -> Result<Url, String> {
+    let raw = config.str("api_base_url").unwrap_or(DEFAULT_API_BASE_URL);
+    let url = Url::parse(raw).map_err(|_| "api_base_url is not a valid URL".to_owned())?;
+    if !matches!(url.scheme(), "https" | "http") || url.host().is_none() || url.cannot_be_a_base() {
+        return Err("api_base_url must be an http(s) URL with a host name".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("api_base_url must not carry a query or fragment, e.g. https://api.bitbucket.org/2.0".into());
+    }
+    Ok(url)
+}
+
+/// The one credential form an installation uses, and the config field that names it.
+struct Credentials {
+    authorization: HeaderValue,
+    field: &'static str,
+}
+
+/// `access_token` (Bearer) or `email` + `api_token` (Basic): exactly one of the two forms.
+fn credentials(config: &PluginConfig) -> Result<Credentials, PluginError> {
+    let invalid = |field: &str, message: &str| PluginError::InvalidConfig {
+        field: field.to_owned(),
+        message: message.to_owned(),
+    };
+    let access_token = config.secret("access_token");
+    let api_token = config.secret("api_token");
+    let email = config.str("email");
+    let (value, field) = match (access_token, email, api_token) {
+        (Some(token), None, None) => (format!("Bearer {}", token.expose()), "access_token"),
+        (None, Some(email), Some(token)) => (
+            format!("Basic {}", STANDARD.encode(format!("{email}:{}", token.expose()))),
+            "api_token",
+        ),
+        (Some(_), _, _) => {
+            return Err(invalid(
+                "access_token",
+                "give either access_token or email and api_token, not both",
+            ))
+        }
+        (None, None, Some(_)) => return Err(invalid("email", "api_token needs the email of its Atlassian account")),
+        (None, Some(_), None) => return Err(invalid("api_token", "email needs an api_token")),
+        (None, None, None) => {
+            return Err(invalid(
+                "access_token",
+                "give an access_token, or an email and api_token",
+            ))
+        }
+    };
+    let mut authorization =
+        HeaderValue::from_str(&value).map_err(|_| invalid(field, "contains characters not allowed in a header"))?;
+    authorization.set_sensitive(true);
+    Ok(Credentials { authorization, field })
+}
+
+/// One client per call: the base URL and credentials of the installation, and the host's HTTP client.
+pub struct BitbucketClient {
+    base: Url,
+    workspace: String,
+    credentials: Credentials,
+    http: Arc<dyn HttpClient>,
+}
+
+impl BitbucketClient {
+    /// Reads the base URL, `workspace` and the credential form from the installation's config.
+    pub fn new(ctx: &PluginContext) -> Result<Self, PluginError> {
+        let base = api_base_url(&ctx.config).map_err(|message| PluginError::InvalidConfig {
+            field: "api_base_url".into(),
+            message,
+        })?;
+        let workspace = ctx
+            .config
+            .str("workspace")
+            .filter(|w| !w.is_empty())
+            .ok_or_else(|| PluginError::InvalidConfig {
+                field: "workspace".into(),
+                message: "workspace is required".into(),
+            })?
+            .to_owned();
+        Ok(Self {
+            base,
+            workspace,
+            credentials: credentials(&ctx.config)?,
+            http: ctx.http.clone(),
+        })
+    }
+
+    /// `GET /repositories/{workspace}?pagelen=1`: credentials Bitbucket refuses are the installer's
+    /// mistake, named as the credential field with Bitbucket's own message.
+    pub async fn check_credentials(&self) -> Result<(), PluginError> {
+        let mut url = self.url(&[])?;
+        url.query_pairs_mut().append_pair("pagelen", "1");
+        match self.call(Method::GET, url, None).await {
+            Ok(_) => Ok(()),
+            Err(ToolError::Upstream { status, message, .. }) if status == 401 || status == 403 => {
+                Err(PluginError::InvalidConfig {
+                    field: self.credentials.field.into(),
+                    message,
+                })
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// `bitbucket_get_repository`: the repository as Bitbucket describes it.
+    pub async fn get_repository(&self, args: &Value) -> Result<Value, ToolError> {
+        let url = self.url(&[str_arg(args, "repo_slug")?])?;
+        self.call(Method::GET, url, None).await
+    }
+
+    /// `bitbucket_list_pull_requests`: follows `next` until `limit` pull requests or the last page.
+    pub async fn list_pull_requests(&self, args: &Value) -> Result<Value, ToolError> {
+        // JSON Schema's "integer" admits 10.0; the schema bounds it to 1..=500.
+        let wanted = args
+            .get("limit")
+            .and_then(Value::as_f64)
+            .map_or(50, |n| n as u64)
+            .max(1);
+        let mut url = self.url(&[str_arg(args, "repo_slug")?, "pullrequests"])?;
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(state) = args.get("state").and_then(Value::as_str) {
+                query.append_pair("state", state);
+            }
+            query.append_pair("pagelen", &wanted.min(PULL_REQUESTS_PAGE_SIZE).to_string());
+        }
+        let mut pull_requests: Vec<Value> = Vec::new();
+        let mut next: Option<Url> = Some(url);
+        // A hostile or short-paging server could hand out `next` forever; enough full pages for
+        // `wanted` pull requests is all we ever ask for.
+        for _ in 0..wanted.div_ceil(PULL_REQUESTS_PAGE_SIZE) {
+            let Some(url) = next.take() else { break };
+            let page = self.call(Method::GET, url, None).await?;
+            let values = page
+                .get("values")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let page_was_empty = values.is_empty();
+            pull_requests.extend(values);
+            next = page
+                .get("next")
+                .and_then(Value::as_str)
+                .and_then(|raw| Url::parse(raw).ok())
+                // The credentials go only where the installation sends them.
+                .filter(|url| url.origin() == self.base.origin());
+            if pull_requests.len() as u64 >= wanted || page_was_empty {
+                break;
+            }
+        }
+        pull_requests.truncate(wanted as usize);
+        Ok(json!({"values": pull_requests, "next": next.map(String::from)}))
+    }
+
+    /// `bitbucket_create_pr_comment`: the new comment as Bitbucket returns it.
+    pub async fn create_pr_comment(&self, args: &Value) -> Result<Value, ToolError> {
+        let id = args
+            .get("pull_request_id")
+            .and_then(Value::as_f64)
+            .filter(|n| n.fract() == 0.0 && *n >= 1.0 && *n <= u64::MAX as f64)
+            .map(|n| (n as u64).to_string())
+            .ok_or_else(|| ToolError::InvalidArguments("pull_request_id must be a positive integer".into()))?;
+        let url = self.url(&[str_arg(args, "repo_slug")?, "pullrequests", &id, "comments"])?;
+        let body = json!({"content": {"raw": str_arg(args, "text")?}});
+        self.call(Method::POST, url, Some(body)).await
+    }
+
+    /// `{api_base_url}/repositories/{workspace}/{segments…}`, each segment percent-encoded.
+    fn url(&self, segments: &[&str]) -> Result<Url, ToolError> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| ToolError::Misconfigured("api_base_url cannot carry a path".into()))?
+            .pop_if_empty()
+            .push("repositories")
+            .push(&self.workspace)
+            .extend(segments);
+        Ok(url)
+    }
+
+    async fn call(&self, method: Method, url: Url, body: Option<Value>) -> Result<Value, ToolError> {
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(url.as_str())
+            .header(AUTHORIZATION, self.credentials.authorization.clone())
+            .header(ACCEPT, "application/json");
+        let payload = match body {
+            Some(body) => {
+                builder = builder.header(CONTENT_TYPE, "application/json");
+                serde_json::to_vec(&body).map_err(|e| ToolError::InvalidArguments(e.to_string()))?
+            }
+            None => Vec::new(),
+        };
+        let request = builder
+            .body(payload)
+            .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
+        let response = self.http.send(request).await?;
+        let parsed: Option<Value> = serde_json::from_slice(response.body()).ok();
+        match parsed {
+            Some(body) if response.status().is_success() => Ok(body),
+            parsed => Err(bitbucket_error(&response, parsed)),
+        }
+    }
+}
+
+/// Maps every failed answer once: Bitbucket's `{"type":"error","error":{"message":…}}` body, a
+/// rate limit (429 with `Retry-After`), or any other status or non-JSON body.
+fn bitbucket_error(response: &HttpResponse, body: Option<Value>) -> ToolError {
+    let status = response.status();
+    let vendor_message = body
+        .as_ref()
+        .and_then(|b| b.pointer("/error/message"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let mut details = json!({"body": body});
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        details["retry_after"] = json!(retry_after);
+    }
+    let message = match vendor_message {
+        Some(message) => message,
+        None if status == StatusCode::TOO_MANY_REQUESTS => "rate limited".to_owned(),
+        None if status.is_success() => "Bitbucket answered with a body that is not JSON".to_owned(),
+        None => format!("Bitbucket answered HTTP {}", status.as_u16()),
+    };
+    ToolError::Upstream {
+        status: status.as_u16(),
+        message,
+        details,
+    }
+}
+
+fn str_arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, ToolError> {
+    args.get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ToolError::InvalidArguments(format!("{name} is required")))
+}
