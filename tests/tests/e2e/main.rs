@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod bitbucket;
 mod events;
 mod flags;
 mod isolation;
