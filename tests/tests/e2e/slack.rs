@@ -10,7 +10,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::harness::{slack_signature, TestApp};
 
-const TOKEN: &str = "xoxb-test-token";
+const TOKEN: &str = "fake-bot-token";
 const SIGNING_SECRET: &str = "slack-signing-secret";
 
 /// An app with Slack installed for tenant `acme`; install's `auth.test` is asserted exactly once.
@@ -187,14 +187,14 @@ async fn install_is_refused_naming_bot_token_when_slack_rejects_it() {
     let slack = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/auth.test"))
-        .and(header("authorization", "Bearer xoxb-revoked"))
+        .and(header("authorization", "Bearer fake-revoked-token"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "invalid_auth"})))
         .expect(1)
         .mount(&slack)
         .await;
     let key = app.tenant("acme", json!({})).await;
     let problem = app
-        .install_slack(&key, &slack.uri(), "xoxb-revoked", None)
+        .install_slack(&key, &slack.uri(), "fake-revoked-token", None)
         .await
         .assert_problem(422, "invalid-config");
     assert_eq!(problem["errors"][0]["field"], "bot_token");
@@ -211,7 +211,7 @@ async fn configure_checks_the_new_token_and_keeps_the_old_one_when_refused() {
     let (app, slack, key) = setup().await;
     Mock::given(method("POST"))
         .and(path("/auth.test"))
-        .and(header("authorization", "Bearer xoxb-revoked"))
+        .and(header("authorization", "Bearer fake-revoked-token"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "token_revoked"})))
         .expect(1)
         .mount(&slack)
@@ -220,7 +220,7 @@ async fn configure_checks_the_new_token_and_keeps_the_old_one_when_refused() {
         .put(
             "/v1/plugins/slack/configure",
             &key,
-            json!({"api_base_url": slack.uri(), "bot_token": "xoxb-revoked"}),
+            json!({"api_base_url": slack.uri(), "bot_token": "fake-revoked-token"}),
         )
         .await
         .assert_problem(422, "invalid-config");

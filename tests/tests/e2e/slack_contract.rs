@@ -139,7 +139,10 @@ async fn every_request_matches_the_vendor_openapi_description() {
         .mount(&slack)
         .await;
     let key = app.tenant("acme", json!({})).await;
-    assert_eq!(app.install_slack(&key, &slack.uri(), "xoxb-t", None).await.status, 201);
+    assert_eq!(
+        app.install_slack(&key, &slack.uri(), "fake-token", None).await.status,
+        201
+    );
     let calls = [
         ("slack_send_message", json!({"channel": "C1", "text": "hi"})),
         (
