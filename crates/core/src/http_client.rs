@@ -5,6 +5,15 @@ pub type HttpRequest = http::Request<Vec<u8>>;
 /// The vendor's answer, body read in full.
 pub type HttpResponse = http::Response<Vec<u8>>;
 
+/// The seconds a rate-limited vendor asks to wait (`Retry-After` in its delta-seconds form).
+pub fn retry_after_secs(response: &HttpResponse) -> Option<u64> {
+    response
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse().ok())
+}
+
 /// Why an outbound request did not produce a response.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {

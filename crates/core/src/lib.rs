@@ -12,7 +12,7 @@ mod tool;
 mod webhook;
 
 pub use config::{PluginConfig, Secret};
-pub use http_client::{HttpClient, HttpError, HttpRequest, HttpResponse};
+pub use http_client::{retry_after_secs, HttpClient, HttpError, HttpRequest, HttpResponse};
 pub use plugin::{Lifecycle, Plugin, PluginContext, PluginError, PluginManifest};
 pub use registry::{PluginRegistration, PluginRegistry, RegisteredPlugin, RegistryError};
 pub use tool::{ToolError, ToolSpec};

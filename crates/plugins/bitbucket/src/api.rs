@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use base64::{engine::general_purpose::STANDARD, Engine};
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, Method, StatusCode};
 use integrations_core::{HttpClient, HttpResponse, PluginConfig, PluginContext, PluginError, ToolError};
 use serde_json::{json, Value};
@@ -228,12 +228,7 @@ fn bitbucket_error(response: &HttpResponse, body: Option<Value>) -> ToolError {
         .map(str::to_owned);
     let mut details = json!({"body": body});
     if status == StatusCode::TOO_MANY_REQUESTS {
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        details["retry_after"] = json!(retry_after);
+        details["retry_after"] = json!(integrations_core::retry_after_secs(response));
     }
     let message = match vendor_message {
         Some(message) => message,

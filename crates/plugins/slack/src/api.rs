@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, Method, StatusCode};
 use integrations_core::{HttpClient, HttpResponse, PluginConfig, PluginContext, PluginError, ToolError};
 use serde_json::{json, Value};
@@ -157,12 +157,7 @@ fn slack_error(response: &HttpResponse, body: Option<Value>) -> ToolError {
         .map(str::to_owned);
     let mut details = json!({"error": code});
     if status == StatusCode::TOO_MANY_REQUESTS {
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        details["retry_after"] = json!(retry_after);
+        details["retry_after"] = json!(integrations_core::retry_after_secs(response));
     }
     let message = match (&code, &body) {
         (Some(code), _) => code.clone(),
