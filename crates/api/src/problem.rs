@@ -167,6 +167,13 @@ fn from_service(error: &ServiceError) -> Problem {
             "Plugin misconfigured",
             detail,
         ),
+        E::ReauthorizationRequired { plugin, .. } => Problem::new(
+            StatusCode::CONFLICT,
+            "reauthorization-required",
+            "The installation must be authorised again",
+            detail,
+        )
+        .with("plugin", json!(plugin)),
         // One fixed body for every refusal: nothing of the tenant, the plugin or the reason.
         E::WebhookRejected => Problem::new(
             StatusCode::NOT_FOUND,

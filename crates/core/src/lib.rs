@@ -6,6 +6,7 @@
 
 mod config;
 mod http_client;
+mod oauth2;
 mod plugin;
 mod registry;
 mod tool;
@@ -13,6 +14,7 @@ mod webhook;
 
 pub use config::{PluginConfig, Secret};
 pub use http_client::{retry_after_secs, HttpClient, HttpError, HttpRequest, HttpResponse};
+pub use oauth2::{NoTokenProvider, TokenError, TokenGrant, TokenProvider, TokenRequest};
 pub use plugin::{Lifecycle, Plugin, PluginContext, PluginError, PluginManifest};
 pub use registry::{PluginRegistration, PluginRegistry, RegisteredPlugin, RegistryError};
 pub use tool::{ToolError, ToolSpec};

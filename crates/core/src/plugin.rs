@@ -3,7 +3,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::{HttpClient, PluginConfig, ToolError, ToolSpec, WebhookError, WebhookOutcome, WebhookRequest};
+use crate::{
+    HttpClient, PluginConfig, TokenProvider, ToolError, ToolSpec, WebhookError, WebhookOutcome, WebhookRequest,
+};
 
 /// Who a plugin is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +42,8 @@ pub struct PluginContext {
     pub config: Arc<PluginConfig>,
     /// The outbound HTTP client, with the host's policy applied.
     pub http: Arc<dyn HttpClient>,
+    /// OAuth2 access tokens for this tenant's installation of the plugin (cached, single-flight).
+    pub tokens: Arc<dyn TokenProvider>,
 }
 
 impl PluginContext {

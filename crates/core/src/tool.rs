@@ -1,7 +1,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::HttpError;
+use crate::{HttpError, TokenError};
 
 /// A tool a plugin offers: its name is global across plugins, `input_schema` is JSON Schema.
 #[derive(Clone, Debug, Serialize)]
@@ -39,4 +39,32 @@ pub enum ToolError {
     /// The vendor could not be reached or the destination was refused.
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// The installation's delegated authorisation stopped working (a refresh token was revoked or
+    /// expired); someone must authorise again and configure the new credential.
+    #[error("the installation must be authorised again: {0}")]
+    ReauthorizationRequired(String),
+}
+
+impl From<TokenError> for ToolError {
+    fn from(error: TokenError) -> Self {
+        match error {
+            TokenError::Refused {
+                status,
+                code,
+                description,
+            } => ToolError::Upstream {
+                status,
+                message: format!("the token endpoint refused the credentials: {code}"),
+                details: serde_json::json!({"error": code, "error_description": description}),
+            },
+            TokenError::ReauthorizationRequired(reason) => ToolError::ReauthorizationRequired(reason),
+            TokenError::Malformed { status } => ToolError::Upstream {
+                status,
+                message: "the token endpoint answered with a body that is not a token response".into(),
+                details: serde_json::Value::Null,
+            },
+            TokenError::Http(error) => ToolError::Http(error),
+            TokenError::Unavailable(reason) => ToolError::Misconfigured(reason),
+        }
+    }
 }

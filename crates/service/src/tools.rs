@@ -1,10 +1,6 @@
-use std::sync::Arc;
-
-use integrations_core::PluginContext;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::budget::BudgetedHttpClient;
 use crate::{validation, Service, ServiceError};
 
 /// A tool as the catalog lists it.
@@ -58,15 +54,8 @@ impl Service {
             return Err(ServiceError::InvalidArguments(errors));
         }
         let limits = self.tool_limits;
-        let ctx = PluginContext {
-            tenant_id: tenant_id.to_owned(),
-            config: self.plugin_config(&gate, plugin).await?,
-            // A fresh budget per call: plugins cannot opt out of it, nor share it across calls.
-            http: Arc::new(BudgetedHttpClient::new(
-                self.tenant_http(&gate)?,
-                limits.response_budget_bytes,
-            )),
-        };
+        let config = self.plugin_config(&gate, plugin).await?;
+        let ctx = self.plugin_context(&gate, plugin, config)?;
         let call = registered.plugin.call_tool(&ctx, tool, arguments);
         let Ok(result) = tokio::time::timeout(limits.deadline, call).await else {
             tracing::info!(tenant = tenant_id, tool, "tool call exceeded its deadline");
@@ -76,6 +65,12 @@ impl Service {
             Ok(_) => tracing::info!(tenant = tenant_id, tool, "tool call succeeded"),
             Err(error) => tracing::info!(tenant = tenant_id, tool, %error, "tool call failed"),
         }
-        Ok(result?)
+        result.map_err(|error| match ServiceError::from(error) {
+            ServiceError::ReauthorizationRequired { reason, .. } => ServiceError::ReauthorizationRequired {
+                plugin: plugin.to_owned(),
+                reason,
+            },
+            other => other,
+        })
     }
 }

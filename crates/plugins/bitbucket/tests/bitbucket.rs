@@ -55,6 +55,7 @@ fn context(api_base_url: &str) -> PluginContext {
         tenant_id: "tenant-1".into(),
         config: Arc::new(PluginConfig::new(values, secrets)),
         http: Arc::new(TestHttpClient(reqwest::Client::new())),
+        tokens: Arc::new(integrations_core::NoTokenProvider),
     }
 }
 
