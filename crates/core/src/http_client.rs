@@ -15,7 +15,7 @@ pub fn retry_after_secs(response: &HttpResponse) -> Option<u64> {
 }
 
 /// Why an outbound request did not produce a response.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum HttpError {
     /// The destination is not allowed (internal address, plain http, bad scheme).
     #[error("destination refused: {0}")]

@@ -36,7 +36,7 @@ pub struct TokenRequest {
 }
 
 /// Why no access token could be had.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum TokenError {
     /// The token endpoint refused the request (`invalid_client`, `unauthorized_client`, …).
     #[error("token endpoint answered {status}: {code}: {description}")]

@@ -100,11 +100,12 @@ impl Service {
             self.tenant_http(state)?,
             self.tool_limits.response_budget_bytes,
         ));
-        let _ = plugin;
         Ok(PluginContext {
             tenant_id: state.tenant.id.clone(),
+            tokens: self
+                .tokens
+                .provider(&state.tenant.id, plugin, config.clone(), http.clone()),
             config,
-            tokens: Arc::new(integrations_core::NoTokenProvider),
             http,
         })
     }

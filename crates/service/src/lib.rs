@@ -10,16 +10,18 @@ mod plugins;
 mod rotation;
 mod state;
 mod tenants;
+mod tokens;
 mod tools;
 mod validation;
 mod vault;
 mod webhooks;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use integrations_core::{HttpClient, PluginRegistry};
 use integrations_flags::Flags;
+use integrations_oauth2::TokenManager;
 use integrations_secrets::Keyring;
 use integrations_store::Store;
 use jsonschema::Validator;
@@ -69,8 +71,8 @@ pub struct ServiceParts {
 /// The service: every operation the API offers.
 pub struct Service {
     store: Store,
-    keyring: RwLock<Arc<Keyring>>,
-    keyring_reload: Option<KeyringReload>,
+    keys: Arc<vault::Keys>,
+    tokens: Arc<TokenManager>,
     registry: Arc<PluginRegistry>,
     flags: Flags,
     http: Arc<dyn HttpClient>,
@@ -102,13 +104,20 @@ impl Service {
         // On PostgreSQL other replicas change things too: the cache stays bypassed until
         // `listen_for_changes` hears them.
         let cache_enabled = parts.store.backend() == integrations_store::Backend::Sqlite;
+        let cache = Arc::new(state::StateCache::new(cache_enabled));
+        let keys = Arc::new(vault::Keys::new(parts.keyring, parts.keyring_reload));
+        let tokens = TokenManager::new(Arc::new(tokens::InstallationVault::new(
+            parts.store.clone(),
+            keys.clone(),
+            cache.clone(),
+        )));
         Ok(Self {
-            cache: Arc::new(state::StateCache::new(cache_enabled)),
+            cache,
             listener: Mutex::new(None),
             tenant_http: parts.tenant_http,
             store: parts.store,
-            keyring: RwLock::new(Arc::new(parts.keyring)),
-            keyring_reload: parts.keyring_reload,
+            keys,
+            tokens,
             registry: parts.registry,
             flags: parts.flags,
             http: parts.http,

@@ -49,6 +49,9 @@ pub struct PluginSummary {
     pub state: PluginState,
     /// Whether flags let this tenant use it.
     pub allowed: bool,
+    /// Whether the installation's delegated authorisation stopped working (a refresh token was
+    /// revoked or expired): configure it with a new credential.
+    pub needs_reauthorization: bool,
 }
 
 /// Everything about one plugin for one tenant; never any secret value.
@@ -67,6 +70,8 @@ pub struct PluginDetails {
     pub secrets_set: Option<Vec<String>>,
     /// Where the vendor should send webhooks, when installed.
     pub webhook_url: Option<String>,
+    /// The identity platform's reason, when the installation needs re-authorisation.
+    pub reauthorization_reason: Option<String>,
 }
 
 impl Service {
@@ -107,6 +112,9 @@ impl Service {
                     description: manifest.description,
                     state,
                     allowed: gate.allowed(self, manifest.name),
+                    needs_reauthorization: gate
+                        .installation(manifest.name)
+                        .is_some_and(|i| i.reauthorization_reason.is_some()),
                 }
             })
             .collect();
@@ -120,6 +128,7 @@ impl Service {
                     description: "not included in this build; uninstall removes its configuration and secrets",
                     state: PluginState::Unavailable,
                     allowed: false,
+                    needs_reauthorization: orphan.reauthorization_reason.is_some(),
                 }),
         );
         Ok(plugins)
@@ -151,7 +160,11 @@ impl Service {
                     .as_ref()
                     .map_or(PluginState::NotInstalled, |i| i.state.into()),
                 allowed: gate.allowed(self, name),
+                needs_reauthorization: installation
+                    .as_ref()
+                    .is_some_and(|i| i.reauthorization_reason.is_some()),
             },
+            reauthorization_reason: installation.as_ref().and_then(|i| i.reauthorization_reason.clone()),
             config_schema: registered.plugin.config_schema(),
             tools: registered.tools.clone(),
             webhook_url: installation.as_ref().map(|_| self.webhook_url(name, tenant_id)),
@@ -186,6 +199,7 @@ impl Service {
             plugin: name.to_owned(),
             state: InstallationState::Enabled,
             config: config.plain,
+            reauthorization_reason: None,
         };
         let tenant = tenant_id.to_owned();
         let inserted = self

@@ -1,14 +1,14 @@
 //! Splitting configs into plain and secret parts, and sealing/opening the secret part.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use integrations_core::Secret;
 use integrations_secrets::{CryptoError, DataKey, Keyring, SecretLocation, WrappedDataKey};
-use integrations_store::SecretRow;
+use integrations_store::{SecretRow, Store};
 use serde_json::{Map, Value};
 
-use crate::{Service, ServiceError};
+use crate::{KeyringReload, Service, ServiceError};
 
 /// The fields a config schema marks `"writeOnly": true`.
 pub(crate) fn secret_fields(schema: &Value) -> BTreeSet<String> {
@@ -46,10 +46,23 @@ pub(crate) fn split(
     (plain, secrets)
 }
 
-impl Service {
-    pub(crate) async fn data_key(&self, tenant_id: &str) -> Result<DataKey, ServiceError> {
-        let record = self
-            .store
+/// The master keys, shared with the token manager's vault: both unwrap tenants' data keys.
+pub(crate) struct Keys {
+    keyring: RwLock<Arc<Keyring>>,
+    reload: Option<KeyringReload>,
+}
+
+impl Keys {
+    pub(crate) fn new(keyring: Keyring, reload: Option<KeyringReload>) -> Self {
+        Self {
+            keyring: RwLock::new(Arc::new(keyring)),
+            reload,
+        }
+    }
+
+    /// The tenant's data key, unwrapped with the master key that wrapped it.
+    pub(crate) async fn data_key(&self, store: &Store, tenant_id: &str) -> Result<DataKey, ServiceError> {
+        let record = store
             .get_data_key(tenant_id)
             .await?
             .ok_or_else(|| ServiceError::Internal("tenant has no data key".into()))?;
@@ -57,8 +70,8 @@ impl Service {
             master_key_id: record.master_key_id,
             ciphertext: record.wrapped_key,
         };
-        match self.keyring().unwrap(tenant_id, &wrapped) {
-            Err(CryptoError::UnknownMasterKey(id)) => match self.reload_keyring()? {
+        match self.current().unwrap(tenant_id, &wrapped) {
+            Err(CryptoError::UnknownMasterKey(id)) => match self.reload()? {
                 // A rotation elsewhere re-wrapped this key; retry once with the keys it left.
                 Some(fresh) => {
                     tracing::info!(master_key_id = %id, "reloaded master keys");
@@ -71,8 +84,8 @@ impl Service {
     }
 
     /// Re-reads the master keys where they can change at run time (file mode); `None` elsewhere.
-    pub(crate) fn reload_keyring(&self) -> Result<Option<Arc<Keyring>>, ServiceError> {
-        let Some(reload) = &self.keyring_reload else {
+    pub(crate) fn reload(&self) -> Result<Option<Arc<Keyring>>, ServiceError> {
+        let Some(reload) = &self.reload else {
             return Ok(None);
         };
         let fresh = Arc::new(reload().map_err(ServiceError::Internal)?);
@@ -80,11 +93,51 @@ impl Service {
         Ok(Some(fresh))
     }
 
-    pub(crate) fn keyring(&self) -> Arc<Keyring> {
+    pub(crate) fn current(&self) -> Arc<Keyring> {
         self.keyring
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
+    }
+}
+
+/// Encrypts one secret field of an installation; the location is bound into the ciphertext.
+pub(crate) fn seal_field(
+    key: &DataKey,
+    tenant: &str,
+    plugin: &str,
+    field: &str,
+    secret: &Secret,
+) -> Result<Vec<u8>, ServiceError> {
+    let location = SecretLocation { tenant, plugin, field };
+    Ok(key.seal(location, secret.expose().as_bytes())?)
+}
+
+/// Decrypts one secret field of an installation.
+pub(crate) fn open_field(
+    key: &DataKey,
+    tenant: &str,
+    plugin: &str,
+    field: &str,
+    ciphertext: &[u8],
+) -> Result<Secret, ServiceError> {
+    let location = SecretLocation { tenant, plugin, field };
+    let plaintext = key.open(location, ciphertext)?;
+    let text = String::from_utf8(plaintext).map_err(|_| ServiceError::Internal("secret is not UTF-8".into()))?;
+    Ok(Secret::new(text))
+}
+
+impl Service {
+    pub(crate) async fn data_key(&self, tenant_id: &str) -> Result<DataKey, ServiceError> {
+        self.keys.data_key(&self.store, tenant_id).await
+    }
+
+    pub(crate) fn reload_keyring(&self) -> Result<Option<Arc<Keyring>>, ServiceError> {
+        self.keys.reload()
+    }
+
+    pub(crate) fn keyring(&self) -> Arc<Keyring> {
+        self.keys.current()
     }
 
     pub(crate) fn seal(
@@ -97,10 +150,9 @@ impl Service {
         secrets
             .iter()
             .map(|(field, secret)| {
-                let location = SecretLocation { tenant, plugin, field };
                 Ok(SecretRow {
                     field: field.clone(),
-                    ciphertext: key.seal(location, secret.expose().as_bytes())?,
+                    ciphertext: seal_field(key, tenant, plugin, field, secret)?,
                 })
             })
             .collect()
@@ -128,15 +180,8 @@ impl Service {
         let key = self.data_key(tenant).await?;
         rows.into_iter()
             .map(|row| {
-                let location = SecretLocation {
-                    tenant,
-                    plugin,
-                    field: &row.field,
-                };
-                let plaintext = key.open(location, &row.ciphertext)?;
-                let text =
-                    String::from_utf8(plaintext).map_err(|_| ServiceError::Internal("secret is not UTF-8".into()))?;
-                Ok((row.field, Secret::new(text)))
+                let secret = open_field(&key, tenant, plugin, &row.field, &row.ciphertext)?;
+                Ok((row.field, secret))
             })
             .collect()
     }

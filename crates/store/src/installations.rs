@@ -39,6 +39,8 @@ pub struct Installation {
     pub state: InstallationState,
     /// Non-secret config fields.
     pub config: Map<String, Value>,
+    /// Why the installation must be authorised again (its refresh token stopped working), if so.
+    pub reauthorization_reason: Option<String>,
 }
 
 /// One encrypted secret field of an installation.
@@ -91,14 +93,16 @@ impl Store {
         let _turn = self.write_turn().await;
         let now = now_unix();
         let mut tx = self.pool.begin().await?;
-        let updated =
-            sqlx::query("UPDATE installations SET config = $1, updated_at = $2 WHERE tenant_id = $3 AND plugin = $4")
-                .bind(Value::Object(config.clone()).to_string())
-                .bind(now)
-                .bind(tenant_id)
-                .bind(plugin)
-                .execute(&mut *tx)
-                .await?;
+        let updated = sqlx::query(
+            "UPDATE installations SET config = $1, updated_at = $2, reauthorization_reason = NULL \
+                 WHERE tenant_id = $3 AND plugin = $4",
+        )
+        .bind(Value::Object(config.clone()).to_string())
+        .bind(now)
+        .bind(tenant_id)
+        .bind(plugin)
+        .execute(&mut *tx)
+        .await?;
         if updated.rows_affected() == 0 {
             return Ok(false);
         }
@@ -159,7 +163,7 @@ impl Store {
 
     /// A tenant's installation of a plugin.
     pub async fn get_installation(&self, tenant_id: &str, plugin: &str) -> Result<Option<Installation>, StoreError> {
-        let row = sqlx::query("SELECT plugin, state, config FROM installations WHERE tenant_id = $1 AND plugin = $2")
+        let row = sqlx::query("SELECT plugin, state, config, reauthorization_reason FROM installations WHERE tenant_id = $1 AND plugin = $2")
             .bind(tenant_id)
             .bind(plugin)
             .fetch_optional(&self.pool)
@@ -169,7 +173,7 @@ impl Store {
 
     /// All of a tenant's installations, by plugin name.
     pub async fn list_installations(&self, tenant_id: &str) -> Result<Vec<Installation>, StoreError> {
-        let rows = sqlx::query("SELECT plugin, state, config FROM installations WHERE tenant_id = $1 ORDER BY plugin")
+        let rows = sqlx::query("SELECT plugin, state, config, reauthorization_reason FROM installations WHERE tenant_id = $1 ORDER BY plugin")
             .bind(tenant_id)
             .fetch_all(&self.pool)
             .await?;
@@ -184,7 +188,7 @@ impl Store {
         plugin: &str,
     ) -> Result<Option<(Installation, Vec<SecretRow>)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT i.plugin, i.state, i.config, s.field, s.ciphertext FROM installations i \
+            "SELECT i.plugin, i.state, i.config, i.reauthorization_reason, s.field, s.ciphertext FROM installations i \
              LEFT JOIN secrets s ON s.tenant_id = i.tenant_id AND s.plugin = i.plugin \
              WHERE i.tenant_id = $1 AND i.plugin = $2 ORDER BY s.field",
         )
@@ -199,8 +203,8 @@ impl Store {
         let secrets = rows
             .iter()
             .filter_map(|r| {
-                let field: Option<String> = r.get(3);
-                let ciphertext: Option<Vec<u8>> = r.get(4);
+                let field: Option<String> = r.get(4);
+                let ciphertext: Option<Vec<u8>> = r.get(5);
                 Some(SecretRow {
                     field: field?,
                     ciphertext: ciphertext?,
@@ -208,6 +212,63 @@ impl Store {
             })
             .collect();
         Ok(Some((installation, secrets)))
+    }
+
+    /// Replaces one secret, but only if it still holds `expected` (a refresh token the identity
+    /// platform rotated must not overwrite one the tenant configured meanwhile). Sends no change
+    /// notice: cached configs keep the old value, which only the token manager reads, from here.
+    pub async fn replace_secret_if_unchanged(
+        &self,
+        tenant_id: &str,
+        plugin: &str,
+        field: &str,
+        expected: &[u8],
+        replacement: &[u8],
+    ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let updated = sqlx::query(
+            "UPDATE secrets SET ciphertext = $1, updated_at = $2 \
+             WHERE tenant_id = $3 AND plugin = $4 AND field = $5 AND ciphertext = $6",
+        )
+        .bind(replacement)
+        .bind(now_unix())
+        .bind(tenant_id)
+        .bind(plugin)
+        .bind(field)
+        .bind(expected)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() > 0)
+    }
+
+    /// Records that the installation must be authorised again, unless secret `field` no longer
+    /// holds `expected` (a new credential arrived meanwhile). Returns whether it was recorded.
+    pub async fn mark_reauthorization_required(
+        &self,
+        tenant_id: &str,
+        plugin: &str,
+        field: &str,
+        expected: &[u8],
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE installations SET reauthorization_reason = $1, updated_at = $2 \
+             WHERE tenant_id = $3 AND plugin = $4 AND EXISTS (SELECT 1 FROM secrets s \
+               WHERE s.tenant_id = $3 AND s.plugin = $4 AND s.field = $5 AND s.ciphertext = $6)",
+        )
+        .bind(reason)
+        .bind(now_unix())
+        .bind(tenant_id)
+        .bind(plugin)
+        .bind(field)
+        .bind(expected)
+        .execute(&mut *tx)
+        .await?;
+        notify_on_commit(self.backend, &mut tx, &Change::Tenant(tenant_id.to_owned())).await?;
+        tx.commit().await?;
+        Ok(updated.rows_affected() > 0)
     }
 
     /// The encrypted secrets of an installation.
@@ -262,5 +323,6 @@ fn installation_from_row(row: &sqlx::any::AnyRow) -> Result<Installation, StoreE
         plugin: row.get(0),
         state: InstallationState::parse(&state)?,
         config,
+        reauthorization_reason: row.get(3),
     })
 }

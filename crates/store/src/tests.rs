@@ -106,6 +106,7 @@ async fn deleting_a_tenant_removes_everything_it_owns() {
         plugin: "jira".into(),
         state: InstallationState::Enabled,
         config: Map::new(),
+        reauthorization_reason: None,
     };
     store
         .insert_installation(
@@ -146,24 +147,112 @@ async fn concurrent_webhook_inserts_share_transactions_and_keep_their_own_outcom
 /// The same on PostgreSQL, when `TEST_DATABASE_URL` names a server (CI sets it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_webhook_inserts_share_transactions_on_postgres() {
-    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-        eprintln!("skipped: TEST_DATABASE_URL is not set");
+    let Some(database) = ScratchPostgres::create("store_group_commit").await else {
         return;
     };
-    let admin = Store::connect(&admin_url).await.unwrap();
-    let name = format!("store_group_commit_{}", std::process::id());
-    let drop_database = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-    sqlx::query(&drop_database).execute(admin.pool()).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(admin.pool())
+    grouped_inserts(&database.store).await;
+    database.drop().await;
+}
+
+/// A database of its own on the PostgreSQL server TEST_DATABASE_URL names; `None` (the test skips)
+/// when it is not set.
+struct ScratchPostgres {
+    admin: Store,
+    name: String,
+    store: Store,
+}
+
+impl ScratchPostgres {
+    async fn create(label: &str) -> Option<Self> {
+        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+            eprintln!("skipped: TEST_DATABASE_URL is not set");
+            return None;
+        };
+        let admin = Store::connect(&admin_url).await.unwrap();
+        let name = format!("{label}_{}", std::process::id());
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(admin.pool())
+            .await
+            .unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(admin.pool())
+            .await
+            .unwrap();
+        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        let store = Store::connect(&format!("{base}/{name}")).await.unwrap();
+        store.migrate().await.unwrap();
+        Some(Self { admin, name, store })
+    }
+
+    async fn drop(self) {
+        self.store.close().await;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .execute(self.admin.pool())
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn refresh_token_rotation_and_reauthorization_compare_the_stored_value() {
+    let (_dir, store) = sqlite_store().await;
+    rotation_and_reauthorization(&store).await;
+}
+
+#[tokio::test]
+async fn refresh_token_rotation_and_reauthorization_compare_the_stored_value_on_postgres() {
+    let Some(database) = ScratchPostgres::create("store_token_rotation").await else {
+        return;
+    };
+    rotation_and_reauthorization(&database.store).await;
+    database.drop().await;
+}
+
+async fn rotation_and_reauthorization(store: &Store) {
+    let (t, k, d) = tenant("acme");
+    store.create_tenant(&t, &k, &d).await.unwrap();
+    let installation = Installation {
+        plugin: "teams".into(),
+        state: InstallationState::Enabled,
+        config: Map::new(),
+        reauthorization_reason: None,
+    };
+    let secret = |ciphertext: Vec<u8>| SecretRow {
+        field: "refresh_token".into(),
+        ciphertext,
+    };
+    store
+        .insert_installation("acme", &installation, &[secret(vec![1])])
         .await
         .unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    let store = Store::connect(&format!("{base}/{name}")).await.unwrap();
-    store.migrate().await.unwrap();
-    grouped_inserts(&store).await;
-    store.close().await;
-    sqlx::query(&drop_database).execute(admin.pool()).await.unwrap();
+    // A rotation applies only over the value it was derived from.
+    assert!(!store
+        .replace_secret_if_unchanged("acme", "teams", "refresh_token", &[9], &[2])
+        .await
+        .unwrap());
+    assert!(store
+        .replace_secret_if_unchanged("acme", "teams", "refresh_token", &[1], &[2])
+        .await
+        .unwrap());
+    assert_eq!(store.get_secrets("acme", "teams").await.unwrap(), vec![secret(vec![2])]);
+    // So does marking for re-authorisation.
+    assert!(!store
+        .mark_reauthorization_required("acme", "teams", "refresh_token", &[1], "expired")
+        .await
+        .unwrap());
+    assert!(store
+        .mark_reauthorization_required("acme", "teams", "refresh_token", &[2], "expired")
+        .await
+        .unwrap());
+    let marked = store.get_installation("acme", "teams").await.unwrap().unwrap();
+    assert_eq!(marked.reauthorization_reason.as_deref(), Some("expired"));
+    // A new configuration is the new authorisation.
+    assert!(store
+        .update_installation_config("acme", "teams", &Map::new(), &[secret(vec![3])], &[])
+        .await
+        .unwrap());
+    let configured = store.get_installation("acme", "teams").await.unwrap().unwrap();
+    assert_eq!(configured.reauthorization_reason, None);
 }
 
 async fn grouped_inserts(store: &Store) {

@@ -155,7 +155,7 @@ async fn uninstall_removes_a_connector_missing_from_the_build() {
     assert_eq!(
         listed["plugins"],
         json!([{
-            "name": "jira", "version": "", "state": "unavailable", "allowed": false,
+            "name": "jira", "version": "", "state": "unavailable", "allowed": false, "needs_reauthorization": false,
             "description": "not included in this build; uninstall removes its configuration and secrets"
         }])
     );
