@@ -82,6 +82,8 @@ pub struct Config {
     pub max_connections: usize,
     /// `INTEGRATIONS_WRITE_STALL_TIMEOUT_SECS`: time a client may leave a response unread.
     pub write_stall_timeout: Duration,
+    /// How long events, and processed webhooks (whose delivery ids dedup), are kept.
+    pub event_retention: Duration,
     /// `FLAGSMITH_*`.
     pub flags: FlagsSource,
 }
@@ -108,6 +110,7 @@ impl Config {
             request_timeout: Duration::from_secs(75),
             max_connections: 1024,
             write_stall_timeout: Duration::from_secs(10),
+            event_retention: Duration::from_secs(7 * 24 * 3600),
             flags: FlagsSource::None,
         }
     }
@@ -162,6 +165,9 @@ impl Config {
         }
         if let Some(secs) = get("INTEGRATIONS_TOOL_DEADLINE_SECS") {
             config.tool_deadline = seconds(secs, "INTEGRATIONS_TOOL_DEADLINE_SECS")?;
+        }
+        if let Some(secs) = get("INTEGRATIONS_EVENT_RETENTION_SECS") {
+            config.event_retention = seconds(secs, "INTEGRATIONS_EVENT_RETENTION_SECS")?;
         }
         if let Some(secs) = get("INTEGRATIONS_WRITE_STALL_TIMEOUT_SECS") {
             config.write_stall_timeout = seconds(secs, "INTEGRATIONS_WRITE_STALL_TIMEOUT_SECS")?;

@@ -123,6 +123,10 @@ pub async fn build_app_with(config: &Config, registry: PluginRegistry) -> Result
         },
     })?);
     service.listen_for_changes().await;
+    service.start_pipeline(integrations_events::PipelineSettings {
+        retention: config.event_retention,
+        ..Default::default()
+    });
     let state = AppState {
         service: service.clone(),
         admin_token: config.admin_token.as_ref().map(|t| AdminTokenDigest::new(t.expose())),

@@ -1,36 +1,78 @@
-//! The tenant's received webhook events.
+//! The tenant's normalized events: emit one, or read the stream after a cursor (long-poll).
+
+use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
-use integrations_service::{EventCursor, WebhookEventPage, DEFAULT_EVENT_PAGE_LIMIT};
+use integrations_service::ServiceError;
 use serde::Deserialize;
+use serde_json::{json, Value};
 
 use crate::auth::CurrentTenant;
+use crate::body::JsonBody;
 use crate::params::ApiQuery;
 use crate::{ApiError, AppState};
 
+/// Events per read unless the caller asks for another number (at most 500).
+const DEFAULT_LIMIT: i64 = 100;
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/webhook-events", get(list))
+    Router::new().route("/v1/events", get(read).post(emit))
 }
 
 #[derive(Deserialize)]
-struct ListQuery {
-    plugin: Option<String>,
+struct ReadQuery {
+    /// The `next` of the previous read.
+    after: Option<String>,
     limit: Option<i64>,
-    /// The `next` of the previous page; a string no page handed out is a 400.
-    after: Option<EventCursor>,
+    /// Seconds to wait for an event when there is none yet (at most 30).
+    wait: Option<u64>,
 }
 
-async fn list(
+async fn read(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<WebhookEventPage>, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_EVENT_PAGE_LIMIT);
+    ApiQuery(query): ApiQuery<ReadQuery>,
+) -> Result<Json<Value>, ApiError> {
     let page = state
         .service
-        .list_webhook_events(&tenant, query.plugin.as_deref(), query.after.as_ref(), limit)
+        .read_events(
+            &tenant,
+            query.after.as_deref(),
+            query.limit.unwrap_or(DEFAULT_LIMIT),
+            Duration::from_secs(query.wait.unwrap_or(0)),
+        )
         .await?;
-    Ok(Json(page))
+    Ok(Json(json!(page)))
+}
+
+async fn emit(
+    CurrentTenant(tenant): CurrentTenant,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let invalid = |message: &str| ApiError::from(ServiceError::InvalidRequest(message.to_owned()));
+    let event_type = body
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("type is required and must be a string"))?;
+    let data = body.get("data").cloned().unwrap_or(Value::Null);
+    let mut keys = headers.get_all("idempotency-key").iter();
+    let idempotency_key = match (keys.next(), keys.next()) {
+        (None, _) => None,
+        (Some(key), None) => Some(
+            key.to_str()
+                .map_err(|_| invalid("Idempotency-Key must be printable ASCII"))?
+                .to_owned(),
+        ),
+        (Some(_), Some(_)) => return Err(invalid("send one Idempotency-Key")),
+    };
+    let emitted = state
+        .service
+        .emit_event(&tenant, event_type, data, idempotency_key)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"id": emitted.id}))))
 }

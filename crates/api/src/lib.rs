@@ -9,6 +9,7 @@ mod params;
 mod plugins;
 pub mod problem;
 mod tools;
+mod webhook_events;
 mod webhooks;
 
 use std::sync::Arc;
@@ -53,6 +54,7 @@ pub fn app(state: AppState) -> Router {
         .merge(plugins::router())
         .merge(tools::router())
         .merge(events::router())
+        .merge(webhook_events::router())
         .merge(webhooks::router())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

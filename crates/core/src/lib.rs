@@ -5,6 +5,7 @@
 //! and routing; a plugin sees only what [`PluginContext`] hands it.
 
 mod config;
+mod event;
 mod http_client;
 mod oauth2;
 mod plugin;
@@ -13,6 +14,7 @@ mod tool;
 mod webhook;
 
 pub use config::{PluginConfig, Secret};
+pub use event::{default_normalized_event, event_type_name, NormalizedEvent, WebhookDelivery};
 pub use http_client::{retry_after_secs, HttpClient, HttpError, HttpRequest, HttpResponse};
 pub use oauth2::{NoTokenProvider, TokenError, TokenGrant, TokenProvider, TokenRequest};
 pub use plugin::{Lifecycle, Plugin, PluginContext, PluginError, PluginManifest};

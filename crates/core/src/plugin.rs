@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::{
-    HttpClient, PluginConfig, TokenProvider, ToolError, ToolSpec, WebhookError, WebhookOutcome, WebhookRequest,
+    HttpClient, NormalizedEvent, PluginConfig, TokenProvider, ToolError, ToolSpec, WebhookDelivery, WebhookError,
+    WebhookOutcome, WebhookRequest,
 };
 
 /// Who a plugin is.
@@ -104,4 +105,12 @@ pub trait Plugin: Send + Sync + 'static {
 
     /// Verifies an inbound webhook with the tenant's config, in constant time where a MAC is compared.
     fn verify_webhook(&self, config: &PluginConfig, request: &WebhookRequest) -> Result<WebhookOutcome, WebhookError>;
+
+    /// Turns a verified, stored delivery into the events it means, after it was acknowledged. The
+    /// default yields one event per delivery; a connector whose deliveries batch several
+    /// notifications (Microsoft Graph) yields one each. Runs off the request path, on the stored
+    /// bytes, so it must not fail: anything unexpected becomes the default event.
+    fn normalize_webhook(&self, delivery: &WebhookDelivery<'_>) -> Vec<NormalizedEvent> {
+        vec![crate::default_normalized_event(self.manifest().name, delivery)]
+    }
 }

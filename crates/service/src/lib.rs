@@ -9,6 +9,7 @@ mod gate;
 mod plugins;
 mod rotation;
 mod state;
+mod tenant_events;
 mod tenants;
 mod tokens;
 mod tools;
@@ -20,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use integrations_core::{HttpClient, PluginRegistry};
+use integrations_events::EventLog;
 use integrations_flags::Flags;
 use integrations_oauth2::TokenManager;
 use integrations_secrets::Keyring;
@@ -73,6 +75,8 @@ pub struct Service {
     store: Store,
     keys: Arc<vault::Keys>,
     tokens: Arc<TokenManager>,
+    events: Arc<EventLog>,
+    background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     registry: Arc<PluginRegistry>,
     flags: Flags,
     http: Arc<dyn HttpClient>,
@@ -111,6 +115,7 @@ impl Service {
             keys.clone(),
             cache.clone(),
         )));
+        let events = EventLog::new(parts.store.clone(), parts.registry.clone());
         Ok(Self {
             cache,
             listener: Mutex::new(None),
@@ -118,6 +123,8 @@ impl Service {
             store: parts.store,
             keys,
             tokens,
+            events,
+            background: Mutex::new(Vec::new()),
             registry: parts.registry,
             flags: parts.flags,
             http: parts.http,
@@ -141,6 +148,16 @@ impl Service {
         }
     }
 
+    /// Starts the background work of the event pipeline (webhooks into events, retention); it
+    /// stops when the service is dropped.
+    pub fn start_pipeline(&self, settings: integrations_events::PipelineSettings) {
+        let handles = self.events.spawn(settings);
+        self.background
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .extend(handles);
+    }
+
     /// The store, for operations outside the request path (rotation, tests).
     pub fn store(&self) -> &Store {
         &self.store
@@ -161,6 +178,14 @@ impl Drop for Service {
             .take()
         {
             listener.abort();
+        }
+        for task in self
+            .background
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .drain(..)
+        {
+            task.abort();
         }
     }
 }

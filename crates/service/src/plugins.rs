@@ -6,6 +6,7 @@ use integrations_store::{Installation, InstallationState, StoreError};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use integrations_events::{EventLog, LifecycleChange};
 use integrations_store::Change;
 
 use crate::state::TenantState;
@@ -202,9 +203,12 @@ impl Service {
             reauthorization_reason: None,
         };
         let tenant = tenant_id.to_owned();
+        let lifecycle = EventLog::lifecycle_event(tenant_id, name, LifecycleChange::Installed);
         let inserted = self
             .mutate(Change::Tenant(tenant_id.to_owned()), move |store| async move {
-                store.insert_installation(&tenant, &installation, &rows).await
+                store
+                    .insert_installation(&tenant, &installation, &rows, &lifecycle)
+                    .await
             })
             .await;
         match inserted {
@@ -215,6 +219,7 @@ impl Service {
             Err(other) => return Err(other),
         }
         tracing::info!(tenant = tenant_id, plugin = name, "plugin installed");
+        self.events.notify_appended();
         self.record_flag_trait(tenant_id, name, true).await;
         self.plugin_details(tenant_id, name).await
     }
@@ -246,10 +251,11 @@ impl Service {
         let key = self.data_key(tenant_id).await?;
         let rows = self.seal(&key, tenant_id, name, config.secrets())?;
         let (tenant, plugin, plain) = (tenant_id.to_owned(), name.to_owned(), config.plain);
+        let lifecycle = EventLog::lifecycle_event(tenant_id, name, LifecycleChange::Configured);
         let updated = self
             .mutate(Change::Tenant(tenant_id.to_owned()), move |store| async move {
                 store
-                    .update_installation_config(&tenant, &plugin, &plain, &rows, &removed)
+                    .update_installation_config(&tenant, &plugin, &plain, &rows, &removed, &lifecycle)
                     .await
             })
             .await?;
@@ -257,6 +263,7 @@ impl Service {
             return Err(ServiceError::NotInstalled(name.to_owned()));
         }
         tracing::info!(tenant = tenant_id, plugin = name, "plugin configured");
+        self.events.notify_appended();
         self.plugin_details(tenant_id, name).await
     }
 
@@ -276,15 +283,22 @@ impl Service {
             InstallationState::Disabled
         };
         let (tenant, plugin) = (tenant_id.to_owned(), name.to_owned());
+        let change = if enabled {
+            LifecycleChange::Enabled
+        } else {
+            LifecycleChange::Disabled
+        };
+        let lifecycle = EventLog::lifecycle_event(tenant_id, name, change);
         let found = self
             .mutate(Change::Tenant(tenant_id.to_owned()), move |store| async move {
-                store.set_installation_state(&tenant, &plugin, state).await
+                store.set_installation_state(&tenant, &plugin, state, &lifecycle).await
             })
             .await?;
         if !found {
             return Err(ServiceError::NotInstalled(name.to_owned()));
         }
         tracing::info!(tenant = tenant_id, plugin = name, enabled, "plugin state changed");
+        self.events.notify_appended();
         self.record_flag_trait(tenant_id, name, enabled).await;
         self.plugin_details(tenant_id, name).await
     }
@@ -317,15 +331,17 @@ impl Service {
             None => return Err(ServiceError::PluginNotFound(name.to_owned())),
         }
         let (tenant, plugin) = (tenant_id.to_owned(), name.to_owned());
+        let lifecycle = EventLog::lifecycle_event(tenant_id, name, LifecycleChange::Uninstalled);
         let deleted = self
             .mutate(Change::Tenant(tenant_id.to_owned()), move |store| async move {
-                store.delete_installation(&tenant, &plugin).await
+                store.delete_installation(&tenant, &plugin, &lifecycle).await
             })
             .await?;
         if !deleted {
             return Err(ServiceError::NotInstalled(name.to_owned()));
         }
         tracing::info!(tenant = tenant_id, plugin = name, "plugin uninstalled");
+        self.events.notify_appended();
         self.record_flag_trait(tenant_id, name, false).await;
         Ok(())
     }

@@ -1,5 +1,4 @@
 use integrations_core::{WebhookError, WebhookOutcome, WebhookRequest};
-use integrations_secrets::random_bytes;
 use integrations_store::{InstallationState, NewWebhookEvent};
 
 use crate::{now_unix, Service, ServiceError};
@@ -71,7 +70,7 @@ impl Service {
             }
             WebhookOutcome::Event(verified) => verified,
         };
-        let event_id = new_event_id()?;
+        let event_id = integrations_events::new_event_id();
         let event = NewWebhookEvent {
             // Jira signs only the body, not its delivery id header. Without a sender id the body's
             // digest is the delivery's identity, so a signed body replayed without its header is a
@@ -86,6 +85,9 @@ impl Service {
         };
         let (event_id, duplicate) = self.store.insert_webhook_event(&event).await?;
         tracing::info!(tenant = tenant_id, plugin, event_id, duplicate, "webhook stored");
+        if !duplicate {
+            self.events.notify_webhook_stored();
+        }
         Ok(WebhookReceipt::Stored { event_id, duplicate })
     }
 }
@@ -111,18 +113,4 @@ enum Refusal {
 fn body_digest(body: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, body);
     format!("sha256:{}", hex::encode(digest.as_ref()))
-}
-
-/// `evt_` + milliseconds since the epoch (12 hex digits) + 80 random bits: unguessable, and in
-/// arrival order, so each insert lands at the end of the id index instead of at a random page.
-fn new_event_id() -> Result<String, ServiceError> {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default();
-    Ok(format!(
-        "evt_{:012x}{}",
-        millis & 0xffff_ffff_ffff,
-        hex::encode(random_bytes::<10>()?)
-    ))
 }

@@ -1,6 +1,7 @@
 use serde_json::{Map, Value};
 use sqlx::Row;
 
+use crate::event_log::{insert_event, lock_log, NewEvent};
 use crate::invalidations::{notify_on_commit, Change};
 use crate::{now_unix, Store, StoreError};
 
@@ -59,10 +60,12 @@ impl Store {
         tenant_id: &str,
         installation: &Installation,
         secrets: &[SecretRow],
+        lifecycle: &NewEvent,
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let now = now_unix();
         let mut tx = self.pool.begin().await?;
+        lock_log(self.backend, &mut tx).await?;
         sqlx::query(
             "INSERT INTO installations (tenant_id, plugin, state, config, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $5)",
@@ -75,6 +78,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         upsert_secrets(&mut tx, tenant_id, &installation.plugin, secrets, now).await?;
+        insert_event(&mut tx, lifecycle).await?;
         notify_on_commit(self.backend, &mut tx, &Change::Tenant(tenant_id.to_owned())).await?;
         tx.commit().await?;
         Ok(())
@@ -89,10 +93,12 @@ impl Store {
         config: &Map<String, Value>,
         secrets: &[SecretRow],
         removed: &[String],
+        lifecycle: &NewEvent,
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let now = now_unix();
         let mut tx = self.pool.begin().await?;
+        lock_log(self.backend, &mut tx).await?;
         let updated = sqlx::query(
             "UPDATE installations SET config = $1, updated_at = $2, reauthorization_reason = NULL \
                  WHERE tenant_id = $3 AND plugin = $4",
@@ -115,6 +121,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        insert_event(&mut tx, lifecycle).await?;
         notify_on_commit(self.backend, &mut tx, &Change::Tenant(tenant_id.to_owned())).await?;
         tx.commit().await?;
         Ok(true)
@@ -126,9 +133,11 @@ impl Store {
         tenant_id: &str,
         plugin: &str,
         state: InstallationState,
+        lifecycle: &NewEvent,
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
+        lock_log(self.backend, &mut tx).await?;
         let result =
             sqlx::query("UPDATE installations SET state = $1, updated_at = $2 WHERE tenant_id = $3 AND plugin = $4")
                 .bind(state.as_str())
@@ -137,15 +146,25 @@ impl Store {
                 .bind(plugin)
                 .execute(&mut *tx)
                 .await?;
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        insert_event(&mut tx, lifecycle).await?;
         notify_on_commit(self.backend, &mut tx, &Change::Tenant(tenant_id.to_owned())).await?;
         tx.commit().await?;
-        Ok(result.rows_affected() > 0)
+        Ok(true)
     }
 
     /// Deletes an installation and its secrets. Returns whether it existed.
-    pub async fn delete_installation(&self, tenant_id: &str, plugin: &str) -> Result<bool, StoreError> {
+    pub async fn delete_installation(
+        &self,
+        tenant_id: &str,
+        plugin: &str,
+        lifecycle: &NewEvent,
+    ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
+        lock_log(self.backend, &mut tx).await?;
         sqlx::query("DELETE FROM secrets WHERE tenant_id = $1 AND plugin = $2")
             .bind(tenant_id)
             .bind(plugin)
@@ -156,9 +175,13 @@ impl Store {
             .bind(plugin)
             .execute(&mut *tx)
             .await?;
+        if deleted.rows_affected() == 0 {
+            return Ok(false);
+        }
+        insert_event(&mut tx, lifecycle).await?;
         notify_on_commit(self.backend, &mut tx, &Change::Tenant(tenant_id.to_owned())).await?;
         tx.commit().await?;
-        Ok(deleted.rows_affected() > 0)
+        Ok(true)
     }
 
     /// A tenant's installation of a plugin.

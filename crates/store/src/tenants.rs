@@ -124,6 +124,7 @@ impl Store {
             "DELETE FROM secrets WHERE tenant_id = $1",
             "DELETE FROM installations WHERE tenant_id = $1",
             "DELETE FROM webhook_events WHERE tenant_id = $1",
+            "DELETE FROM events WHERE tenant_id = $1",
             "DELETE FROM api_keys WHERE tenant_id = $1",
         ] {
             sqlx::query(statement).bind(id).execute(&mut *tx).await?;

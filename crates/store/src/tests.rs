@@ -11,6 +11,20 @@ async fn sqlite_store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+fn lifecycle(tenant: &str, plugin: &str, event_type: &str) -> NewEvent {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    NewEvent {
+        id: format!("evt_lifecycle_{n}"),
+        tenant_id: tenant.into(),
+        plugin: Some(plugin.into()),
+        event_type: event_type.into(),
+        occurred_at: 1,
+        data: json!({"plugin": plugin}),
+        idempotency_key: None,
+    }
+}
+
 fn tenant(id: &str) -> (Tenant, ApiKeyRecord, DataKeyRecord) {
     let traits = match json!({"plan": "pro"}) {
         Value::Object(m) => m,
@@ -116,6 +130,7 @@ async fn deleting_a_tenant_removes_everything_it_owns() {
                 field: "api_token".into(),
                 ciphertext: vec![1],
             }],
+            &lifecycle("acme", "jira", "plugin.installed"),
         )
         .await
         .unwrap();
@@ -222,7 +237,12 @@ async fn rotation_and_reauthorization(store: &Store) {
         ciphertext,
     };
     store
-        .insert_installation("acme", &installation, &[secret(vec![1])])
+        .insert_installation(
+            "acme",
+            &installation,
+            &[secret(vec![1])],
+            &lifecycle("acme", "teams", "plugin.installed"),
+        )
         .await
         .unwrap();
     // A rotation applies only over the value it was derived from.
@@ -248,7 +268,14 @@ async fn rotation_and_reauthorization(store: &Store) {
     assert_eq!(marked.reauthorization_reason.as_deref(), Some("expired"));
     // A new configuration is the new authorisation.
     assert!(store
-        .update_installation_config("acme", "teams", &Map::new(), &[secret(vec![3])], &[])
+        .update_installation_config(
+            "acme",
+            "teams",
+            &Map::new(),
+            &[secret(vec![3])],
+            &[],
+            &lifecycle("acme", "teams", "plugin.configured"),
+        )
         .await
         .unwrap());
     let configured = store.get_installation("acme", "teams").await.unwrap().unwrap();

@@ -4,6 +4,7 @@
 mod harness;
 
 mod bitbucket;
+mod event_log;
 mod events;
 mod flags;
 mod isolation;

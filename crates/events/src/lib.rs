@@ -1,0 +1,11 @@
+//! The normalized event log every event goes through: webhooks the plugins turn into events,
+//! lifecycle changes, and events tenants emit. Stored first (the store's `events` table is the
+//! transactional outbox), then read by tenants (long-poll) and by the log's consumers.
+
+mod ids;
+mod log;
+mod time;
+
+pub use ids::new_event_id;
+pub use log::{EmittedEvent, EventError, EventLog, EventPage, EventView, LifecycleChange, PipelineSettings};
+pub use time::rfc3339_millis;

@@ -1,0 +1,388 @@
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use integrations_core::{default_normalized_event, PluginRegistry, WebhookDelivery};
+use integrations_store::{NewEvent, PendingWebhook, Store, StoreError, StoredEvent};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::{new_event_id, rfc3339_millis};
+
+/// How often a waiting reader or an idle pipeline looks at the database anyway: events appended by
+/// another replica wake nobody here.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Longest a reader may wait for events.
+pub const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// Most events on one page.
+pub const MAX_PAGE: i64 = 500;
+
+/// How the background work runs.
+#[derive(Clone, Copy, Debug)]
+pub struct PipelineSettings {
+    /// How long events, and processed webhooks (so their delivery ids dedup), are kept.
+    pub retention: Duration,
+    /// Webhooks turned into events per transaction.
+    pub batch: i64,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        Self {
+            retention: Duration::from_secs(7 * 24 * 3600),
+            batch: 256,
+        }
+    }
+}
+
+/// A lifecycle change of an installation, recorded as an event in the change's own transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LifecycleChange {
+    /// `plugin.installed`
+    Installed,
+    /// `plugin.configured`
+    Configured,
+    /// `plugin.enabled`
+    Enabled,
+    /// `plugin.disabled`
+    Disabled,
+    /// `plugin.uninstalled`
+    Uninstalled,
+}
+
+impl LifecycleChange {
+    fn event_type(self) -> &'static str {
+        match self {
+            Self::Installed => "plugin.installed",
+            Self::Configured => "plugin.configured",
+            Self::Enabled => "plugin.enabled",
+            Self::Disabled => "plugin.disabled",
+            Self::Uninstalled => "plugin.uninstalled",
+        }
+    }
+}
+
+/// Why an event operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// A tenant-emitted type that is not dot-separated words of letters, digits, `_` and `-`.
+    #[error("type must be 1 to 128 characters: words of letters, digits, '_' or '-', separated by dots")]
+    InvalidType,
+    /// An `Idempotency-Key` that is empty, too long or not printable ASCII.
+    #[error("Idempotency-Key must be 1 to 255 printable ASCII characters")]
+    InvalidIdempotencyKey,
+    /// A cursor no page handed out.
+    #[error("invalid cursor")]
+    InvalidCursor,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// An event as tenants read it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EventView {
+    /// Our id; receivers drop a second delivery of the same id.
+    pub id: String,
+    /// The tenant.
+    pub tenant: String,
+    /// The plugin it came from or is about; `null` for events the tenant emitted.
+    pub plugin: Option<String>,
+    /// `jira.issue_created`, `plugin.installed`, or the tenant's own type.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// RFC 3339, UTC.
+    pub occurred_at: String,
+    /// The event's data.
+    pub data: Value,
+}
+
+impl EventView {
+    /// The tenant's view of a stored event.
+    pub fn from_stored(event: StoredEvent) -> Self {
+        Self {
+            data: serde_json::from_str(&event.data).unwrap_or(Value::Null),
+            id: event.id,
+            tenant: event.tenant_id,
+            plugin: event.plugin,
+            event_type: event.event_type,
+            occurred_at: rfc3339_millis(event.occurred_at),
+        }
+    }
+}
+
+/// One read of a tenant's events.
+#[derive(Clone, Debug, Serialize)]
+pub struct EventPage {
+    /// Oldest first.
+    pub events: Vec<EventView>,
+    /// Pass as `after` to read on; the same cursor again when nothing new arrived.
+    pub next: String,
+}
+
+/// What `emit` did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EmittedEvent {
+    /// The event's id.
+    pub id: String,
+    /// Whether an earlier request with the same `Idempotency-Key` had emitted it.
+    #[serde(skip)]
+    pub replayed: bool,
+}
+
+/// The log, with the wake-ups of this process's readers and pipeline.
+pub struct EventLog {
+    store: Store,
+    registry: Arc<PluginRegistry>,
+    appended: watch::Sender<u64>,
+    webhook_stored: Notify,
+}
+
+impl EventLog {
+    /// The log over `store`, normalizing with the plugins of `registry`.
+    pub fn new(store: Store, registry: Arc<PluginRegistry>) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            registry,
+            appended: watch::Sender::new(0),
+            webhook_stored: Notify::new(),
+        })
+    }
+
+    /// The event recording a lifecycle change; the store appends it in the change's transaction.
+    pub fn lifecycle_event(tenant: &str, plugin: &str, change: LifecycleChange) -> NewEvent {
+        NewEvent {
+            id: new_event_id(),
+            tenant_id: tenant.to_owned(),
+            plugin: Some(plugin.to_owned()),
+            event_type: change.event_type().to_owned(),
+            occurred_at: now_millis(),
+            data: serde_json::json!({"plugin": plugin}),
+            idempotency_key: None,
+        }
+    }
+
+    /// Wakes this process's waiting readers: something was appended here.
+    pub fn notify_appended(&self) {
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Wakes the pipeline: a webhook was stored.
+    pub fn notify_webhook_stored(&self) {
+        self.webhook_stored.notify_one();
+    }
+
+    /// Appends an event the tenant emits. The same `Idempotency-Key` again gives the first id and
+    /// appends nothing.
+    pub async fn emit(
+        &self,
+        tenant: &str,
+        event_type: &str,
+        data: Value,
+        idempotency_key: Option<String>,
+    ) -> Result<EmittedEvent, EventError> {
+        if !valid_tenant_event_type(event_type) {
+            return Err(EventError::InvalidType);
+        }
+        if let Some(key) = &idempotency_key {
+            let printable = key.bytes().all(|b| (0x21..=0x7e).contains(&b));
+            if key.is_empty() || key.len() > 255 || !printable {
+                return Err(EventError::InvalidIdempotencyKey);
+            }
+        }
+        let event = NewEvent {
+            id: new_event_id(),
+            tenant_id: tenant.to_owned(),
+            plugin: None,
+            event_type: event_type.to_owned(),
+            occurred_at: now_millis(),
+            data,
+            idempotency_key,
+        };
+        let (id, replayed) = self.store.append_tenant_event(&event).await?;
+        if !replayed {
+            self.notify_appended();
+        }
+        Ok(EmittedEvent { id, replayed })
+    }
+
+    /// The tenant's events after `after` (from the start without one), waiting up to `wait`
+    /// (at most [`MAX_WAIT`]) for the first one when there are none yet.
+    pub async fn read(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: i64,
+        wait: Duration,
+    ) -> Result<EventPage, EventError> {
+        let after = match after {
+            None => 0,
+            Some(cursor) => cursor
+                .parse::<i64>()
+                .ok()
+                .filter(|seq| *seq >= 0)
+                .ok_or(EventError::InvalidCursor)?,
+        };
+        let limit = limit.clamp(1, MAX_PAGE);
+        let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
+        let mut appended = self.appended.subscribe();
+        loop {
+            // Marked seen before the read, so an append between the read and the wait still wakes us.
+            appended.borrow_and_update();
+            let events = self.store.tenant_events_after(tenant, after, limit).await?;
+            if let Some(last) = events.last() {
+                return Ok(EventPage {
+                    next: last.seq.to_string(),
+                    events: events.into_iter().map(EventView::from_stored).collect(),
+                });
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(EventPage {
+                    events: Vec::new(),
+                    next: after.to_string(),
+                });
+            }
+            let nap = (deadline - now).min(POLL_INTERVAL);
+            let _ = tokio::time::timeout(nap, appended.changed()).await;
+        }
+    }
+
+    /// Turns up to `batch` stored webhooks into events; returns how many it processed.
+    pub async fn process_pending_webhooks(&self, batch: i64) -> Result<usize, StoreError> {
+        let pending = self.store.pending_webhooks(batch).await?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let processed: Vec<(String, Vec<NewEvent>)> = pending
+            .iter()
+            .map(|webhook| (webhook.id.clone(), self.normalize(webhook)))
+            .collect();
+        let count = self.store.record_processed_webhooks(&processed).await?;
+        if count > 0 {
+            self.notify_appended();
+        }
+        Ok(pending.len())
+    }
+
+    fn normalize(&self, webhook: &PendingWebhook) -> Vec<NewEvent> {
+        let delivery = WebhookDelivery {
+            event_type: webhook.event_type.as_deref(),
+            payload: &webhook.payload,
+            received_at_ms: webhook.received_at.saturating_mul(1000),
+        };
+        let plugin = webhook.plugin.as_str();
+        // A plugin that panics on odd bytes must not stop the pipeline for every tenant: its
+        // delivery still becomes the default event.
+        let normalized = match self.registry.get(plugin) {
+            Some(registered) => std::panic::catch_unwind(AssertUnwindSafe(|| {
+                registered.plugin.normalize_webhook(&delivery)
+            }))
+            .unwrap_or_else(|_| {
+                tracing::error!(plugin, webhook = %webhook.id, "normalize_webhook panicked; using the default event");
+                vec![default_normalized_event(plugin, &delivery)]
+            }),
+            // Installed before a rebuild without the connector.
+            None => vec![default_normalized_event(plugin, &delivery)],
+        };
+        normalized
+            .into_iter()
+            .map(|event| NewEvent {
+                id: new_event_id(),
+                tenant_id: webhook.tenant_id.clone(),
+                plugin: Some(plugin.to_owned()),
+                event_type: format!(
+                    "{plugin}.{}",
+                    integrations_core::event_type_name(plugin, Some(&event.event_type))
+                ),
+                occurred_at: event.occurred_at_ms.unwrap_or(delivery.received_at_ms),
+                data: event.data,
+                idempotency_key: None,
+            })
+            .collect()
+    }
+
+    /// Starts the background work: the webhook pipeline and retention. Abort the handles to stop.
+    pub fn spawn(self: &Arc<Self>, settings: PipelineSettings) -> Vec<JoinHandle<()>> {
+        let pipeline = {
+            let log = self.clone();
+            tokio::spawn(async move { log.run_pipeline(settings.batch).await })
+        };
+        let retention = {
+            let log = self.clone();
+            tokio::spawn(async move { log.run_retention(settings.retention).await })
+        };
+        vec![pipeline, retention]
+    }
+
+    async fn run_pipeline(&self, batch: i64) {
+        loop {
+            match self.process_pending_webhooks(batch).await {
+                // A full batch: more may be waiting.
+                Ok(n) if n as i64 >= batch => continue,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "webhook pipeline failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            let _ = tokio::time::timeout(POLL_INTERVAL, self.webhook_stored.notified()).await;
+        }
+    }
+
+    async fn run_retention(&self, retention: Duration) {
+        let every = (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(600));
+        loop {
+            tokio::time::sleep(every).await;
+            let before = now_millis() / 1000 - retention.as_secs() as i64;
+            match self.store.expire_events(before).await {
+                Ok(expired) if expired.webhooks + expired.events > 0 => {
+                    tracing::info!(
+                        webhooks = expired.webhooks,
+                        events = expired.events,
+                        "expired old events"
+                    )
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "event retention failed"),
+            }
+        }
+    }
+}
+
+/// Dot-separated words of ASCII letters, digits, `_` and `-`; at most 128 characters.
+fn valid_tenant_event_type(event_type: &str) -> bool {
+    !event_type.is_empty()
+        && event_type.len() <= 128
+        && event_type.split('.').all(|word| {
+            !word.is_empty()
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_event_types_are_dotted_words() {
+        assert!(valid_tenant_event_type("order.created"));
+        assert!(valid_tenant_event_type("invoice-paid"));
+        for bad in ["", ".a", "a.", "a..b", "a b", "a/b", &"x".repeat(129)] {
+            assert!(!valid_tenant_event_type(bad), "{bad:?}");
+        }
+    }
+}

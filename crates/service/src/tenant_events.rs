@@ -1,0 +1,43 @@
+//! The tenant's normalized events: emitted by the tenant, read with a cursor (long-poll).
+
+use std::time::Duration;
+
+use integrations_events::{EmittedEvent, EventError, EventPage};
+use serde_json::Value;
+
+use crate::{Service, ServiceError};
+
+impl From<EventError> for ServiceError {
+    fn from(error: EventError) -> Self {
+        match error {
+            EventError::Store(error) => ServiceError::Store(error),
+            refused => ServiceError::InvalidRequest(refused.to_string()),
+        }
+    }
+}
+
+impl Service {
+    /// Appends an event the tenant emits (`POST /v1/events`).
+    pub async fn emit_event(
+        &self,
+        tenant_id: &str,
+        event_type: &str,
+        data: Value,
+        idempotency_key: Option<String>,
+    ) -> Result<EmittedEvent, ServiceError> {
+        self.existing_gate(tenant_id).await?;
+        Ok(self.events.emit(tenant_id, event_type, data, idempotency_key).await?)
+    }
+
+    /// The tenant's events after `after`, waiting up to `wait` for one (`GET /v1/events`).
+    pub async fn read_events(
+        &self,
+        tenant_id: &str,
+        after: Option<&str>,
+        limit: i64,
+        wait: Duration,
+    ) -> Result<EventPage, ServiceError> {
+        self.existing_gate(tenant_id).await?;
+        Ok(self.events.read(tenant_id, after, limit, wait).await?)
+    }
+}

@@ -1,0 +1,275 @@
+//! The normalized event log: appends (tenant-emitted, lifecycle, and from stored webhooks), reads
+//! after a cursor, consumers' cursors, and retention.
+//!
+//! Every append takes the log's lock first (an advisory lock on PostgreSQL; SQLite has one writer
+//! anyway), so events commit in `seq` order: a reader that saw `seq` n will never later find an
+//! event below n. Consumers can therefore follow the log with a cursor alone.
+
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::{now_unix, Backend, Store, StoreError};
+
+/// Key of the PostgreSQL advisory lock that orders appends to the log.
+const EVENT_LOG_LOCK: i64 = 0x696e_7465_6776_6e74;
+
+/// An event to append.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    /// Our id (`evt_…`), unique across the deployment.
+    pub id: String,
+    /// Whose event it is.
+    pub tenant_id: String,
+    /// The plugin it came from or is about; `None` for events the tenant emitted.
+    pub plugin: Option<String>,
+    /// `jira.issue_created`, `plugin.installed`, or the tenant's own type.
+    pub event_type: String,
+    /// When it happened, unix milliseconds.
+    pub occurred_at: i64,
+    /// The event's data.
+    pub data: Value,
+    /// The tenant's `Idempotency-Key`, for events it emitted.
+    pub idempotency_key: Option<String>,
+}
+
+/// An event as read back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    /// Position in the log; the cursor readers keep.
+    pub seq: i64,
+    /// Our id.
+    pub id: String,
+    /// Whose event it is.
+    pub tenant_id: String,
+    /// The plugin, if any.
+    pub plugin: Option<String>,
+    /// The event type.
+    pub event_type: String,
+    /// When it happened, unix milliseconds.
+    pub occurred_at: i64,
+    /// The event's data, as stored JSON text.
+    pub data: String,
+}
+
+/// A stored webhook not yet turned into events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingWebhook {
+    /// The webhook event's id.
+    pub id: String,
+    /// The tenant it was addressed to.
+    pub tenant_id: String,
+    /// The plugin that verified it.
+    pub plugin: String,
+    /// The event name the plugin found at verification.
+    pub event_type: Option<String>,
+    /// The raw body.
+    pub payload: Vec<u8>,
+    /// Arrival, unix seconds.
+    pub received_at: i64,
+}
+
+/// What a retention sweep removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Processed webhook deliveries (their delivery ids stop deduplicating).
+    pub webhooks: u64,
+    /// Events.
+    pub events: u64,
+}
+
+const EVENT_COLUMNS: &str = "seq, id, tenant_id, plugin, type, occurred_at, data";
+
+impl Store {
+    /// Appends an event the tenant emitted. With an idempotency key already used by this tenant,
+    /// nothing is appended and the earlier event's id comes back: `(id, true)`.
+    pub async fn append_tenant_event(&self, event: &NewEvent) -> Result<(String, bool), StoreError> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        lock_log(self.backend, &mut tx).await?;
+        if let Some(key) = &event.idempotency_key {
+            let existing = sqlx::query("SELECT id FROM events WHERE tenant_id = $1 AND idempotency_key = $2")
+                .bind(&event.tenant_id)
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = existing {
+                return Ok((row.get(0), true));
+            }
+        }
+        insert_event(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok((event.id.clone(), false))
+    }
+
+    /// The oldest stored webhooks not yet turned into events.
+    pub async fn pending_webhooks(&self, limit: i64) -> Result<Vec<PendingWebhook>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, plugin, event_type, payload, received_at FROM webhook_events \
+             WHERE processed_at IS NULL ORDER BY id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| PendingWebhook {
+                id: r.get(0),
+                tenant_id: r.get(1),
+                plugin: r.get(2),
+                event_type: r.get(3),
+                payload: r.get(4),
+                received_at: r.get(5),
+            })
+            .collect())
+    }
+
+    /// Appends each webhook's events and marks it processed, in one transaction; a webhook another
+    /// replica processed meanwhile is skipped with its events. Returns how many webhooks this call
+    /// processed.
+    pub async fn record_processed_webhooks(&self, processed: &[(String, Vec<NewEvent>)]) -> Result<usize, StoreError> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        lock_log(self.backend, &mut tx).await?;
+        let now = now_unix();
+        let mut count = 0;
+        for (webhook_id, events) in processed {
+            let claimed =
+                sqlx::query("UPDATE webhook_events SET processed_at = $1 WHERE id = $2 AND processed_at IS NULL")
+                    .bind(now)
+                    .bind(webhook_id)
+                    .execute(&mut *tx)
+                    .await?;
+            if claimed.rows_affected() == 0 {
+                continue;
+            }
+            for event in events {
+                insert_event(&mut tx, event).await?;
+            }
+            count += 1;
+        }
+        tx.commit().await?;
+        Ok(count)
+    }
+
+    /// A tenant's events after `after`, oldest first.
+    pub async fn tenant_events_after(
+        &self,
+        tenant_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        ))
+        .bind(tenant_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    /// Every tenant's events after `after`, oldest first: for the log's consumers.
+    pub async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE seq > $1 ORDER BY seq LIMIT $2"
+        ))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    /// The highest `seq` in the log (0 when empty).
+    pub async fn last_event_seq(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// Where consumer `name` has got to (0 before its first event).
+    pub async fn event_cursor(&self, name: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT seq FROM event_cursors WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map_or(0, |r| r.get(0)))
+    }
+
+    /// Moves consumer `name` forward to `seq` (never back).
+    pub async fn advance_event_cursor(&self, name: &str, seq: i64) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        sqlx::query(
+            "INSERT INTO event_cursors (name, seq) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET seq = excluded.seq WHERE event_cursors.seq < excluded.seq",
+        )
+        .bind(name)
+        .bind(seq)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes processed webhooks received, and events created, before `before` (unix seconds).
+    pub async fn expire_events(&self, before: i64) -> Result<Expired, StoreError> {
+        let _turn = self.write_turn().await;
+        let webhooks = sqlx::query("DELETE FROM webhook_events WHERE received_at < $1 AND processed_at IS NOT NULL")
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let events = sqlx::query("DELETE FROM events WHERE created_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(Expired { webhooks, events })
+    }
+}
+
+/// Takes the log's lock for the rest of the transaction.
+pub(crate) async fn lock_log(backend: Backend, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), StoreError> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(EVENT_LOG_LOCK)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Appends one event; the caller holds the log's lock.
+pub(crate) async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    event: &NewEvent,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO events (id, tenant_id, plugin, type, occurred_at, data, idempotency_key, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&event.id)
+    .bind(&event.tenant_id)
+    .bind(&event.plugin)
+    .bind(&event.event_type)
+    .bind(event.occurred_at)
+    .bind(event.data.to_string())
+    .bind(&event.idempotency_key)
+    .bind(now_unix())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn event_from_row(row: &sqlx::any::AnyRow) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        seq: row.get(0),
+        id: row.get(1),
+        tenant_id: row.get(2),
+        plugin: row.get(3),
+        event_type: row.get(4),
+        occurred_at: row.get(5),
+        data: row.get(6),
+    })
+}

@@ -1,0 +1,246 @@
+//! The normalized event log: webhooks become events after the 202, lifecycle changes and tenant
+//! events join them, and tenants read the stream after a cursor, waiting when it is empty.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use serde_json::{json, Value};
+
+use crate::harness::{jira_signature, TestApp, ADMIN_TOKEN};
+
+const BODY: &[u8] = br#"{"webhookEvent":"jira:issue_created","issue":{"key":"ABC-1"}}"#;
+
+async fn app_with_jira() -> (TestApp, String) {
+    let app = TestApp::start().await;
+    let key = app.tenant("acme", json!({})).await;
+    let installed = app
+        .install_jira(&key, "http://127.0.0.1:9", "t", Some("hook-secret"))
+        .await;
+    assert_eq!(installed.status, 201, "{}", installed.text());
+    (app, key)
+}
+
+async fn deliver(app: &TestApp, delivery_id: &str) -> u16 {
+    let request = http::Request::post("/v1/webhooks/jira/acme")
+        .header("content-type", "application/json")
+        .header("x-atlassian-webhook-identifier", delivery_id)
+        .header("x-hub-signature", jira_signature("hook-secret", BODY))
+        .body(Body::from(BODY.to_vec()))
+        .unwrap();
+    app.send(request).await.status.as_u16()
+}
+
+async fn emit(app: &TestApp, key: &str, body: Value, idempotency_key: Option<&str>) -> crate::harness::TestResponse {
+    let mut request = http::Request::post("/v1/events")
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json");
+    if let Some(idempotency_key) = idempotency_key {
+        request = request.header("idempotency-key", idempotency_key);
+    }
+    app.send(request.body(Body::from(body.to_string())).unwrap()).await
+}
+
+/// Reads until `count` events arrived (each read waits up to 5 s), returning them and the cursor.
+async fn read_events(app: &TestApp, key: &str, after: Option<&str>, count: usize) -> (Vec<Value>, String) {
+    let mut events = Vec::new();
+    let mut cursor = after.map(str::to_owned);
+    for _ in 0..10 {
+        let path = match &cursor {
+            Some(cursor) => format!("/v1/events?wait=5&after={cursor}"),
+            None => "/v1/events?wait=5".to_owned(),
+        };
+        let page = app.get(&path, key).await;
+        assert_eq!(page.status, 200, "{}", page.text());
+        let page = page.json();
+        events.extend(page["events"].as_array().cloned().unwrap_or_default());
+        cursor = page["next"].as_str().map(str::to_owned);
+        if events.len() >= count {
+            break;
+        }
+    }
+    (events, cursor.unwrap_or_default())
+}
+
+fn types(events: &[Value]) -> Vec<&str> {
+    events.iter().filter_map(|e| e["type"].as_str()).collect()
+}
+
+#[tokio::test]
+async fn a_verified_webhook_becomes_one_normalized_event_after_the_install_event() {
+    let (app, key) = app_with_jira().await;
+    assert_eq!(deliver(&app, "d-1").await, 202);
+    assert_eq!(deliver(&app, "d-1").await, 202, "a redelivery is acknowledged");
+
+    let (events, _) = read_events(&app, &key, None, 2).await;
+    assert_eq!(types(&events), ["plugin.installed", "jira.issue_created"]);
+    let issue = &events[1];
+    assert_eq!(issue["tenant"], "acme");
+    assert_eq!(issue["plugin"], "jira");
+    assert_eq!(
+        issue["data"],
+        json!({"webhookEvent": "jira:issue_created", "issue": {"key": "ABC-1"}})
+    );
+    assert!(issue["id"].as_str().is_some_and(|id| id.starts_with("evt_")));
+    assert!(issue["occurred_at"].as_str().is_some_and(|at| at.ends_with('Z')));
+
+    // The redelivery stays one event.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (all, _) = read_events(&app, &key, None, 2).await;
+    assert_eq!(all.len(), 2, "{all:?}");
+}
+
+#[tokio::test]
+async fn every_lifecycle_change_is_an_event_in_order() {
+    let (app, key) = app_with_jira().await;
+    let configure = json!({"host": "http://127.0.0.1:9", "email": "bot@example.com", "api_token": "t2"});
+    assert_eq!(app.put("/v1/plugins/jira/configure", &key, configure).await.status, 200);
+    assert_eq!(app.post("/v1/plugins/jira/disable", &key, json!({})).await.status, 200);
+    assert_eq!(app.post("/v1/plugins/jira/enable", &key, json!({})).await.status, 200);
+    assert_eq!(app.delete("/v1/plugins/jira", &key).await.status, 204);
+
+    let (events, _) = read_events(&app, &key, None, 5).await;
+    assert_eq!(
+        types(&events),
+        [
+            "plugin.installed",
+            "plugin.configured",
+            "plugin.disabled",
+            "plugin.enabled",
+            "plugin.uninstalled"
+        ]
+    );
+    assert!(events
+        .iter()
+        .all(|e| e["plugin"] == "jira" && e["data"]["plugin"] == "jira"));
+}
+
+#[tokio::test]
+async fn an_emitted_event_with_an_idempotency_key_is_appended_once() {
+    let app = TestApp::start().await;
+    let key = app.tenant("acme", json!({})).await;
+    let body = json!({"type": "order.created", "data": {"order": 42}});
+    let first = emit(&app, &key, body.clone(), Some("order-42")).await;
+    assert_eq!(first.status, 202, "{}", first.text());
+    let again = emit(&app, &key, body.clone(), Some("order-42")).await;
+    assert_eq!(again.status, 202);
+    assert_eq!(first.json()["id"], again.json()["id"]);
+    let other = emit(&app, &key, body, None).await;
+    assert_ne!(other.json()["id"], first.json()["id"]);
+
+    let (events, _) = read_events(&app, &key, None, 2).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["id"], first.json()["id"]);
+    assert_eq!(events[0]["type"], "order.created");
+    assert_eq!(events[0]["plugin"], Value::Null);
+    assert_eq!(events[0]["data"], json!({"order": 42}));
+}
+
+#[tokio::test]
+async fn a_waiting_read_returns_the_event_appended_while_it_waits() {
+    let app = TestApp::start().await;
+    let key = app.tenant("acme", json!({})).await;
+    let empty = app.get("/v1/events", &key).await.json();
+    assert_eq!(empty["events"], json!([]));
+    let cursor = empty["next"].as_str().expect("cursor").to_owned();
+
+    let reader = {
+        let (router, key, cursor) = (app.router.clone(), key.clone(), cursor.clone());
+        tokio::spawn(async move {
+            let request = http::Request::get(format!("/v1/events?wait=10&after={cursor}"))
+                .header("authorization", format!("Bearer {key}"))
+                .body(Body::empty())
+                .unwrap();
+            let response = tower::ServiceExt::oneshot(router, request).await.unwrap();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            serde_json::from_slice::<Value>(&bytes).unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!reader.is_finished(), "the read should wait for an event");
+    let emitted = emit(&app, &key, json!({"type": "ping"}), None).await.json();
+    let page = tokio::time::timeout(Duration::from_secs(5), reader)
+        .await
+        .expect("the waiting read ends when the event arrives")
+        .unwrap();
+    assert_eq!(page["events"][0]["id"], emitted["id"]);
+    assert_ne!(page["next"], json!(cursor));
+}
+
+#[tokio::test]
+async fn a_tenant_never_reads_another_tenants_events_even_with_its_cursor() {
+    let app = TestApp::start().await;
+    let acme = app.tenant("acme", json!({})).await;
+    let globex = app.tenant("globex", json!({})).await;
+    emit(&app, &acme, json!({"type": "secret.plan", "data": {"x": 1}}), None).await;
+    let (acme_events, _) = read_events(&app, &acme, None, 1).await;
+    assert_eq!(acme_events.len(), 1);
+
+    let globex_page = app.get("/v1/events", &globex).await.json();
+    assert_eq!(globex_page["events"], json!([]));
+    let from_zero = app.get("/v1/events?after=0", &globex).await.json();
+    assert_eq!(from_zero["events"], json!([]));
+}
+
+#[tokio::test]
+async fn malformed_reads_and_emits_are_refused() {
+    let app = TestApp::start().await;
+    let key = app.tenant("acme", json!({})).await;
+    app.get("/v1/events?after=abc", &key)
+        .await
+        .assert_problem(422, "invalid-request");
+    emit(&app, &key, json!({"type": "bad type"}), None)
+        .await
+        .assert_problem(422, "invalid-request");
+    emit(&app, &key, json!({"data": {}}), None)
+        .await
+        .assert_problem(422, "invalid-request");
+    app.call("GET", "/v1/events", None, None)
+        .await
+        .assert_problem(401, "unauthorized");
+    // The admin token is not a tenant key.
+    app.get("/v1/events", ADMIN_TOKEN)
+        .await
+        .assert_problem(401, "unauthorized");
+}
+
+#[tokio::test]
+async fn events_and_processed_webhooks_expire_after_the_retention() {
+    let app = TestApp::start_with(|config| config.event_retention = Duration::from_secs(1)).await;
+    let key = app.tenant("acme", json!({})).await;
+    let installed = app
+        .install_jira(&key, "http://127.0.0.1:9", "t", Some("hook-secret"))
+        .await;
+    assert_eq!(installed.status, 201);
+    assert_eq!(deliver(&app, "d-old").await, 202);
+    let (events, _) = read_events(&app, &key, None, 2).await;
+    assert_eq!(events.len(), 2);
+
+    // Retention sweeps every second; rows older than a second go.
+    let mut remaining = usize::MAX;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let page = app.get("/v1/events", &key).await.json();
+        remaining = page["events"].as_array().map_or(0, Vec::len);
+        if remaining == 0
+            && app
+                .store()
+                .list_webhook_events("acme", None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        {
+            break;
+        }
+    }
+    assert_eq!(remaining, 0);
+    assert!(app
+        .store()
+        .list_webhook_events("acme", None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // Past retention the delivery id no longer deduplicates: the vendor's late retry is new.
+    assert_eq!(deliver(&app, "d-old").await, 202);
+    let (again, _) = read_events(&app, &key, None, 1).await;
+    assert_eq!(types(&again), ["jira.issue_created"]);
+}
