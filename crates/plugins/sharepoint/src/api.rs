@@ -15,6 +15,10 @@ pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 10 * 1024 * 1024;
 pub const MAX_DOWNLOAD_BYTES_LIMIT: u64 = 100 * 1024 * 1024;
 /// Graph's default (and our `$top`) page size for a folder's children.
 const LIST_PAGE_SIZE: u64 = 200;
+/// The most pages one listing reads. Graph may page shorter than `$top`, so full pages alone do not
+/// bound it; the largest `limit` (1000) needs 5 full pages, and a server handing out one item a
+/// page forever is cut off here (the host's per-call budget and deadline bound it as well).
+const MAX_LIST_PAGES: usize = 10;
 
 /// One client per call: the site's drive, the app-only Graph client, and the host's HTTP client
 /// for the pre-authenticated download URL.
@@ -130,9 +134,7 @@ impl SharePointClient {
         url.set_query(Some(&format!("$top={}", wanted.min(LIST_PAGE_SIZE))));
         let mut items: Vec<Value> = Vec::new();
         let mut next: Option<Url> = Some(url);
-        // A hostile or short-paging server could hand out nextLinks forever; enough full pages
-        // for `wanted` items is all we ever ask for.
-        for _ in 0..wanted.div_ceil(LIST_PAGE_SIZE) {
+        for _ in 0..MAX_LIST_PAGES {
             let Some(url) = next.take() else { break };
             let page = self.graph.json(&GraphRequest::get(url)).await?;
             let values = page.get("value").and_then(Value::as_array).cloned().unwrap_or_default();

@@ -355,6 +355,30 @@ async fn list_files_of_the_root_follows_next_link_across_two_pages() {
 }
 
 #[tokio::test]
+async fn list_files_reads_short_pages_but_no_more_than_ten() {
+    let graph = MockServer::start().await;
+    // Every page holds one item and points to the next, forever.
+    Mock::given(method("GET"))
+        .and(path(format!("{DRIVE}/root/children")))
+        .and(header("authorization", BEARER))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [drive_item("one.txt")],
+            "@odata.nextLink": format!("{}{DRIVE}/root/children?$skiptoken=more", graph.uri())
+        })))
+        .expect(10)
+        .mount(&graph)
+        .await;
+    let result = call(&graph, "sharepoint_list_files", json!({"limit": 1000}))
+        .await
+        .unwrap();
+    assert_eq!(result["items"].as_array().unwrap().len(), 10);
+    assert_eq!(
+        result["next_link"],
+        json!(format!("{}{DRIVE}/root/children?$skiptoken=more", graph.uri()))
+    );
+}
+
+#[tokio::test]
 async fn list_files_of_a_folder_uses_the_path_form_and_stays_on_graphs_origin() {
     let graph = MockServer::start().await;
     let elsewhere = MockServer::start().await;
