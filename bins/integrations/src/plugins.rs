@@ -5,8 +5,12 @@
 use integrations_plugin_bitbucket as _;
 #[cfg(feature = "jira")]
 use integrations_plugin_jira as _;
+#[cfg(feature = "sharepoint")]
+use integrations_plugin_sharepoint as _;
 #[cfg(feature = "slack")]
 use integrations_plugin_slack as _;
+#[cfg(feature = "teams")]
+use integrations_plugin_teams as _;
 
 /// The plugins this build was asked to include, by cargo feature.
 pub const SELECTED_PLUGINS: &[&str] = &[
@@ -14,6 +18,10 @@ pub const SELECTED_PLUGINS: &[&str] = &[
     "bitbucket",
     #[cfg(feature = "jira")]
     "jira",
+    #[cfg(feature = "sharepoint")]
+    "sharepoint",
     #[cfg(feature = "slack")]
     "slack",
+    #[cfg(feature = "teams")]
+    "teams",
 ];

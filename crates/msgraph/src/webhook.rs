@@ -1,0 +1,218 @@
+//! Graph change notifications, as both connectors receive them on their webhook URL.
+//!
+//! Creating a subscription, Graph first sends `POST {notificationUrl}?validationToken=…` and expects
+//! the decoded token back as `text/plain` within 10 s. Notifications then arrive as
+//! `{"value":[{subscriptionId, clientState, changeType, resource, …}]}`; Graph signs nothing, so the
+//! `clientState` chosen at subscription time is the only proof of origin and every item must carry it.
+
+use integrations_core::{PluginConfig, VerifiedWebhook, WebhookError, WebhookOutcome, WebhookRequest};
+use ring::hmac;
+use serde_json::Value;
+
+/// The config field holding the subscription's `clientState`.
+const CLIENT_STATE_FIELD: &str = "client_state";
+/// Graph's validation tokens are a sentence and a request id; anything far longer is not one.
+const MAX_VALIDATION_TOKEN_LEN: usize = 1024;
+/// Event type of a batch whose items do not share one `changeType` (or `lifecycleEvent`).
+const MIXED_EVENT_TYPE: &str = "change_notification";
+
+/// Answers the validation handshake, or accepts a batch of notifications whose every `clientState`
+/// matches the installation's `client_state`. Without a configured `client_state` nothing is
+/// accepted, not even the handshake, so a subscription that could never deliver is not created.
+///
+/// The delivery id is left to the host (the digest of the body: Graph retries a batch unchanged);
+/// the event type is the batch's common `changeType` (`created`, `updated`, `deleted`) or
+/// `lifecycleEvent` (`reauthorizationRequired`, …), else `change_notification`.
+pub fn verify_change_notification(
+    config: &PluginConfig,
+    request: &WebhookRequest,
+) -> Result<WebhookOutcome, WebhookError> {
+    let client_state = config
+        .secret(CLIENT_STATE_FIELD)
+        .ok_or(WebhookError::InvalidSignature)?;
+    if let Some(token) = validation_token(request.query.as_deref()) {
+        if token.is_empty() || token.len() > MAX_VALIDATION_TOKEN_LEN {
+            return Err(WebhookError::Malformed("validationToken is empty or too long".into()));
+        }
+        return Ok(WebhookOutcome::Handshake {
+            content_type: "text/plain".into(),
+            body: token.into_bytes(),
+        });
+    }
+    let body: Value =
+        serde_json::from_slice(&request.body).map_err(|_| WebhookError::Malformed("body is not JSON".into()))?;
+    let items = body
+        .get("value")
+        .and_then(Value::as_array)
+        .filter(|items| !items.is_empty())
+        .ok_or_else(|| WebhookError::Malformed("no notifications in `value`".into()))?;
+    let expected = ClientState::new(client_state.expose());
+    for item in items {
+        let sent = item.get("clientState").and_then(Value::as_str);
+        if !sent.is_some_and(|sent| expected.matches(sent)) {
+            return Err(WebhookError::InvalidSignature);
+        }
+    }
+    Ok(WebhookOutcome::Event(VerifiedWebhook {
+        delivery_id: None,
+        event_type: Some(event_type(items)),
+    }))
+}
+
+/// The `validationToken` query parameter, percent- and `+`-decoded as Graph encodes it.
+fn validation_token(query: Option<&str>) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(name, _)| name == "validationToken")
+        .map(|(_, value)| value.into_owned())
+}
+
+fn event_type(items: &[Value]) -> String {
+    let common = |field: &str| {
+        let first = items[0].get(field).and_then(Value::as_str)?;
+        items
+            .iter()
+            .all(|item| item.get(field).and_then(Value::as_str) == Some(first))
+            .then(|| first.to_owned())
+    };
+    common("changeType")
+        .or_else(|| common("lifecycleEvent"))
+        .unwrap_or_else(|| MIXED_EVENT_TYPE.to_owned())
+}
+
+/// The configured `clientState`, compared in constant time: both sides go through HMAC under a
+/// fixed key and `ring` compares the tags, so timing reveals neither content nor length.
+struct ClientState {
+    key: hmac::Key,
+    tag: hmac::Tag,
+}
+
+impl ClientState {
+    fn new(expected: &str) -> Self {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, b"integrations-msgraph clientState");
+        let tag = hmac::sign(&key, expected.as_bytes());
+        Self { key, tag }
+    }
+
+    fn matches(&self, sent: &str) -> bool {
+        hmac::verify(&self.key, sent.as_bytes(), self.tag.as_ref()).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use integrations_core::Secret;
+    use serde_json::{json, Map};
+
+    use super::*;
+
+    fn config(client_state: Option<&str>) -> PluginConfig {
+        let mut secrets = BTreeMap::new();
+        if let Some(state) = client_state {
+            secrets.insert("client_state".to_owned(), Secret::new(state));
+        }
+        PluginConfig::new(Map::new(), secrets)
+    }
+
+    fn request(query: Option<&str>, body: &Value) -> WebhookRequest {
+        WebhookRequest {
+            headers: http::HeaderMap::new(),
+            query: query.map(str::to_owned),
+            body: if body.is_null() {
+                Vec::new()
+            } else {
+                body.to_string().into_bytes()
+            },
+        }
+    }
+
+    fn notification(client_state: &str, change: &str) -> Value {
+        json!({
+            "subscriptionId": "7f105c7d-2dc5-4530-97cd-4e7ae6534c07",
+            "clientState": client_state,
+            "changeType": change,
+            "resource": "teams('t')/channels('c')/messages('1')",
+            "tenantId": "84bd8158-6d4d-4958-8b9f-9d6445542f95",
+            "resourceData": {"id": "1"}
+        })
+    }
+
+    #[test]
+    fn the_validation_token_is_echoed_decoded_as_text() {
+        let query =
+            "validationToken=Validation%3a+Testing+client+application+reachability+for+subscription+Request-Id%3a+b8a9";
+        let outcome = verify_change_notification(&config(Some("s")), &request(Some(query), &Value::Null)).unwrap();
+        assert_eq!(
+            outcome,
+            WebhookOutcome::Handshake {
+                content_type: "text/plain".into(),
+                body: b"Validation: Testing client application reachability for subscription Request-Id: b8a9".to_vec()
+            }
+        );
+        assert!(verify_change_notification(&config(None), &request(Some(query), &Value::Null)).is_err());
+        let long = format!("validationToken={}", "a".repeat(2000));
+        assert!(matches!(
+            verify_change_notification(&config(Some("s")), &request(Some(&long), &Value::Null)),
+            Err(WebhookError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn notifications_whose_every_client_state_matches_are_accepted() {
+        let body = json!({"value": [notification("s3cret", "created"), notification("s3cret", "created")]});
+        let outcome = verify_change_notification(&config(Some("s3cret")), &request(None, &body)).unwrap();
+        assert_eq!(
+            outcome,
+            WebhookOutcome::Event(VerifiedWebhook {
+                delivery_id: None,
+                event_type: Some("created".into())
+            })
+        );
+        let mixed = json!({"value": [notification("s3cret", "created"), notification("s3cret", "deleted")]});
+        let WebhookOutcome::Event(verified) =
+            verify_change_notification(&config(Some("s3cret")), &request(None, &mixed)).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(verified.event_type.as_deref(), Some("change_notification"));
+        let lifecycle = json!({"value": [{"clientState": "s3cret", "lifecycleEvent": "reauthorizationRequired"}]});
+        let WebhookOutcome::Event(verified) =
+            verify_change_notification(&config(Some("s3cret")), &request(None, &lifecycle)).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(verified.event_type.as_deref(), Some("reauthorizationRequired"));
+    }
+
+    #[test]
+    fn a_single_wrong_or_missing_client_state_rejects_the_batch() {
+        let cases = [
+            json!({"value": [notification("s3cret", "created"), notification("other", "created")]}),
+            json!({"value": [notification("s3cre", "created")]}),
+            json!({"value": [notification("s3cret!", "created")]}),
+            json!({"value": [{"changeType": "created"}]}),
+            json!({"value": [{"clientState": 1}]}),
+        ];
+        for body in cases {
+            assert!(
+                matches!(
+                    verify_change_notification(&config(Some("s3cret")), &request(None, &body)),
+                    Err(WebhookError::InvalidSignature)
+                ),
+                "{body}"
+            );
+        }
+        let good = json!({"value": [notification("s3cret", "created")]});
+        assert!(matches!(
+            verify_change_notification(&config(None), &request(None, &good)),
+            Err(WebhookError::InvalidSignature)
+        ));
+        for malformed in [json!({"value": []}), json!({"other": 1}), json!([1])] {
+            assert!(matches!(
+                verify_change_notification(&config(Some("s3cret")), &request(None, &malformed)),
+                Err(WebhookError::Malformed(_))
+            ));
+        }
+    }
+}
