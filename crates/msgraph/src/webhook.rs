@@ -5,7 +5,9 @@
 //! `{"value":[{subscriptionId, clientState, changeType, resource, …}]}`; Graph signs nothing, so the
 //! `clientState` chosen at subscription time is the only proof of origin and every item must carry it.
 
-use integrations_core::{PluginConfig, VerifiedWebhook, WebhookError, WebhookOutcome, WebhookRequest};
+use integrations_core::{
+    NormalizedEvent, PluginConfig, VerifiedWebhook, WebhookDelivery, WebhookError, WebhookOutcome, WebhookRequest,
+};
 use ring::hmac;
 use serde_json::Value;
 
@@ -214,5 +216,60 @@ mod tests {
                 Err(WebhookError::Malformed(_))
             ));
         }
+    }
+}
+
+/// One event per notification of a stored batch, typed `change_notification`, with the item as
+/// data minus its `clientState` (the installation's secret proof of origin, not event data).
+pub fn normalize_change_notifications(delivery: &WebhookDelivery<'_>) -> Vec<NormalizedEvent> {
+    let items = serde_json::from_slice::<Value>(delivery.payload)
+        .ok()
+        .and_then(|mut body| match body.get_mut("value").map(Value::take) {
+            Some(Value::Array(items)) if !items.is_empty() => Some(items),
+            _ => None,
+        });
+    let Some(items) = items else {
+        // Verification admitted only batches; anything else keeps the default shape.
+        return vec![NormalizedEvent {
+            event_type: MIXED_EVENT_TYPE.into(),
+            occurred_at_ms: None,
+            data: serde_json::json!({"body": String::from_utf8_lossy(delivery.payload)}),
+        }];
+    };
+    items
+        .into_iter()
+        .map(|mut item| {
+            if let Some(fields) = item.as_object_mut() {
+                fields.remove("clientState");
+            }
+            NormalizedEvent {
+                event_type: MIXED_EVENT_TYPE.into(),
+                occurred_at_ms: None,
+                data: item,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod normalize_tests {
+    use super::*;
+
+    #[test]
+    fn each_notification_becomes_an_event_without_its_client_state() {
+        let body = br#"{"value":[{"changeType":"created","clientState":"s3cret","resource":"a"},{"changeType":"deleted","clientState":"s3cret","resource":"b"}]}"#;
+        let events = normalize_change_notifications(&WebhookDelivery {
+            event_type: Some("created"),
+            payload: body,
+            received_at_ms: 1,
+        });
+        assert_eq!(events.len(), 2);
+        assert!(events.iter().all(|e| e.event_type == "change_notification"));
+        assert_eq!(
+            events[0].data,
+            serde_json::json!({"changeType": "created", "resource": "a"})
+        );
+        assert_eq!(events[1].data["resource"], "b");
+        assert!(!format!("{events:?}").contains("s3cret"));
     }
 }

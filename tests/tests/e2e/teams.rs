@@ -144,6 +144,85 @@ async fn send_message_refreshes_the_delegated_token_and_keeps_the_rotated_refres
 }
 
 #[tokio::test]
+async fn fifty_concurrent_tool_calls_make_one_token_request() {
+    let (app, login, graph, key) = setup().await;
+    mount_token_endpoint(
+        &login,
+        refresh_form(SEND_SCOPE, REFRESH_TOKEN),
+        token_answer("user-access-1").set_delay(std::time::Duration::from_millis(300)),
+        None,
+    )
+    .await;
+    Mock::given(method("POST"))
+        .and(path(messages_path()))
+        .and(header("authorization", "Bearer user-access-1"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "m"})))
+        .expect(50)
+        .mount(&graph)
+        .await;
+    let app = std::sync::Arc::new(app);
+    let calls: Vec<_> = (0..50)
+        .map(|n| {
+            let (app, key) = (app.clone(), key.clone());
+            tokio::spawn(async move {
+                app.post(
+                    "/v1/tools/teams_send_message",
+                    &key,
+                    json!({"channel_id": CHANNEL, "content": format!("message {n}")}),
+                )
+                .await
+                .status
+            })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 200);
+    }
+    let token_calls = login.received_requests().await.unwrap();
+    assert_eq!(token_requests(&token_calls, "refresh_token"), 1);
+}
+
+#[tokio::test]
+async fn an_expired_token_is_fetched_again() {
+    let (app, login, graph, key) = setup().await;
+    mount_token_endpoint(
+        &login,
+        refresh_form(SEND_SCOPE, REFRESH_TOKEN),
+        ResponseTemplate::new(200).set_body_json(json!({
+            "token_type": "Bearer", "expires_in": 2, "access_token": "short-lived"
+        })),
+        None,
+    )
+    .await;
+    Mock::given(method("POST"))
+        .and(path(messages_path()))
+        .and(header("authorization", "Bearer short-lived"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "m"})))
+        .expect(3)
+        .mount(&graph)
+        .await;
+    let send = || {
+        app.post(
+            "/v1/tools/teams_send_message",
+            &key,
+            json!({"channel_id": CHANNEL, "content": "hi"}),
+        )
+    };
+    assert_eq!(send().await.status, 200);
+    assert_eq!(send().await.status, 200);
+    assert_eq!(
+        token_requests(&login.received_requests().await.unwrap(), "refresh_token"),
+        1
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(send().await.status, 200);
+    assert_eq!(
+        token_requests(&login.received_requests().await.unwrap(), "refresh_token"),
+        2
+    );
+}
+
+#[tokio::test]
 async fn a_revoked_refresh_token_asks_for_reauthorization() {
     let (app, login, graph, key) = setup().await;
     mount_token_endpoint(
@@ -370,6 +449,35 @@ async fn notifications_with_the_client_state_are_accepted_with_202_and_stored_on
         .unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].event_type.as_deref(), Some("created"));
+}
+
+#[tokio::test]
+async fn each_notification_becomes_a_teams_change_notification_event_without_the_client_state() {
+    let (app, _login, _graph, key) = setup().await;
+    let mut body = notification(CLIENT_STATE);
+    let second = json!({"clientState": CLIENT_STATE, "changeType": "deleted", "resource": "teams('x')/channels('y')"});
+    body["value"].as_array_mut().unwrap().push(second);
+    assert_eq!(app.send(notification_request("teams", &body)).await.status, 202);
+    let mut events = Vec::new();
+    for _ in 0..20 {
+        let page = app.get("/v1/events?wait=5", &key).await.json();
+        events = page["events"].as_array().cloned().unwrap_or_default();
+        if events.len() >= 3 {
+            break;
+        }
+    }
+    let types: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "plugin.installed",
+            "teams.change_notification",
+            "teams.change_notification"
+        ]
+    );
+    assert_eq!(events[1]["data"]["changeType"], "created");
+    assert_eq!(events[2]["data"]["changeType"], "deleted");
+    assert!(!events.iter().any(|e| e.to_string().contains(CLIENT_STATE)));
 }
 
 #[tokio::test]

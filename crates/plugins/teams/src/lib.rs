@@ -10,8 +10,8 @@ mod schema;
 
 use async_trait::async_trait;
 use integrations_core::{
-    Lifecycle, Plugin, PluginConfig, PluginContext, PluginError, PluginManifest, ToolError, ToolSpec, WebhookError,
-    WebhookOutcome, WebhookRequest,
+    Lifecycle, NormalizedEvent, Plugin, PluginConfig, PluginContext, PluginError, PluginManifest, ToolError, ToolSpec,
+    WebhookDelivery, WebhookError, WebhookOutcome, WebhookRequest,
 };
 use serde_json::Value;
 
@@ -69,5 +69,9 @@ impl Plugin for TeamsPlugin {
 
     fn verify_webhook(&self, config: &PluginConfig, request: &WebhookRequest) -> Result<WebhookOutcome, WebhookError> {
         integrations_msgraph::verify_change_notification(config, request)
+    }
+
+    fn normalize_webhook(&self, delivery: &WebhookDelivery<'_>) -> Vec<NormalizedEvent> {
+        integrations_msgraph::normalize_change_notifications(delivery)
     }
 }
