@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use integrations_core::Secret;
+pub use integrations_nats::NatsSettings as NatsConfig;
 
 /// Why the configuration is unusable.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +85,8 @@ pub struct Config {
     pub write_stall_timeout: Duration,
     /// How long events, and processed webhooks (whose delivery ids dedup), are kept.
     pub event_retention: Duration,
+    /// NATS JetStream to publish events to (`NATS_URL`); without it, events live in the database only.
+    pub nats: Option<NatsConfig>,
     /// `FLAGSMITH_*`.
     pub flags: FlagsSource,
 }
@@ -111,6 +114,7 @@ impl Config {
             max_connections: 1024,
             write_stall_timeout: Duration::from_secs(10),
             event_retention: Duration::from_secs(7 * 24 * 3600),
+            nats: None,
             flags: FlagsSource::None,
         }
     }
@@ -165,6 +169,25 @@ impl Config {
         }
         if let Some(secs) = get("INTEGRATIONS_TOOL_DEADLINE_SECS") {
             config.tool_deadline = seconds(secs, "INTEGRATIONS_TOOL_DEADLINE_SECS")?;
+        }
+        if let Some(url) = get("NATS_URL") {
+            let mut nats = NatsConfig::new(url);
+            if let Some(stream) = get("INTEGRATIONS_NATS_STREAM") {
+                if !nats_token(stream) {
+                    return Err(invalid("INTEGRATIONS_NATS_STREAM", "use letters, digits, '-' and '_'"));
+                }
+                nats.stream = stream.to_owned();
+            }
+            if let Some(prefix) = get("INTEGRATIONS_NATS_SUBJECT_PREFIX") {
+                if !prefix.split('.').all(nats_token) {
+                    return Err(invalid(
+                        "INTEGRATIONS_NATS_SUBJECT_PREFIX",
+                        "use dot-separated words of letters, digits, '-' and '_'",
+                    ));
+                }
+                nats.subject_prefix = prefix.to_owned();
+            }
+            config.nats = Some(nats);
         }
         if let Some(secs) = get("INTEGRATIONS_EVENT_RETENTION_SECS") {
             config.event_retention = seconds(secs, "INTEGRATIONS_EVENT_RETENTION_SECS")?;
@@ -291,6 +314,14 @@ fn positive(value: &str, name: &'static str, unit: &str) -> Result<usize, Config
 }
 
 /// Whole seconds, at least 1.
+/// A NATS subject token or stream name: no wildcards, separators or spaces.
+fn nats_token(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 fn seconds(value: &str, name: &'static str) -> Result<Duration, ConfigError> {
     positive(value, name, "seconds").map(|secs| Duration::from_secs(secs as u64))
 }

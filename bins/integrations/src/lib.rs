@@ -127,6 +127,12 @@ pub async fn build_app_with(config: &Config, registry: PluginRegistry) -> Result
         retention: config.event_retention,
         ..Default::default()
     });
+    if let Some(nats) = &config.nats {
+        let relay =
+            integrations_nats::EventRelay::new(service.store().clone(), nats.clone(), service.event_log().appended());
+        service.keep_background(relay.spawn());
+        tracing::info!(url = %nats.url, stream = %nats.stream, "publishing events to NATS JetStream");
+    }
     let state = AppState {
         service: service.clone(),
         admin_token: config.admin_token.as_ref().map(|t| AdminTokenDigest::new(t.expose())),

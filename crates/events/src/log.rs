@@ -171,6 +171,12 @@ impl EventLog {
         self.appended.send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    /// Changes whenever this process appends to the log: consumers wait on it instead of polling
+    /// fast (they still poll slowly for other replicas' appends).
+    pub fn appended(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
     /// Wakes the pipeline: a webhook was stored.
     pub fn notify_webhook_stored(&self) {
         self.webhook_stored.notify_one();

@@ -158,6 +158,19 @@ impl Service {
             .extend(handles);
     }
 
+    /// The normalized event log (for its consumers: the NATS relay, outbound deliveries).
+    pub fn event_log(&self) -> &Arc<EventLog> {
+        &self.events
+    }
+
+    /// Keeps a background task of the host's, to stop it with the service.
+    pub fn keep_background(&self, task: tokio::task::JoinHandle<()>) {
+        self.background
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(task);
+    }
+
     /// The store, for operations outside the request path (rotation, tests).
     pub fn store(&self) -> &Store {
         &self.store
