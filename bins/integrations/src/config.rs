@@ -87,6 +87,9 @@ pub struct Config {
     pub event_retention: Duration,
     /// NATS JetStream to publish events to (`NATS_URL`); without it, events live in the database only.
     pub nats: Option<NatsConfig>,
+    /// `INTEGRATIONS_MCP_ALLOWED_HOSTS`: `Host` header values the MCP endpoint accepts (`name` or
+    /// `name:port`, comma-separated; `*` accepts any). Default: the loopback names.
+    pub mcp_allowed_hosts: Vec<String>,
     /// `FLAGSMITH_*`.
     pub flags: FlagsSource,
 }
@@ -115,6 +118,7 @@ impl Config {
             write_stall_timeout: Duration::from_secs(10),
             event_retention: Duration::from_secs(7 * 24 * 3600),
             nats: None,
+            mcp_allowed_hosts: integrations_mcp::McpConfig::default().allowed_hosts,
             flags: FlagsSource::None,
         }
     }
@@ -204,6 +208,9 @@ impl Config {
         if let Some(count) = get("INTEGRATIONS_MAX_CONNECTIONS") {
             config.max_connections = positive(count, "INTEGRATIONS_MAX_CONNECTIONS", "a number of connections")?;
         }
+        if let Some(hosts) = get("INTEGRATIONS_MCP_ALLOWED_HOSTS") {
+            config.mcp_allowed_hosts = allowed_hosts(hosts)?;
+        }
         config.flags = match (
             get("FLAGSMITH_ENVIRONMENT_DOCUMENT"),
             get("FLAGSMITH_API_URL"),
@@ -285,6 +292,7 @@ impl std::fmt::Debug for Config {
             .field("write_stall_timeout", &self.write_stall_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("max_connections", &self.max_connections)
+            .field("mcp_allowed_hosts", &self.mcp_allowed_hosts)
             .field("flags", &self.flags)
             .finish()
     }
@@ -303,6 +311,35 @@ fn redact_password(url: &str) -> String {
         },
         None => url.to_owned(),
     }
+}
+
+/// `Host` values: each a name, an IP address or `name:port`, or `*` for any host.
+fn allowed_hosts(list: &str) -> Result<Vec<String>, ConfigError> {
+    let name = "INTEGRATIONS_MCP_ALLOWED_HOSTS";
+    let hosts: Vec<String> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|host| !host.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for host in &hosts {
+        let valid = host == "*"
+            || host.parse::<std::net::Ipv6Addr>().is_ok()
+            || (host
+                .parse::<axum::http::uri::Authority>()
+                .is_ok_and(|a| a.as_str() == a.host() || a.port().is_some())
+                && !host.contains('@'));
+        if !valid {
+            return Err(invalid(
+                name,
+                &format!("{host:?} is not a host name, address or host:port"),
+            ));
+        }
+    }
+    if hosts.is_empty() {
+        return Err(invalid(name, "expected at least one host, or * for any"));
+    }
+    Ok(hosts)
 }
 
 /// A whole number of at least 1.
@@ -410,6 +447,35 @@ mod tests {
         let printed = format!("{config:?}");
         assert!(!printed.contains("admin-secret-value") && !printed.contains("ser.secret-key"));
         assert!(!printed.contains("db-password-value") && printed.contains("postgres://u:[redacted]@127.0.0.1/db"));
+    }
+
+    #[test]
+    fn reads_the_mcp_allowed_hosts() {
+        let loopback = Config::from_values(&HashMap::new()).unwrap().mcp_allowed_hosts;
+        assert_eq!(loopback, ["localhost", "127.0.0.1", "::1"]);
+        let config = Config::from_values(&values(&[(
+            "INTEGRATIONS_MCP_ALLOWED_HOSTS",
+            " mcp.example.com, mcp.example.com:8443 ,::1,[::1]:8085",
+        )]))
+        .unwrap();
+        assert_eq!(
+            config.mcp_allowed_hosts,
+            ["mcp.example.com", "mcp.example.com:8443", "::1", "[::1]:8085"]
+        );
+        let any = Config::from_values(&values(&[("INTEGRATIONS_MCP_ALLOWED_HOSTS", "*")])).unwrap();
+        assert_eq!(any.mcp_allowed_hosts, ["*"]);
+        for bad in [
+            ",",
+            "https://mcp.example.com",
+            "user@mcp.example.com",
+            "mcp.example.com/mcp",
+            "a b",
+        ] {
+            assert!(
+                Config::from_values(&values(&[("INTEGRATIONS_MCP_ALLOWED_HOSTS", bad)])).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -13,6 +13,8 @@ use integrations_api::{AdminTokenDigest, AppState, TenantAuth};
 use integrations_core::{PluginRegistry, RegistryError};
 use integrations_flags::{Flags, FlagsmithServer};
 use integrations_http::{GuardedHttpClient, OutboundPolicy};
+use integrations_mcp::McpConfig;
+pub use integrations_mcp::McpSessions;
 use integrations_service::{Service, ServiceError, ServiceParts, ToolLimits};
 use integrations_store::{Store, StoreError};
 
@@ -47,10 +49,12 @@ pub enum StartupError {
 
 /// The assembled host.
 pub struct App {
-    /// The HTTP API.
+    /// The HTTP API: the REST API and the MCP endpoint.
     pub router: Router,
     /// The service behind it.
     pub service: Arc<Service>,
+    /// Ends the MCP sessions, whose event streams would otherwise hold a graceful shutdown.
+    pub mcp_sessions: McpSessions,
 }
 
 /// Opens the database (creating the data dir for SQLite) and applies migrations.
@@ -142,8 +146,15 @@ pub async fn build_app_with(config: &Config, registry: PluginRegistry) -> Result
             TenantAuth::ApiKey
         },
     };
+    let mcp = integrations_mcp::endpoint(
+        state.clone(),
+        &McpConfig {
+            allowed_hosts: config.mcp_allowed_hosts.clone(),
+        },
+    );
     Ok(App {
-        router: integrations_api::app(state),
+        router: integrations_api::app(state).merge(mcp.router),
         service,
+        mcp_sessions: mcp.sessions,
     })
 }

@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the REST API (INTEGRATIONS_BIND, default 127.0.0.1:8085).
+    /// Serve the REST API and the MCP endpoint (INTEGRATIONS_BIND, default 127.0.0.1:8085).
     Serve,
     /// Apply database migrations and exit.
     Migrate,
@@ -133,8 +133,10 @@ async fn serve(config: &Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot bind {}: {e}", config.bind))?;
     tracing::info!(address = %config.bind, plugins = ?app.service.registry().names(), "serving");
-    let shutdown = async {
+    let mcp_sessions = app.mcp_sessions.clone();
+    let shutdown = async move {
         let _ = tokio::signal::ctrl_c().await;
+        mcp_sessions.close();
     };
     integrations::server::serve(listener, app.router, config.server_limits(), shutdown)
         .await

@@ -21,6 +21,7 @@ use integrations_secrets_digest::AdminToken;
 use integrations_service::Service;
 use serde_json::json;
 
+pub use auth::CurrentTenant;
 pub use problem::ApiError;
 
 /// Largest request body accepted anywhere.

@@ -41,6 +41,10 @@ pub enum ApiError {
     /// The request (body and handling) did not finish within the server's request timeout.
     #[error("the request did not complete within {} seconds", .0.as_secs_f64())]
     RequestTimeout(std::time::Duration),
+    /// An `Mcp-Session-Id` that names no MCP session of the caller's tenant: unknown, ended, or
+    /// another tenant's (which must look exactly like unknown).
+    #[error("no such MCP session; initialize a new one")]
+    McpSessionNotFound,
 }
 
 struct Problem {
@@ -216,9 +220,16 @@ fn summary(errors: &FieldErrors) -> String {
     parts.join("; ")
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let problem = match &self {
+impl ApiError {
+    /// The RFC 9457 problem document and its status: what the REST API answers, and what an MCP
+    /// tool result carries when the same failure happens there.
+    pub fn problem_document(&self) -> (StatusCode, Value) {
+        let problem = self.problem();
+        (problem.status, problem.document())
+    }
+
+    fn problem(&self) -> Problem {
+        match self {
             ApiError::Service(error) => from_service(error),
             ApiError::MalformedJson(_) => Problem::new(
                 StatusCode::BAD_REQUEST,
@@ -271,20 +282,42 @@ impl IntoResponse for ApiError {
                 "Request timed out",
                 self.to_string(),
             ),
-        };
+            ApiError::McpSessionNotFound => Problem::new(
+                StatusCode::NOT_FOUND,
+                "mcp-session-not-found",
+                "MCP session not found",
+                self.to_string(),
+            ),
+        }
+    }
+}
+
+impl Problem {
+    fn document(self) -> Value {
         let mut body = Map::new();
-        body.insert("type".into(), json!(format!("{PROBLEM_TYPE_PREFIX}{}", problem.slug)));
-        body.insert("title".into(), json!(problem.title));
-        body.insert("status".into(), json!(problem.status.as_u16()));
-        body.insert("detail".into(), json!(problem.detail));
-        body.extend(problem.extensions);
-        let mut response = (problem.status, Value::Object(body).to_string()).into_response();
+        body.insert("type".into(), json!(format!("{PROBLEM_TYPE_PREFIX}{}", self.slug)));
+        body.insert("title".into(), json!(self.title));
+        body.insert("status".into(), json!(self.status.as_u16()));
+        body.insert("detail".into(), json!(self.detail));
+        body.extend(self.extensions);
+        Value::Object(body)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = self.problem();
+        let (status, challenge) = (
+            problem.status,
+            problem.status == StatusCode::UNAUTHORIZED && problem.slug == "unauthorized",
+        );
+        let mut response = (status, problem.document().to_string()).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if problem.status == StatusCode::UNAUTHORIZED && problem.slug == "unauthorized" {
+        if challenge {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response

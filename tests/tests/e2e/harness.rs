@@ -74,6 +74,7 @@ impl Drop for TestDb {
 pub struct TestApp {
     pub router: Router,
     pub service: Arc<Service>,
+    pub mcp_sessions: integrations::McpSessions,
     pub config: Config,
     pub master_key: String,
     _db: Arc<TestDb>,
@@ -115,7 +116,36 @@ impl TestResponse {
     }
 }
 
+/// The host served over TCP on 127.0.0.1, exactly as the binary serves it; stops when dropped.
+pub struct Served {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 impl TestApp {
+    /// Serves this host on a free loopback port, limits included.
+    pub async fn serve(&self) -> Served {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let task = tokio::spawn(integrations::server::serve(
+            listener,
+            self.router.clone(),
+            self.config.server_limits(),
+            std::future::pending(),
+        ));
+        Served {
+            base: format!("http://{address}"),
+            task,
+        }
+    }
+
     pub async fn start() -> Self {
         Self::start_with(|_| {}).await
     }
@@ -140,6 +170,7 @@ impl TestApp {
         Self {
             router: app.router,
             service: app.service,
+            mcp_sessions: app.mcp_sessions,
             config,
             master_key,
             _db: db,
@@ -155,6 +186,7 @@ impl TestApp {
         Self {
             router: app.router,
             service: app.service,
+            mcp_sessions: app.mcp_sessions,
             config: self.config.clone(),
             master_key: self.master_key.clone(),
             _db: self._db.clone(),

@@ -12,6 +12,7 @@ mod jira;
 mod jira_contract;
 mod lifecycle;
 mod limits;
+mod mcp;
 mod microsoft;
 mod secrets;
 mod sharepoint;
