@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::harness::TestApp;
+use crate::harness::{mount_jira_myself, TestApp};
 
 fn load_spec() -> Option<Value> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vendor-specs/jira-cloud-platform-v3.json");
@@ -88,6 +88,7 @@ async fn every_request_matches_the_vendor_openapi_description() {
     let Some(spec) = load_spec() else { return };
     let app = TestApp::start().await;
     let jira = MockServer::start().await;
+    mount_jira_myself(&jira).await;
     Mock::given(method("POST"))
         .and(path("/rest/api/3/issue"))
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "1", "key": "ABC-1", "self": "x"})))
@@ -134,7 +135,8 @@ async fn every_request_matches_the_vendor_openapi_description() {
         assert_eq!(response.status, 200, "{tool}: {}", response.text());
     }
     let requests = jira.received_requests().await.expect("recording");
-    assert_eq!(requests.len(), 4);
+    // The credential check (`myself`) at install, then the four tool requests.
+    assert_eq!(requests.len(), 5);
     for request in &requests {
         check_request(&spec, request);
     }
