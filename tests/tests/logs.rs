@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 use wiremock::matchers::{header, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
-use harness::{jira_basic, jira_signature, TestApp};
+use harness::{jira_basic, jira_server, jira_signature, TestApp};
 
 const TOKEN: &str = "plaintext-api-token-4f1c";
 const HOOK: &str = "plaintext-hook-secret-9b2e";
@@ -42,7 +42,7 @@ async fn logs_at_every_level_contain_no_secret() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let app = TestApp::start().await;
-    let jira = MockServer::start().await;
+    let jira = jira_server().await;
     Mock::given(method("GET"))
         .and(path("/rest/api/3/issue/ABC-1"))
         .and(header("authorization", jira_basic(TOKEN).as_str()))

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use integrations_secrets::MasterKey;
 use integrations_store::Store;
 use serde_json::{json, Value};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, ResponseTemplate};
 
 const ADMIN: &str = "replica-admin-token";
 
@@ -131,14 +133,23 @@ async fn changes_through_one_replica_take_effect_on_the_other_within_a_second() 
     assert_eq!(tools(key.clone()).await, (200, json!({"tools": []})));
     assert_eq!(tools(second_key.clone()).await.0, 200);
 
-    let (status, _) = request(
+    // A Jira that passes install's credential check; the test makes no other call to it.
+    let jira = wiremock::MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/myself"))
+        .and(header("authorization", "Basic Ym90QGV4YW1wbGUuY29tOnQ="))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"accountId": "1"})))
+        .expect(1)
+        .mount(&jira)
+        .await;
+    let (status, installed) = request(
         Method::POST,
         on(&one, "/v1/plugins/jira/install"),
         &key,
-        Some(json!({"host": "http://127.0.0.1:9", "email": "bot@example.com", "api_token": "t"})),
+        Some(json!({"host": jira.uri(), "email": "bot@example.com", "api_token": "t"})),
     )
     .await;
-    assert_eq!(status, 201);
+    assert_eq!(status, 201, "{installed}");
     within_one_second("install", || async {
         tools(key.clone()).await.1["tools"].as_array().map_or(0, Vec::len) == 3
     })

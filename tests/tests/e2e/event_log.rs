@@ -6,16 +6,16 @@ use std::time::Duration;
 use axum::body::Body;
 use serde_json::{json, Value};
 
-use crate::harness::{jira_signature, TestApp, ADMIN_TOKEN};
+use crate::harness::{jira_server, jira_signature, TestApp, ADMIN_TOKEN};
 
 const BODY: &[u8] = br#"{"webhookEvent":"jira:issue_created","issue":{"key":"ABC-1"}}"#;
 
 async fn app_with_jira() -> (TestApp, String) {
     let app = TestApp::start().await;
     let key = app.tenant("acme", json!({})).await;
-    let installed = app
-        .install_jira(&key, "http://127.0.0.1:9", "t", Some("hook-secret"))
-        .await;
+    // Webhooks never call Jira; only install's credential check does.
+    let jira = jira_server().await;
+    let installed = app.install_jira(&key, &jira.uri(), "t", Some("hook-secret")).await;
     assert_eq!(installed.status, 201, "{}", installed.text());
     (app, key)
 }
@@ -92,7 +92,8 @@ async fn a_verified_webhook_becomes_one_normalized_event_after_the_install_event
 #[tokio::test]
 async fn every_lifecycle_change_is_an_event_in_order() {
     let (app, key) = app_with_jira().await;
-    let configure = json!({"host": "http://127.0.0.1:9", "email": "bot@example.com", "api_token": "t2"});
+    let jira = jira_server().await;
+    let configure = json!({"host": jira.uri(), "email": "bot@example.com", "api_token": "t2"});
     assert_eq!(app.put("/v1/plugins/jira/configure", &key, configure).await.status, 200);
     assert_eq!(app.post("/v1/plugins/jira/disable", &key, json!({})).await.status, 200);
     assert_eq!(app.post("/v1/plugins/jira/enable", &key, json!({})).await.status, 200);
@@ -207,9 +208,8 @@ async fn malformed_reads_and_emits_are_refused() {
 async fn events_and_processed_webhooks_expire_after_the_retention() {
     let app = TestApp::start_with(|config| config.event_retention = Duration::from_secs(1)).await;
     let key = app.tenant("acme", json!({})).await;
-    let installed = app
-        .install_jira(&key, "http://127.0.0.1:9", "t", Some("hook-secret"))
-        .await;
+    let jira = jira_server().await;
+    let installed = app.install_jira(&key, &jira.uri(), "t", Some("hook-secret")).await;
     assert_eq!(installed.status, 201);
     assert_eq!(deliver(&app, "d-old").await, 202);
     let (events, _) = read_events(&app, &key, None, 2).await;

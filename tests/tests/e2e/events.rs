@@ -4,14 +4,14 @@ use axum::body::Body;
 use integrations_store::NewWebhookEvent;
 use serde_json::{json, Value};
 
-use crate::harness::{jira_signature, TestApp};
+use crate::harness::{jira_server, jira_signature, TestApp};
 
 /// A tenant with Jira installed under `hook-secret`; returns its API key.
 async fn tenant_with_jira(app: &TestApp, tenant: &str) -> String {
     let key = app.tenant(tenant, json!({})).await;
-    let installed = app
-        .install_jira(&key, "http://127.0.0.1:9", "t", Some("hook-secret"))
-        .await;
+    // Webhooks never call Jira; only install's credential check does.
+    let jira = jira_server().await;
+    let installed = app.install_jira(&key, &jira.uri(), "t", Some("hook-secret")).await;
     assert_eq!(installed.status, 201, "{}", installed.text());
     key
 }

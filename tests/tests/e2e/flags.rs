@@ -8,7 +8,7 @@ use serde_json::json;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::harness::TestApp;
+use crate::harness::{jira_server, TestApp};
 
 fn document_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crates/flags/testdata/environment.json")
@@ -17,14 +17,12 @@ fn document_path() -> PathBuf {
 #[tokio::test]
 async fn document_segment_on_a_trait_gates_tools() {
     let app = TestApp::start_with(|c| c.flags = FlagsSource::File(document_path())).await;
+    let jira = jira_server().await;
     let pro = app.tenant("pro-co", json!({"plan": "pro"})).await;
     let free = app.tenant("free-co", json!({"plan": "free"})).await;
-    assert_eq!(
-        app.install_jira(&pro, "http://127.0.0.1:9", "t", None).await.status,
-        201
-    );
+    assert_eq!(app.install_jira(&pro, &jira.uri(), "t", None).await.status, 201);
     // Flags deny the plugin to this tenant, so it cannot even be installed.
-    app.install_jira(&free, "http://127.0.0.1:9", "t", None)
+    app.install_jira(&free, &jira.uri(), "t", None)
         .await
         .assert_problem(403, "plugin-not-allowed");
     assert_eq!(
@@ -58,10 +56,7 @@ async fn document_segment_on_a_trait_gates_tools() {
         .await;
     assert_eq!(upgraded.status, 200, "{}", upgraded.text());
     assert_eq!(upgraded.json()["traits"], json!({"plan": "pro"}));
-    assert_eq!(
-        app.install_jira(&free, "http://127.0.0.1:9", "t", None).await.status,
-        201
-    );
+    assert_eq!(app.install_jira(&free, &jira.uri(), "t", None).await.status, 201);
     assert_eq!(
         app.get("/v1/tools", &free).await.json()["tools"]
             .as_array()
@@ -137,13 +132,11 @@ async fn flagsmith_server_document_gates_tools_and_lifecycle_sets_traits() {
         }
     })
     .await;
+    let jira = jira_server().await;
     let pro = app.tenant("pro-co", json!({"plan": "pro"})).await;
     let free = app.tenant("free-co", json!({}));
     let free = free.await;
-    assert_eq!(
-        app.install_jira(&pro, "http://127.0.0.1:9", "t", None).await.status,
-        201
-    );
+    assert_eq!(app.install_jira(&pro, &jira.uri(), "t", None).await.status, 201);
     assert_eq!(
         app.get("/v1/tools", &pro).await.json()["tools"]
             .as_array()
@@ -154,7 +147,7 @@ async fn flagsmith_server_document_gates_tools_and_lifecycle_sets_traits() {
     assert_eq!(app.post("/v1/plugins/jira/disable", &pro, json!({})).await.status, 200);
     assert_eq!(app.post("/v1/plugins/jira/enable", &pro, json!({})).await.status, 200);
     assert_eq!(app.get("/v1/plugins/jira", &free).await.json()["allowed"], false);
-    app.install_jira(&free, "http://127.0.0.1:9", "t", None)
+    app.install_jira(&free, &jira.uri(), "t", None)
         .await
         .assert_problem(403, "plugin-not-allowed");
     // The refused install recorded no `plugin.jira` trait for the tenant.

@@ -12,6 +12,8 @@ use integrations_service::Service;
 use integrations_store::Store;
 use serde_json::{json, Value};
 use tower::ServiceExt;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
@@ -258,9 +260,9 @@ impl TestApp {
         response.json()["api_key"].as_str().expect("api_key").to_owned()
     }
 
-    /// Installs Jira for a tenant against `host`.
+    /// Installs Jira for a tenant against `host`; a mock Jira there needs [`mount_jira_myself`].
     pub async fn install_jira(&self, key: &str, host: &str, token: &str, webhook_secret: Option<&str>) -> TestResponse {
-        let mut config = json!({"host": host, "email": "bot@example.com", "api_token": token});
+        let mut config = json!({"host": host, "email": JIRA_EMAIL, "api_token": token});
         if let Some(secret) = webhook_secret {
             config["webhook_secret"] = json!(secret);
         }
@@ -287,12 +289,68 @@ fn integrations_core_secret(value: &str) -> integrations_core::Secret {
     integrations_core::Secret::new(value)
 }
 
+/// The account `install_jira` installs with.
+pub const JIRA_EMAIL: &str = "bot@example.com";
+
+/// Jira's credential check, `GET /rest/api/3/myself`, answering 200 to the harness's account
+/// with any non-empty token (a test asserting the exact header mounts its own). Returned unmounted
+/// so a test can add `.expect(n)`.
+pub fn jira_myself() -> Mock {
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/myself"))
+        .and(BasicAuthOf(JIRA_EMAIL))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "accountId": "5b10a2844c20165700ede21g",
+            "emailAddress": JIRA_EMAIL,
+            "displayName": "Integrations Bot",
+            "active": true
+        })))
+}
+
+/// Mounts [`jira_myself`] on a mock Jira, so install and configure pass the credential check.
+pub async fn mount_jira_myself(jira: &MockServer) {
+    jira_myself().mount(jira).await;
+}
+
+/// A mock Jira that accepts the harness's credentials and nothing else yet.
+pub async fn jira_server() -> MockServer {
+    let jira = MockServer::start().await;
+    mount_jira_myself(&jira).await;
+    jira
+}
+
+/// Matches `Authorization: Basic base64(email:token)` for this email and any non-empty token.
+struct BasicAuthOf(&'static str);
+
+impl wiremock::Match for BasicAuthOf {
+    fn matches(&self, request: &wiremock::Request) -> bool {
+        use base64::Engine;
+        let Some(encoded) = request
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic "))
+        else {
+            return false;
+        };
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok());
+        decoded
+            .as_deref()
+            .and_then(|credentials| credentials.strip_prefix(self.0))
+            .and_then(|rest| rest.strip_prefix(':'))
+            .is_some_and(|token| !token.is_empty())
+    }
+}
+
 /// `Authorization: Basic` for the test Jira credentials.
 pub fn jira_basic(token: &str) -> String {
     use base64::Engine;
     format!(
         "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("bot@example.com:{token}"))
+        base64::engine::general_purpose::STANDARD.encode(format!("{JIRA_EMAIL}:{token}"))
     )
 }
 

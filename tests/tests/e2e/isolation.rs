@@ -5,13 +5,15 @@ use serde_json::json;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::harness::{jira_signature, TestApp};
+use crate::harness::{jira_myself, jira_signature, TestApp};
 
 #[tokio::test]
 async fn another_tenant_sees_and_touches_nothing() {
     let app = TestApp::start().await;
     let jira = MockServer::start().await;
-    // Any request reaching the vendor here would be a leak of acme's installation.
+    // The credential checks of acme's and evil's installs, and nothing more: any other request
+    // reaching the vendor here would be a leak of acme's installation.
+    jira_myself().expect(2).mount(&jira).await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
         .expect(0)

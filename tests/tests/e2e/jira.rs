@@ -1,14 +1,15 @@
-//! Every Jira tool against a wiremock Jira that expects exactly the documented request.
+//! Every Jira tool and the install/configure credential check against a wiremock Jira that
+//! expects exactly the documented request.
 
 use serde_json::json;
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::harness::{jira_basic, TestApp};
+use crate::harness::{jira_basic, jira_server, TestApp, TestResponse, JIRA_EMAIL};
 
 async fn setup() -> (TestApp, MockServer, String) {
     let app = TestApp::start().await;
-    let jira = MockServer::start().await;
+    let jira = jira_server().await;
     let key = app.tenant("acme", json!({})).await;
     let installed = app.install_jira(&key, &jira.uri(), "jira-api-token", None).await;
     assert_eq!(installed.status, 201, "{}", installed.text());
@@ -249,7 +250,7 @@ async fn arguments_violating_the_schema_are_422_naming_the_field() {
 #[tokio::test]
 async fn refuses_hosts_outside_the_allowlist_without_sending() {
     let app = TestApp::start().await;
-    let jira = MockServer::start().await;
+    let jira = jira_server().await;
     let port = jira.address().port();
     let key = app.tenant("acme", json!({})).await;
     for host in [
@@ -279,22 +280,190 @@ async fn refuses_hosts_outside_the_allowlist_without_sending() {
         .assert_problem(422, "destination-refused");
 }
 
+/// A loopback address nobody listens on.
+fn closed_port() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn unreachable_vendor_is_502_not_500() {
     let app = TestApp::start().await;
     let key = app.tenant("acme", json!({})).await;
-    // A loopback port nobody listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // Installed while Jira answered, then Jira goes away.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let jira = MockServer::builder().listener(listener).start().await;
+    crate::harness::mount_jira_myself(&jira).await;
+    assert_eq!(app.install_jira(&key, &jira.uri(), "t", None).await.status, 201);
+    drop(jira);
+    while std::net::TcpStream::connect(address).is_ok() {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    app.post("/v1/tools/jira_get_issue", &key, json!({"issue_key": "ABC-1"}))
+        .await
+        .assert_problem(502, "upstream-unavailable");
+}
+
+const GOOD_TOKEN: &str = "jira-good-token";
+const REFUSED_TOKEN: &str = "jira-refused-token";
+
+/// Jira's `myself` for exactly this token, answering `response`, expected `times` times.
+async fn mount_myself(jira: &MockServer, token: &str, response: ResponseTemplate, times: u64) {
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/myself"))
+        .and(header("authorization", jira_basic(token).as_str()))
+        .and(header("accept", "application/json"))
+        .respond_with(response)
+        .expect(times)
+        .mount(jira)
+        .await;
+}
+
+fn myself_ok() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "accountId": "5b10a2844c20165700ede21g", "emailAddress": JIRA_EMAIL, "displayName": "Bot", "active": true
+    }))
+}
+
+/// What Jira Cloud answers a wrong API token: 401, sometimes with its usual error body.
+fn jira_refuses() -> ResponseTemplate {
+    ResponseTemplate::new(401).set_body_json(
+        json!({"errorMessages": ["Client must be authenticated to access this resource."], "errors": {}}),
+    )
+}
+
+/// Asserts a 422 naming only `api_token` and returns its message.
+fn refused_field_message(response: &TestResponse) -> String {
+    let problem = response.assert_problem(422, "invalid-config");
+    let errors = problem["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 1, "{problem}");
+    assert_eq!(errors[0]["field"], "api_token", "{problem}");
+    errors[0]["message"].as_str().expect("message").to_owned()
+}
+
+#[tokio::test]
+async fn install_checks_the_credentials_with_one_myself_request() {
+    let app = TestApp::start().await;
+    let jira = MockServer::start().await;
+    mount_myself(&jira, GOOD_TOKEN, myself_ok(), 1).await;
+    let key = app.tenant("acme", json!({})).await;
+    let installed = app.install_jira(&key, &jira.uri(), GOOD_TOKEN, None).await;
+    assert_eq!(installed.status, 201, "{}", installed.text());
+    let requests = jira.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1, "exactly one request at install");
+    let myself = &requests[0];
+    assert_eq!(myself.method.as_str(), "GET");
+    assert_eq!(myself.url.path(), "/rest/api/3/myself");
+    assert_eq!(myself.url.query(), None);
+    assert!(myself.body.is_empty());
     assert_eq!(
-        app.install_jira(&key, &format!("http://{closed}"), "t", None)
+        myself.headers.get("authorization").unwrap(),
+        "Basic Ym90QGV4YW1wbGUuY29tOmppcmEtZ29vZC10b2tlbg=="
+    );
+}
+
+#[tokio::test]
+async fn refused_credentials_are_422_on_api_token_with_jiras_message_and_nothing_stored() {
+    let app = TestApp::start().await;
+    let jira = MockServer::start().await;
+    mount_myself(&jira, REFUSED_TOKEN, jira_refuses(), 1).await;
+    let key = app.tenant("acme", json!({})).await;
+    let response = app.install_jira(&key, &jira.uri(), REFUSED_TOKEN, Some("hook")).await;
+    assert_eq!(
+        refused_field_message(&response),
+        "Client must be authenticated to access this resource."
+    );
+    assert!(!response.text().contains(REFUSED_TOKEN));
+    assert_eq!(app.get("/v1/plugins/jira", &key).await.json()["state"], "not_installed");
+    assert!(app.store().get_installation("acme", "jira").await.unwrap().is_none());
+    assert!(app.store().get_secrets("acme", "jira").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_refusal_without_a_jira_body_gets_a_clear_message() {
+    let app = TestApp::start().await;
+    let jira = MockServer::start().await;
+    // Jira's edge often answers a bad token with an empty 401, or an HTML 403 page.
+    mount_myself(&jira, REFUSED_TOKEN, ResponseTemplate::new(401), 1).await;
+    mount_myself(
+        &jira,
+        "jira-forbidden-token",
+        ResponseTemplate::new(403).set_body_raw("<html><body>Forbidden</body></html>", "text/html"),
+        1,
+    )
+    .await;
+    let key = app.tenant("acme", json!({})).await;
+    let empty = app.install_jira(&key, &jira.uri(), REFUSED_TOKEN, None).await;
+    assert_eq!(
+        refused_field_message(&empty),
+        "Jira did not accept this email and API token (HTTP 401)"
+    );
+    let html = app.install_jira(&key, &jira.uri(), "jira-forbidden-token", None).await;
+    let message = refused_field_message(&html);
+    assert!(message.contains("HTTP 403") && !message.contains("<html>"), "{message}");
+}
+
+#[tokio::test]
+async fn configure_with_refused_credentials_is_422_and_keeps_the_old_config() {
+    let app = TestApp::start().await;
+    let jira = MockServer::start().await;
+    mount_myself(&jira, GOOD_TOKEN, myself_ok(), 1).await;
+    mount_myself(&jira, REFUSED_TOKEN, jira_refuses(), 1).await;
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/issue/ABC-1"))
+        .and(header("authorization", jira_basic(GOOD_TOKEN).as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "1", "key": "ABC-1"})))
+        .expect(1)
+        .mount(&jira)
+        .await;
+    let key = app.tenant("acme", json!({})).await;
+    assert_eq!(
+        app.install_jira(&key, &jira.uri(), GOOD_TOKEN, Some("hook"))
             .await
             .status,
         201
     );
-    app.post("/v1/tools/jira_get_issue", &key, json!({"issue_key": "ABC-1"}))
+    let before = app.get("/v1/plugins/jira", &key).await.json();
+    let response = app
+        .put(
+            "/v1/plugins/jira/configure",
+            &key,
+            json!({"host": jira.uri(), "email": JIRA_EMAIL, "api_token": REFUSED_TOKEN}),
+        )
+        .await;
+    assert_eq!(
+        refused_field_message(&response),
+        "Client must be authenticated to access this resource."
+    );
+    let after = app.get("/v1/plugins/jira", &key).await.json();
+    assert_eq!(after["config"], before["config"]);
+    assert_eq!(after["secrets_set"], json!(["api_token", "webhook_secret"]));
+    // The old token is still the one used.
+    let call = app
+        .post("/v1/tools/jira_get_issue", &key, json!({"issue_key": "ABC-1"}))
+        .await;
+    assert_eq!(call.status, 200, "{}", call.text());
+}
+
+#[tokio::test]
+async fn a_failing_or_unreachable_jira_at_install_is_an_upstream_problem_not_a_422() {
+    let app = TestApp::start().await;
+    let jira = MockServer::start().await;
+    mount_myself(
+        &jira,
+        GOOD_TOKEN,
+        ResponseTemplate::new(503).set_body_json(json!({"errorMessages": ["Service unavailable"]})),
+        1,
+    )
+    .await;
+    let key = app.tenant("acme", json!({})).await;
+    let failing = app.install_jira(&key, &jira.uri(), GOOD_TOKEN, None).await;
+    assert_eq!(failing.assert_problem(502, "upstream-error")["upstream_status"], 503);
+    app.install_jira(&key, &format!("http://{}", closed_port()), GOOD_TOKEN, None)
         .await
         .assert_problem(502, "upstream-unavailable");
+    assert!(app.store().get_installation("acme", "jira").await.unwrap().is_none());
 }

@@ -1,93 +1,23 @@
 //! The requests the Jira connector sends, checked against Atlassian's own OpenAPI description
 //! (`shared/vendor-specs/jira-cloud-platform-v3.json`): each must name a documented operation, use
-//! only documented query parameters, and carry a body valid under the operation's request schema.
+//! only documented query parameters and a declared auth scheme, and carry a body valid under the
+//! operation's request schema with no property the schema does not declare.
 
-use std::path::PathBuf;
-
-use serde_json::{json, Value};
+use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::harness::TestApp;
-
-fn load_spec() -> Option<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vendor-specs/jira-cloud-platform-v3.json");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Some(serde_json::from_str(&text).expect("spec is JSON")),
-        // Outside the project's workplace the shared specs may be absent; CI always has them.
-        Err(_) if std::env::var("CI").is_err() => {
-            eprintln!("skipping: {} not found", path.display());
-            None
-        }
-        Err(error) => panic!("{}: {error}", path.display()),
-    }
-}
-
-/// The spec's path template matching a concrete path (`/rest/api/3/issue/{issueIdOrKey}`).
-fn operation<'a>(spec: &'a Value, method: &str, concrete: &str) -> Option<&'a Value> {
-    let segments: Vec<&str> = concrete.split('/').collect();
-    spec["paths"].as_object()?.iter().find_map(|(template, item)| {
-        let parts: Vec<&str> = template.split('/').collect();
-        let matches = parts.len() == segments.len()
-            && parts
-                .iter()
-                .zip(&segments)
-                .all(|(t, s)| (t.starts_with('{') && t.ends_with('}')) || t == s);
-        if matches {
-            item.get(method.to_lowercase())
-        } else {
-            None
-        }
-    })
-}
-
-fn check_request(spec: &Value, request: &wiremock::Request) {
-    let method = request.method.as_str();
-    let path = request.url.path();
-    let operation =
-        operation(spec, method, path).unwrap_or_else(|| panic!("{method} {path} is not a documented operation"));
-    assert!(
-        operation.get("deprecated") != Some(&json!(true)),
-        "{method} {path} is deprecated"
-    );
-    let documented: Vec<&str> = operation["parameters"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| p["in"] == "query")
-        .filter_map(|p| p["name"].as_str())
-        .collect();
-    for (name, _) in request.url.query_pairs() {
-        assert!(
-            documented.contains(&name.as_ref()),
-            "{method} {path}: query parameter {name} is not documented"
-        );
-    }
-    let Some(reference) = operation
-        .pointer("/requestBody/content/application~1json/schema/$ref")
-        .and_then(Value::as_str)
-    else {
-        assert!(request.body.is_empty(), "{method} {path} takes no JSON body");
-        return;
-    };
-    let body: Value = serde_json::from_slice(&request.body).expect("JSON body");
-    let schema = json!({"$ref": reference, "components": {"schemas": spec["components"]["schemas"]}});
-    let validator = jsonschema::validator_for(&schema).expect("spec schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(&body)
-        .map(|e| format!("{}: {e}", e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{method} {path} body violates {reference}: {errors:?}"
-    );
-}
+use crate::contract::{self, Exceptions};
+use crate::harness::{mount_jira_myself, TestApp};
 
 #[tokio::test]
 async fn every_request_matches_the_vendor_openapi_description() {
-    let Some(spec) = load_spec() else { return };
+    let Some(spec) = contract::load_spec("jira-cloud-platform-v3.json", contract::json) else {
+        return;
+    };
     let app = TestApp::start().await;
     let jira = MockServer::start().await;
+    mount_jira_myself(&jira).await;
     Mock::given(method("POST"))
         .and(path("/rest/api/3/issue"))
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "1", "key": "ABC-1", "self": "x"})))
@@ -134,8 +64,10 @@ async fn every_request_matches_the_vendor_openapi_description() {
         assert_eq!(response.status, 200, "{tool}: {}", response.text());
     }
     let requests = jira.received_requests().await.expect("recording");
-    assert_eq!(requests.len(), 4);
+    // The credential check (`myself`) at install, then the four tool requests.
+    assert_eq!(requests.len(), 5);
     for request in &requests {
-        check_request(&spec, request);
+        // Atlassian's description is followed without exception.
+        contract::check_request(&spec, request, &Exceptions::default());
     }
 }

@@ -1,8 +1,8 @@
 use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
-use crate::harness::{jira_basic, TestApp};
+use crate::harness::{jira_basic, jira_server, TestApp};
 
 fn state_of(list: &Value, plugin: &str) -> Value {
     list["plugins"]
@@ -17,7 +17,7 @@ fn state_of(list: &Value, plugin: &str) -> Value {
 #[tokio::test]
 async fn walks_every_lifecycle_transition() {
     let app = TestApp::start().await;
-    let jira = MockServer::start().await;
+    let jira = jira_server().await;
     let key = app.tenant("acme", json!({})).await;
 
     let list = app.get("/v1/plugins", &key).await;
@@ -332,9 +332,10 @@ async fn trusted_gateway_mode_refuses_repeated_empty_or_malformed_tenant_headers
 #[tokio::test]
 async fn a_kept_token_never_follows_a_new_host() {
     let app = TestApp::start().await;
+    let (first, second) = (jira_server().await, jira_server().await);
     let key = app.tenant("acme", json!({})).await;
     assert_eq!(
-        app.install_jira(&key, "http://127.0.0.1:9", "token-one", Some("hook"))
+        app.install_jira(&key, &first.uri(), "token-one", Some("hook"))
             .await
             .status,
         201
@@ -343,7 +344,7 @@ async fn a_kept_token_never_follows_a_new_host() {
         .put(
             "/v1/plugins/jira/configure",
             &key,
-            json!({"host": "http://127.0.0.1:10", "email": "bot@example.com"}),
+            json!({"host": second.uri(), "email": "bot@example.com"}),
         )
         .await;
     let problem = moved.assert_problem(422, "invalid-config");
@@ -352,7 +353,7 @@ async fn a_kept_token_never_follows_a_new_host() {
         .put(
             "/v1/plugins/jira/configure",
             &key,
-            json!({"host": "http://127.0.0.1:9", "email": "other@example.com"}),
+            json!({"host": first.uri(), "email": "other@example.com"}),
         )
         .await;
     renamed.assert_problem(422, "invalid-config");
@@ -361,7 +362,7 @@ async fn a_kept_token_never_follows_a_new_host() {
         .put(
             "/v1/plugins/jira/configure",
             &key,
-            json!({"host": "http://127.0.0.1:10", "email": "bot@example.com", "api_token": "token-two"}),
+            json!({"host": second.uri(), "email": "bot@example.com", "api_token": "token-two"}),
         )
         .await;
     assert_eq!(resent.status, 200, "{}", resent.text());

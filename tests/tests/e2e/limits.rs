@@ -8,10 +8,10 @@ use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::harness::TestApp;
+use crate::harness::{jira_server, TestApp};
 
 async fn install(app: &TestApp) -> (MockServer, String) {
-    let jira = MockServer::start().await;
+    let jira = jira_server().await;
     let key = app.tenant("acme", json!({})).await;
     let installed = app.install_jira(&key, &jira.uri(), "jira-api-token", None).await;
     assert_eq!(installed.status, 201, "{}", installed.text());

@@ -1,9 +1,11 @@
 //! End-to-end tests of the assembled host through its HTTP API, on SQLite by default and on
 //! PostgreSQL when `TEST_DATABASE_URL` is set. Vendors are wiremock servers on 127.0.0.1.
 
+mod contract;
 mod harness;
 
 mod bitbucket;
+mod bitbucket_contract;
 mod event_log;
 mod events;
 mod flags;

@@ -6,7 +6,7 @@ use sqlx::Row;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::harness::{jira_basic, TestApp};
+use crate::harness::{jira_basic, jira_server, TestApp};
 
 const TOKEN: &str = "plaintext-api-token-4f1c";
 const HOOK: &str = "plaintext-hook-secret-9b2e";
@@ -33,7 +33,7 @@ async fn secret_rows(app: &TestApp) -> Vec<(String, String, Vec<u8>)> {
 #[tokio::test]
 async fn database_holds_only_ciphertext_and_api_never_returns_secrets() {
     let app = TestApp::start().await;
-    let jira = MockServer::start().await;
+    let jira = jira_server().await;
     let key = app.tenant("acme", json!({})).await;
     let installed = app.install_jira(&key, &jira.uri(), TOKEN, Some(HOOK)).await;
     assert_eq!(installed.status, 201);
@@ -73,7 +73,7 @@ async fn database_holds_only_ciphertext_and_api_never_returns_secrets() {
 #[tokio::test]
 async fn ciphertext_moved_to_another_tenant_or_field_does_not_decrypt() {
     let app = TestApp::start().await;
-    let jira = MockServer::start().await;
+    let jira = jira_server().await;
     let acme = app.tenant("acme", json!({})).await;
     let evil = app.tenant("evil", json!({})).await;
     app.install_jira(&acme, &jira.uri(), TOKEN, Some(HOOK)).await;
@@ -118,14 +118,21 @@ async fn ciphertext_moved_to_another_tenant_or_field_does_not_decrypt() {
     app.post("/v1/tools/jira_get_issue", &acme, json!({"issue_key": "ABC-1"}))
         .await
         .assert_problem(500, "internal");
-    // No request was made with any credential at all.
-    assert!(jira.received_requests().await.unwrap().is_empty());
+    // Past the two installs' credential checks, no request was made with any credential at all.
+    let paths: Vec<String> = jira
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.url.path().to_owned())
+        .collect();
+    assert_eq!(paths, ["/rest/api/3/myself", "/rest/api/3/myself"]);
 }
 
 #[tokio::test]
 async fn master_key_rotation_rewraps_data_keys_without_touching_secrets() {
     let app = TestApp::start().await;
-    let jira = MockServer::start().await;
+    let jira = jira_server().await;
     mock_get_issue(&jira, TOKEN).await;
     let acme = app.tenant("acme", json!({})).await;
     let beta = app.tenant("beta", json!({})).await;
@@ -175,8 +182,9 @@ async fn master_key_rotation_rewraps_data_keys_without_touching_secrets() {
 #[tokio::test]
 async fn deleting_a_tenant_destroys_its_data_key_and_secrets() {
     let app = TestApp::start().await;
+    let jira = jira_server().await;
     let key = app.tenant("acme", json!({})).await;
-    app.install_jira(&key, "http://127.0.0.1:9", TOKEN, Some(HOOK)).await;
+    assert_eq!(app.install_jira(&key, &jira.uri(), TOKEN, Some(HOOK)).await.status, 201);
     assert!(app.store().get_data_key("acme").await.unwrap().is_some());
     assert_eq!(
         app.delete("/v1/admin/tenants/acme", crate::harness::ADMIN_TOKEN)
@@ -196,7 +204,7 @@ async fn running_server_follows_a_file_mode_rotation_without_restart() {
         c.database_url = None;
     })
     .await;
-    let jira = MockServer::start().await;
+    let jira = jira_server().await;
     mock_get_issue(&jira, TOKEN).await;
     let key = app.tenant("acme", json!({})).await;
     app.install_jira(&key, &jira.uri(), TOKEN, None).await;

@@ -3,31 +3,17 @@
 //! operation, use only documented query parameters, and send a JSON body only where the operation
 //! consumes JSON, with only the operation's documented arguments and all its required ones.
 
-use std::path::PathBuf;
-
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::contract::{self, names_in};
 use crate::harness::TestApp;
 
 /// Calls the v2 description documents with another HTTP method than the one sent. `auth.test` is
 /// documented there as GET only, while Slack's method reference (and `vendor-facts.md`) gives
 /// `POST https://slack.com/api/auth.test`; the Web API accepts both.
 const METHOD_EXCEPTIONS: &[(&str, &str)] = &[("POST", "/auth.test")];
-
-fn load_spec() -> Option<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vendor-specs/slack-web-api-v2.json");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Some(serde_json::from_str(&text).expect("spec is JSON")),
-        // Outside the project's workplace the shared specs may be absent; CI always has them.
-        Err(_) if std::env::var("CI").is_err() => {
-            eprintln!("skipping: {} not found", path.display());
-            None
-        }
-        Err(error) => panic!("{}: {error}", path.display()),
-    }
-}
 
 /// The documented operation for a request path relative to the spec's `basePath` (`/api`).
 fn operation<'a>(spec: &'a Value, method: &str, path: &str) -> &'a Value {
@@ -54,26 +40,17 @@ fn check_request(spec: &Value, request: &wiremock::Request) {
         "{method} {path} is deprecated"
     );
     let parameters: Vec<&Value> = operation["parameters"].as_array().into_iter().flatten().collect();
-    let named_in = |place: &str| -> Vec<&str> {
-        parameters
-            .iter()
-            .filter(|p| p["in"] == place)
-            .filter_map(|p| p["name"].as_str())
-            .collect()
-    };
     for (name, _) in request.url.query_pairs() {
         assert!(
-            named_in("query").contains(&name.as_ref()),
+            names_in(&parameters, "query").contains(&name.as_ref()),
             "{method} {path}: query parameter {name} is not documented"
         );
     }
     // The token is documented as a `token` argument; sent as a bearer header, as Slack recommends.
-    let authorization = request
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    assert!(authorization.starts_with("Bearer "), "{method} {path}: no bearer token");
+    assert!(
+        contract::authorization(request).starts_with("Bearer "),
+        "{method} {path}: no bearer token"
+    );
     if request.body.is_empty() {
         return;
     }
@@ -89,7 +66,7 @@ fn check_request(spec: &Value, request: &wiremock::Request) {
     );
     let body: Value = serde_json::from_slice(&request.body).expect("JSON body");
     let arguments = body.as_object().expect("a JSON object body");
-    let documented = named_in("formData");
+    let documented = names_in(&parameters, "formData");
     for name in arguments.keys() {
         assert!(
             documented.contains(&name.as_str()),
@@ -110,7 +87,9 @@ fn check_request(spec: &Value, request: &wiremock::Request) {
 
 #[tokio::test]
 async fn every_request_matches_the_vendor_openapi_description() {
-    let Some(spec) = load_spec() else { return };
+    let Some(spec) = contract::load_spec("slack-web-api-v2.json", contract::json) else {
+        return;
+    };
     let app = TestApp::start().await;
     let slack = MockServer::start().await;
     Mock::given(method("POST"))

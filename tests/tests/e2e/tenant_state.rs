@@ -6,16 +6,25 @@ use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::harness::{TestApp, ADMIN_TOKEN};
+use crate::harness::{jira_server, TestApp, ADMIN_TOKEN};
 
 async fn jira_answering_get_issue() -> MockServer {
-    let jira = MockServer::start().await;
+    let jira = jira_server().await;
     Mock::given(method("GET"))
         .and(path("/rest/api/3/issue/ABC-1"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"key": "ABC-1"})))
         .mount(&jira)
         .await;
     jira
+}
+
+/// How many `jira_get_issue` calls reached `jira` (install's credential check aside).
+async fn get_issue_calls(jira: &MockServer) -> usize {
+    let requests = jira.received_requests().await.expect("recording");
+    requests
+        .iter()
+        .filter(|r| r.url.path() == "/rest/api/3/issue/ABC-1")
+        .count()
 }
 
 fn tool_count(response: &crate::harness::TestResponse) -> usize {
@@ -34,7 +43,7 @@ async fn cached_state_follows_revocation_reconfiguration_disable_and_deletion() 
     assert_eq!(call().await.status, 200);
 
     // A new host is followed by the next call, not a cached config.
-    let moved = MockServer::start().await;
+    let moved = jira_server().await;
     let reconfigured = app
         .put(
             "/v1/plugins/jira/configure",
@@ -44,7 +53,7 @@ async fn cached_state_follows_revocation_reconfiguration_disable_and_deletion() 
         .await;
     assert_eq!(reconfigured.status, 200, "{}", reconfigured.text());
     call().await.assert_problem(502, "upstream-error");
-    assert_eq!(moved.received_requests().await.unwrap().len(), 1);
+    assert_eq!(get_issue_calls(&moved).await, 1);
 
     assert_eq!(app.post("/v1/plugins/jira/disable", &key, json!({})).await.status, 200);
     assert_eq!(tool_count(&app.get("/v1/tools", &key).await), 0);
@@ -123,7 +132,7 @@ async fn a_tenant_allowlist_admits_its_own_internal_networks_and_no_one_elses() 
         .await;
     assert_eq!(emptied.json()["outbound_allow_cidrs"], json!([]));
     call(onprem).await.assert_problem(422, "destination-refused");
-    assert_eq!(jira.received_requests().await.unwrap().len(), 2);
+    assert_eq!(get_issue_calls(&jira).await, 2);
 
     app.call(
         "PATCH",
@@ -143,8 +152,9 @@ async fn a_tenant_allowlist_admits_its_own_internal_networks_and_no_one_elses() 
 async fn uninstall_removes_a_connector_missing_from_the_build() {
     let app = TestApp::start().await;
     let key = app.tenant("acme", json!({})).await;
+    let jira = jira_server().await;
     assert_eq!(
-        app.install_jira(&key, "http://127.0.0.1:9", "t", Some("hook-secret"))
+        app.install_jira(&key, &jira.uri(), "t", Some("hook-secret"))
             .await
             .status,
         201

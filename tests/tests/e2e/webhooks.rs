@@ -2,7 +2,7 @@ use axum::body::Body;
 use integrations::FlagsSource;
 use serde_json::json;
 
-use crate::harness::{jira_signature, TestApp};
+use crate::harness::{jira_server, jira_signature, TestApp};
 
 const BODY: &[u8] = br#"{"webhookEvent":"jira:issue_created","issue":{"key":"ABC-1"}}"#;
 
@@ -19,10 +19,9 @@ fn delivery(tenant: &str, signature: Option<String>, delivery_id: &str, body: &[
 async fn app_with_jira(secret: Option<&str>) -> (TestApp, String) {
     let app = TestApp::start().await;
     let key = app.tenant("acme", json!({})).await;
-    assert_eq!(
-        app.install_jira(&key, "http://127.0.0.1:9", "t", secret).await.status,
-        201
-    );
+    // Webhooks never call Jira; only install's credential check does.
+    let jira = jira_server().await;
+    assert_eq!(app.install_jira(&key, &jira.uri(), "t", secret).await.status, 201);
     (app, key)
 }
 
@@ -100,10 +99,9 @@ async fn every_refusal_answers_the_same_status_and_bytes() {
     let off = app.tenant("off-co", json!({"plan": "pro"})).await;
     let free = app.tenant("free-co", json!({"plan": "pro"})).await;
     app.tenant("bare-co", json!({"plan": "pro"})).await;
+    let jira = jira_server().await;
     for key in [&pro, &off, &free] {
-        let installed = app
-            .install_jira(key, "http://127.0.0.1:9", "t", Some("hook-secret"))
-            .await;
+        let installed = app.install_jira(key, &jira.uri(), "t", Some("hook-secret")).await;
         assert_eq!(installed.status, 201, "{}", installed.text());
     }
     // Installed while allowed, then downgraded: flags now deny it.

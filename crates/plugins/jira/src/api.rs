@@ -3,7 +3,7 @@ use std::sync::Arc;
 use base64::{engine::general_purpose::STANDARD, Engine};
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, Method};
-use integrations_core::{HttpClient, PluginConfig, PluginContext, ToolError};
+use integrations_core::{HttpClient, PluginConfig, PluginContext, PluginError, ToolError};
 use serde_json::{json, Map, Value};
 use url::Url;
 
@@ -25,6 +25,10 @@ pub fn site_url(config: &PluginConfig) -> Result<Url, String> {
     Ok(url)
 }
 
+/// The config field an installer fixes when Jira refuses the credentials.
+const CREDENTIAL_FIELD: &str = "api_token";
+
+/// One client per call: the site, the Basic credentials of the installation, and the host's HTTP client.
 pub struct JiraClient {
     base: String,
     authorization: HeaderValue,
@@ -51,6 +55,14 @@ impl JiraClient {
             authorization,
             http: ctx.http.clone(),
         })
+    }
+
+    /// `GET /rest/api/3/myself`: one cheap call proving Jira accepts the credentials.
+    pub async fn check_credentials(&self) -> Result<(), PluginError> {
+        self.request(Method::GET, "/rest/api/3/myself", None)
+            .await
+            .map(drop)
+            .map_err(credential_refusal)
     }
 
     pub async fn create_issue(&self, args: &Value) -> Result<Value, ToolError> {
@@ -150,32 +162,52 @@ impl JiraClient {
     }
 }
 
+/// Credentials Jira refuses (401/403) are the installer's mistake: named as `api_token`, with
+/// Jira's own message or ours when it gave none. Any other failure stays an upstream problem.
+fn credential_refusal(error: ToolError) -> PluginError {
+    match error {
+        ToolError::Upstream { status, details, .. } if status == 401 || status == 403 => PluginError::InvalidConfig {
+            field: CREDENTIAL_FIELD.into(),
+            message: vendor_message(&details).unwrap_or_else(|| refused_message(status)),
+        },
+        other => other.into(),
+    }
+}
+
 fn jira_error(status: u16, body: Option<Value>) -> ToolError {
     let body = body.unwrap_or(Value::Null);
     let error_messages = body.get("errorMessages").cloned().unwrap_or_else(|| json!([]));
     let errors = body.get("errors").cloned().unwrap_or_else(|| json!({}));
-    let mut parts: Vec<String> = error_messages
-        .as_array()
+    let details = json!({"errorMessages": error_messages, "errors": errors});
+    let message = vendor_message(&details).unwrap_or_else(|| format!("Jira answered HTTP {status}"));
+    upstream(status, message, details)
+}
+
+/// Jira's own words from an error body `{"errorMessages":[…],"errors":{field: msg}}`, joined;
+/// `None` when it said nothing (an empty or HTML body, as a 401 often is).
+fn vendor_message(body: &Value) -> Option<String> {
+    let mut parts: Vec<String> = body
+        .get("errorMessages")
+        .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(|m| m.as_str().map(str::to_owned))
         .collect();
-    if let Some(map) = errors.as_object() {
+    if let Some(map) = body.get("errors").and_then(Value::as_object) {
         parts.extend(
             map.iter()
                 .map(|(field, message)| format!("{field}: {}", message.as_str().unwrap_or_default())),
         );
     }
-    let message = if parts.is_empty() {
-        format!("Jira answered HTTP {status}")
-    } else {
-        parts.join("; ")
-    };
-    upstream(
-        status,
-        message,
-        json!({"errorMessages": error_messages, "errors": errors}),
-    )
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// Ours, for a refusal Jira gave no words for.
+fn refused_message(status: u16) -> String {
+    match status {
+        401 => "Jira did not accept this email and API token (HTTP 401)".to_owned(),
+        _ => format!("Jira refused access with this email and API token (HTTP {status})"),
+    }
 }
 
 fn upstream(status: u16, message: String, details: Value) -> ToolError {
@@ -196,4 +228,46 @@ fn string_list(args: &Value, name: &str) -> Option<Vec<String>> {
     args.get(name)?
         .as_array()
         .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(status: u16, body: Option<Value>) -> (String, String) {
+        match credential_refusal(jira_error(status, body)) {
+            PluginError::InvalidConfig { field, message } => (field, message),
+            other => panic!("not a config refusal: {other}"),
+        }
+    }
+
+    #[test]
+    fn refused_credentials_name_api_token_with_jiras_words() {
+        let body = json!({"errorMessages": ["Client must be authenticated"], "errors": {"token": "expired"}});
+        assert_eq!(
+            refusal(401, Some(body)),
+            (
+                "api_token".to_owned(),
+                "Client must be authenticated; token: expired".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn a_refusal_without_words_gets_a_clear_message_of_ours() {
+        let (field, message) = refusal(401, None);
+        assert_eq!(field, "api_token");
+        assert_eq!(message, "Jira did not accept this email and API token (HTTP 401)");
+        let (_, message) = refusal(403, Some(json!({"errorMessages": [], "errors": {}})));
+        assert!(message.contains("HTTP 403"), "{message}");
+    }
+
+    #[test]
+    fn other_failures_stay_upstream_problems() {
+        let error = credential_refusal(jira_error(503, Some(json!({"errorMessages": ["down"]}))));
+        assert!(
+            matches!(error, PluginError::Tool(ToolError::Upstream { status: 503, .. })),
+            "{error:?}"
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //!
 //! Requests follow Atlassian's v3 contract: Basic auth with email and API token, descriptions in
 //! Atlassian Document Format, search through `POST /rest/api/3/search/jql` with `nextPageToken`.
+//! Install and configure check the credentials with `GET /rest/api/3/myself`.
 
 mod adf;
 mod api;
@@ -50,6 +51,7 @@ impl Plugin for JiraPlugin {
         if matches!(step, Lifecycle::Install | Lifecycle::Configure) {
             let host = api::site_url(&ctx.config).map(String::from);
             ctx.check_destination_of("host", host).await?;
+            api::JiraClient::new(ctx)?.check_credentials().await?;
         }
         Ok(())
     }
