@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::harness::{Served, TestApp, ADMIN_TOKEN};
+use crate::harness::{jira_server, Served, TestApp, ADMIN_TOKEN};
 
 const SLACK_TOKEN: &str = "fake-bot-token";
 const PROTOCOL_VERSION: &str = "2025-06-18";
@@ -408,12 +408,8 @@ async fn each_tenant_lists_only_its_own_tools() {
     let slack = slack().await;
     let (app, served, acme_key) = acme_with_slack(&slack).await;
     let globex_key = app.tenant("globex", json!({})).await;
-    assert_eq!(
-        app.install_jira(&globex_key, "http://127.0.0.1:9", "t", None)
-            .await
-            .status,
-        201
-    );
+    let jira = jira_server().await;
+    assert_eq!(app.install_jira(&globex_key, &jira.uri(), "t", None).await.status, 201);
     let mut acme = Client::new(&served, &acme_key);
     acme.initialize().await;
     let mut globex = Client::new(&served, &globex_key);
@@ -467,10 +463,8 @@ async fn the_tool_list_follows_flag_changes_without_reconnecting() {
     let document = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crates/flags/testdata/environment.json");
     let app = TestApp::start_with(|c| c.flags = FlagsSource::File(document)).await;
     let key = app.tenant("pro-co", json!({"plan": "pro"})).await;
-    assert_eq!(
-        app.install_jira(&key, "http://127.0.0.1:9", "t", None).await.status,
-        201
-    );
+    let jira = jira_server().await;
+    assert_eq!(app.install_jira(&key, &jira.uri(), "t", None).await.status, 201);
     let served = app.serve().await;
     let mut client = Client::new(&served, &key);
     client.initialize().await;
@@ -589,12 +583,8 @@ async fn the_official_python_sdk_lists_and_calls_tools() {
         .await;
     let (app, served, acme_key) = acme_with_slack(&slack).await;
     let globex_key = app.tenant("globex", json!({})).await;
-    assert_eq!(
-        app.install_jira(&globex_key, "http://127.0.0.1:9", "t", None)
-            .await
-            .status,
-        201
-    );
+    let jira = jira_server().await;
+    assert_eq!(app.install_jira(&globex_key, &jira.uri(), "t", None).await.status, 201);
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mcp/agent.py");
     let agent = std::process::Command::new(python)
         .arg(&script)
