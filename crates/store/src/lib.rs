@@ -9,6 +9,7 @@ mod event_pages;
 mod events;
 mod group_commit;
 mod installations;
+mod jobs;
 mod invalidations;
 mod postgres_writer;
 mod sqlite_writer;
@@ -25,6 +26,7 @@ use sqlx::AnyPool;
 
 pub use event_log::{Expired, NewEvent, PendingWebhook, StoredEvent};
 pub use event_pages::{EventPage, EventPageQuery, EventPosition};
+pub use jobs::{Job, JobState, NewJob};
 pub use installations::{Installation, InstallationState, SecretRow};
 pub use invalidations::{Change, Heard, InvalidationListener, INVALIDATION_CHANNEL};
 pub use tenants::{ApiKeyRecord, DataKeyRecord, Tenant};
