@@ -85,6 +85,10 @@ pub struct Config {
     pub write_stall_timeout: Duration,
     /// How long events, and processed webhooks (whose delivery ids dedup), are kept.
     pub event_retention: Duration,
+    /// `INTEGRATIONS_JOB_MAX_ATTEMPTS`: attempts of a background job before it is dead.
+    pub job_max_attempts: i64,
+    /// `INTEGRATIONS_JOB_BACKOFF_BASE_MS`: the first retry's wait; it doubles per attempt.
+    pub job_backoff_base: Duration,
     /// NATS JetStream to publish events to (`NATS_URL`); without it, events live in the database only.
     pub nats: Option<NatsConfig>,
     /// `INTEGRATIONS_MCP_ALLOWED_HOSTS`: `Host` header values the MCP endpoint accepts (`name` or
@@ -117,6 +121,8 @@ impl Config {
             max_connections: 1024,
             write_stall_timeout: Duration::from_secs(10),
             event_retention: Duration::from_secs(7 * 24 * 3600),
+            job_max_attempts: 5,
+            job_backoff_base: Duration::from_secs(2),
             nats: None,
             mcp_allowed_hosts: integrations_mcp::McpConfig::default().allowed_hosts,
             flags: FlagsSource::None,
@@ -192,6 +198,13 @@ impl Config {
                 nats.subject_prefix = prefix.to_owned();
             }
             config.nats = Some(nats);
+        }
+        if let Some(attempts) = get("INTEGRATIONS_JOB_MAX_ATTEMPTS") {
+            config.job_max_attempts = positive(attempts, "INTEGRATIONS_JOB_MAX_ATTEMPTS", "attempts")? as i64;
+        }
+        if let Some(millis) = get("INTEGRATIONS_JOB_BACKOFF_BASE_MS") {
+            let millis = positive(millis, "INTEGRATIONS_JOB_BACKOFF_BASE_MS", "milliseconds")?;
+            config.job_backoff_base = Duration::from_millis(millis as u64);
         }
         if let Some(secs) = get("INTEGRATIONS_EVENT_RETENTION_SECS") {
             config.event_retention = seconds(secs, "INTEGRATIONS_EVENT_RETENTION_SECS")?;

@@ -125,7 +125,16 @@ pub async fn build_app_with(config: &Config, registry: PluginRegistry) -> Result
             response_budget_bytes: config.tool_response_budget_bytes,
             deadline: config.tool_deadline,
         },
+        job_settings: integrations_jobs::JobSettings {
+            max_attempts: config.job_max_attempts,
+            backoff_base: config.job_backoff_base,
+            // A claim outlasts the longest run a tool call is allowed, so runs never overlap.
+            lease: config.tool_deadline + std::time::Duration::from_secs(60),
+            ..Default::default()
+        },
     })?);
+    let worker = service.job_queue().spawn(integrations_api::job_handlers(&service));
+    service.keep_background(worker);
     service.listen_for_changes().await;
     service.start_pipeline(integrations_events::PipelineSettings {
         retention: config.event_retention,

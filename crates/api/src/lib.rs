@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod body;
 mod events;
+mod jobs;
 mod params;
 mod plugins;
 pub mod problem;
@@ -22,6 +23,7 @@ use integrations_service::Service;
 use serde_json::json;
 
 pub use auth::CurrentTenant;
+pub use jobs::job_handlers;
 pub use problem::ApiError;
 
 /// Largest request body accepted anywhere.
@@ -55,6 +57,7 @@ pub fn app(state: AppState) -> Router {
         .merge(plugins::router())
         .merge(tools::router())
         .merge(events::router())
+        .merge(jobs::router())
         .merge(webhook_events::router())
         .merge(webhooks::router())
         .fallback(|| async { ApiError::RouteNotFound })

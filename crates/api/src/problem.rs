@@ -171,6 +171,8 @@ fn from_service(error: &ServiceError) -> Problem {
             "Plugin misconfigured",
             detail,
         ),
+        E::JobNotFound => Problem::new(StatusCode::NOT_FOUND, "job-not-found", "Job not found", detail),
+        E::JobNotRetryable(_) => Problem::new(StatusCode::CONFLICT, "job-not-retryable", "Job not retryable", detail),
         E::ReauthorizationRequired { plugin, .. } => Problem::new(
             StatusCode::CONFLICT,
             "reauthorization-required",

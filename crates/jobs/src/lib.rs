@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use integrations_store::{Job, JobState, NewJob, Store, StoreError};
+pub use integrations_store::Job;
+use integrations_store::{JobState, NewJob, Store, StoreError};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::Value;
 use tokio::sync::{Notify, Semaphore};
@@ -174,11 +175,23 @@ impl JobQueue {
         };
         match self
             .store
-            .finish_job(&job.id, job.attempts, state, result.as_deref(), error.as_deref(), run_at, now)
+            .finish_job(
+                &job.id,
+                job.attempts,
+                state,
+                result.as_deref(),
+                error.as_deref(),
+                run_at,
+                now,
+            )
             .await
         {
-            Ok(true) => tracing::info!(job = %job.id, kind = %job.kind, attempt = job.attempts, state = state.as_str(), "job attempt finished"),
-            Ok(false) => tracing::warn!(job = %job.id, attempt = job.attempts, "job attempt finished after its lease ran out; its outcome is dropped"),
+            Ok(true) => {
+                tracing::info!(job = %job.id, kind = %job.kind, attempt = job.attempts, state = state.as_str(), "job attempt finished")
+            }
+            Ok(false) => {
+                tracing::warn!(job = %job.id, attempt = job.attempts, "job attempt finished after its lease ran out; its outcome is dropped")
+            }
             // The lease runs out and the job is claimed again: at least once.
             Err(error) => tracing::warn!(job = %job.id, %error, "could not record a job's outcome"),
         }
@@ -202,7 +215,11 @@ fn new_job_id() -> String {
         let n = FALLBACK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         random[..8].copy_from_slice(&n.to_be_bytes());
     }
-    format!("job_{:012x}{}", (now_ms() as u64) & 0xffff_ffff_ffff, hex::encode(random))
+    format!(
+        "job_{:012x}{}",
+        (now_ms() as u64) & 0xffff_ffff_ffff,
+        hex::encode(random)
+    )
 }
 
 fn unit_random() -> f64 {

@@ -138,8 +138,14 @@ async fn a_job_failing_every_attempt_is_dead_and_can_be_retried() {
     let job = wait_for_state(&store, &id, JobState::Succeeded).await;
     worker.abort();
     assert_eq!(job.attempts, 1, "a retried job starts a fresh set of attempts");
-    assert!(!queue.retry("acme", &id).await.unwrap(), "only dead or failed jobs are retried");
-    assert!(!queue.retry("globex", &id).await.unwrap(), "another tenant cannot retry it");
+    assert!(
+        !queue.retry("acme", &id).await.unwrap(),
+        "only dead or failed jobs are retried"
+    );
+    assert!(
+        !queue.retry("globex", &id).await.unwrap(),
+        "another tenant cannot retry it"
+    );
 }
 
 struct Refusing;
@@ -170,7 +176,10 @@ async fn a_job_whose_worker_died_runs_again_and_the_old_run_cannot_finish_it() {
     // A worker claims it with a short lease and dies.
     let claimed = store.claim_jobs(now_ms(), 200, 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
-    assert!(store.claim_jobs(now_ms(), 200, 10).await.unwrap().is_empty(), "claimed once");
+    assert!(
+        store.claim_jobs(now_ms(), 200, 10).await.unwrap().is_empty(),
+        "claimed once"
+    );
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     let worker = queue.spawn(handlers("echo", Arc::new(Flaky::default())));
@@ -182,7 +191,10 @@ async fn a_job_whose_worker_died_runs_again_and_the_old_run_cannot_finish_it() {
         .await
         .unwrap();
     assert!(!late);
-    assert_eq!(store.get_job("acme", &id).await.unwrap().unwrap().state, JobState::Succeeded);
+    assert_eq!(
+        store.get_job("acme", &id).await.unwrap().unwrap().state,
+        JobState::Succeeded
+    );
 }
 
 /// Counts runs per job.
@@ -262,6 +274,9 @@ fn backoff_doubles_within_jitter_and_stops_at_the_cap() {
     };
     for (attempt, expected) in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 10.0), (40, 10.0)] {
         let wait = backoff(&settings, attempt).as_secs_f64();
-        assert!(wait >= expected * 0.8 && wait <= expected * 1.2, "attempt {attempt}: {wait}");
+        assert!(
+            wait >= expected * 0.8 && wait <= expected * 1.2,
+            "attempt {attempt}: {wait}"
+        );
     }
 }

@@ -85,6 +85,12 @@ pub enum ServiceError {
         /// The identity platform's reason.
         reason: String,
     },
+    /// No such job for the tenant.
+    #[error("job not found")]
+    JobNotFound,
+    /// Only dead or failed jobs are retried.
+    #[error("a {0} job cannot be retried; only dead or failed jobs can")]
+    JobNotRetryable(&'static str),
     /// A webhook was refused, for whatever reason: every refusal looks alike to the sender.
     #[error("webhook rejected")]
     WebhookRejected,

@@ -6,6 +6,7 @@ mod budget;
 mod error;
 mod events;
 mod gate;
+mod jobs;
 mod plugins;
 mod rotation;
 mod state;
@@ -34,6 +35,7 @@ pub use events::{
     EventCursor, InvalidCursor, WebhookEventPage, WebhookEventView, DEFAULT_EVENT_PAGE_LIMIT, MAX_EVENT_PAGE_LIMIT,
     MAX_EVENT_PAGE_PAYLOAD_BYTES,
 };
+pub use jobs::{retryable, JobView, DEFAULT_JOB_PAGE, TOOL_CALL_JOB};
 pub use plugins::{PluginDetails, PluginState, PluginSummary};
 pub use rotation::{rotate_master_key, RotationReport};
 pub use tenants::{validate_tenant_id, CreatedKey, TenantSummary, TenantUpdate};
@@ -68,6 +70,8 @@ pub struct ServiceParts {
     pub public_url: String,
     /// Response budget and deadline of every tool call.
     pub tool_limits: ToolLimits,
+    /// How background jobs (asynchronous tool calls) are retried.
+    pub job_settings: integrations_jobs::JobSettings,
 }
 
 /// The service: every operation the API offers.
@@ -76,6 +80,7 @@ pub struct Service {
     keys: Arc<vault::Keys>,
     tokens: Arc<TokenManager>,
     events: Arc<EventLog>,
+    jobs: Arc<integrations_jobs::JobQueue>,
     background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     registry: Arc<PluginRegistry>,
     flags: Flags,
@@ -116,6 +121,7 @@ impl Service {
             cache.clone(),
         )));
         let events = EventLog::new(parts.store.clone(), parts.registry.clone());
+        let jobs = integrations_jobs::JobQueue::new(parts.store.clone(), parts.job_settings);
         Ok(Self {
             cache,
             listener: Mutex::new(None),
@@ -124,6 +130,7 @@ impl Service {
             keys,
             tokens,
             events,
+            jobs,
             background: Mutex::new(Vec::new()),
             registry: parts.registry,
             flags: parts.flags,

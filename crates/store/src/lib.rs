@@ -9,8 +9,8 @@ mod event_pages;
 mod events;
 mod group_commit;
 mod installations;
-mod jobs;
 mod invalidations;
+mod jobs;
 mod postgres_writer;
 mod sqlite_writer;
 mod tenants;
@@ -26,9 +26,9 @@ use sqlx::AnyPool;
 
 pub use event_log::{Expired, NewEvent, PendingWebhook, StoredEvent};
 pub use event_pages::{EventPage, EventPageQuery, EventPosition};
-pub use jobs::{Job, JobState, NewJob};
 pub use installations::{Installation, InstallationState, SecretRow};
 pub use invalidations::{Change, Heard, InvalidationListener, INVALIDATION_CHANNEL};
+pub use jobs::{Job, JobState, NewJob};
 pub use tenants::{ApiKeyRecord, DataKeyRecord, Tenant};
 pub use webhook_event::{NewWebhookEvent, StoredWebhookEvent};
 

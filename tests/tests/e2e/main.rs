@@ -12,6 +12,7 @@ mod flags;
 mod isolation;
 mod jira;
 mod jira_contract;
+mod jobs;
 mod lifecycle;
 mod limits;
 mod mcp;
