@@ -3,73 +3,23 @@
 //!
 //! Needs PostgreSQL: runs when `TEST_DATABASE_URL` names a server (CI sets it), else is skipped.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use integrations_secrets::MasterKey;
 use integrations_store::Store;
-use serde_json::{json, Value};
+use serde_json::json;
+use support::{request, ScratchDatabase, Server, ADMIN};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
-const ADMIN: &str = "replica-admin-token";
-
-struct Replica {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
-}
-
-async fn start_replica(database_url: &str, master_key: &str, data_dir: &std::path::Path) -> Replica {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_integrations"))
-        .arg("serve")
-        .env_clear()
-        .env("DATABASE_URL", database_url)
-        .env("INTEGRATIONS_MASTER_KEY", master_key)
-        .env("INTEGRATIONS_ADMIN_TOKEN", ADMIN)
-        .env("INTEGRATIONS_OUTBOUND_ALLOW_CIDRS", "127.0.0.1/32")
-        .env("INTEGRATIONS_BIND", format!("127.0.0.1:{port}"))
-        .env("INTEGRATIONS_DATA_DIR", data_dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("binary starts");
-    let replica = Replica {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    while client.get(format!("{}/healthz", replica.base)).send().await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "replica did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    replica
-}
-
-async fn request(method: reqwest::Method, url: String, token: &str, body: Option<Value>) -> (u16, Value) {
-    let mut builder = reqwest::Client::new().request(method, url).bearer_auth(token);
-    if let Some(body) = body {
-        builder = builder.json(&body);
-    }
-    let response = builder.send().await.expect("replica answers");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+async fn start_replica(database_url: &str, master_key: &str, data_dir: &std::path::Path) -> Server {
+    let env = [
+        ("DATABASE_URL", database_url.to_owned()),
+        ("INTEGRATIONS_MASTER_KEY", master_key.to_owned()),
+    ];
+    Server::start(&env, data_dir).await
 }
 
 /// Polls `check` on the other replica until it holds; fails if that takes more than a second.
@@ -93,24 +43,16 @@ where
 
 #[tokio::test]
 async fn changes_through_one_replica_take_effect_on_the_other_within_a_second() {
-    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-        eprintln!("skipped: TEST_DATABASE_URL is not set");
+    let Some(scratch) = ScratchDatabase::create("replicas").await else {
         return;
     };
-    let admin = Store::connect(&admin_url).await.expect("PostgreSQL");
-    let name = format!("replicas_{}", std::process::id());
-    let _ = sqlx_exec(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-    sqlx_exec(&admin, &format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    let (base, _) = admin_url.rsplit_once('/').expect("database URL with a path");
-    let database_url = format!("{base}/{name}");
+    let database_url = scratch.url.clone();
     let (_, master_key) = MasterKey::generate().unwrap();
     let dir = tempfile::tempdir().unwrap();
 
     let one = start_replica(&database_url, &master_key, dir.path()).await;
     let two = start_replica(&database_url, &master_key, dir.path()).await;
-    let on = |replica: &Replica, path: &str| format!("{}{path}", replica.base);
+    let on = |replica: &Server, path: &str| replica.url(path);
     use reqwest::Method;
 
     let (status, created) = request(
@@ -192,13 +134,5 @@ async fn changes_through_one_replica_take_effect_on_the_other_within_a_second() 
     within_one_second("tenant deletion", || async { tools(key.clone()).await.0 == 401 }).await;
 
     drop((one, two));
-    let _ = sqlx_exec(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-}
-
-async fn sqlx_exec(store: &Store, statement: &str) -> Result<(), String> {
-    sqlx::query(statement)
-        .execute(store.pool())
-        .await
-        .map(|_| ())
-        .map_err(|error| error.to_string())
+    scratch.drop_database().await;
 }
