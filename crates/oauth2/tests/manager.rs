@@ -5,46 +5,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use integrations_core::{
-    HttpClient, HttpError, HttpRequest, HttpResponse, PluginConfig, Secret, TokenError, TokenGrant, TokenProvider,
-    TokenRequest,
-};
+use integrations_core::{PluginConfig, Secret, TokenError, TokenGrant, TokenProvider, TokenRequest};
 use integrations_oauth2::{RefreshTokenVault, StoredRefreshToken, TokenManager, VaultError};
 use serde_json::{json, Map};
 use wiremock::matchers::{body_string, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-struct TestHttpClient(reqwest::Client);
-
-#[async_trait]
-impl HttpClient for TestHttpClient {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
-        let (parts, body) = request.into_parts();
-        let response = self
-            .0
-            .request(parts.method, parts.uri.to_string())
-            .headers(parts.headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| HttpError::Transport(e.to_string()))?;
-        let mut builder = http::Response::builder().status(response.status());
-        for (name, value) in response.headers() {
-            builder = builder.header(name, value);
-        }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| HttpError::Transport(e.to_string()))?;
-        builder
-            .body(bytes.to_vec())
-            .map_err(|e| HttpError::Transport(e.to_string()))
-    }
-
-    async fn check_destination(&self, _url: &str) -> Result<(), HttpError> {
-        Ok(())
-    }
-}
 
 /// The vault as the host keeps it: one value per field, versioned by a counter.
 #[derive(Default)]
@@ -138,7 +103,7 @@ fn provider(manager: &Arc<TokenManager>, refresh_token: Option<&str>) -> Arc<dyn
         "tenant-1",
         "teams",
         config(refresh_token),
-        Arc::new(TestHttpClient(reqwest::Client::new())),
+        Arc::new(integrations_testing::ReqwestHttpClient::new()),
     )
 }
 

@@ -3,47 +3,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use integrations_core::{
-    HttpClient, HttpError, HttpRequest, HttpResponse, Plugin, PluginConfig, PluginContext, Secret, ToolError,
-};
+use integrations_core::{Plugin, PluginConfig, PluginContext, Secret, ToolError};
 use integrations_plugin_bitbucket::BitbucketPlugin;
 use serde_json::{json, Map};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-/// A plain reqwest client standing in for the host's guarded one; the mock server is on loopback.
-struct TestHttpClient(reqwest::Client);
-
-#[async_trait]
-impl HttpClient for TestHttpClient {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
-        let (parts, body) = request.into_parts();
-        let response = self
-            .0
-            .request(parts.method, parts.uri.to_string())
-            .headers(parts.headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| HttpError::Transport(e.to_string()))?;
-        let mut answer = http::Response::builder().status(response.status());
-        for (name, value) in response.headers() {
-            answer = answer.header(name, value);
-        }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| HttpError::Transport(e.to_string()))?;
-        answer
-            .body(body.to_vec())
-            .map_err(|e| HttpError::Transport(e.to_string()))
-    }
-
-    async fn check_destination(&self, _url: &str) -> Result<(), HttpError> {
-        Ok(())
-    }
-}
 
 fn context(api_base_url: &str) -> PluginContext {
     let mut values = Map::new();
@@ -54,7 +18,7 @@ fn context(api_base_url: &str) -> PluginContext {
     PluginContext {
         tenant_id: "tenant-1".into(),
         config: Arc::new(PluginConfig::new(values, secrets)),
-        http: Arc::new(TestHttpClient(reqwest::Client::new())),
+        http: Arc::new(integrations_testing::ReqwestHttpClient::new()),
         tokens: Arc::new(integrations_core::NoTokenProvider),
     }
 }
