@@ -7,6 +7,7 @@
 //! Timings never fail the command: it exits non-zero only when the bench itself broke.
 
 mod postgres;
+mod receiver;
 mod report;
 mod service;
 mod stubs;
@@ -316,6 +317,8 @@ impl Bench<'_> {
             verdict,
         );
 
+        self.p4(&setup, &base, &api_key).await?;
+
         // P3: tool call against the stand-in, and the stand-in called directly.
         let tool = RequestShape::post_json("/v1/tools/jira_get_issue", json!({"issue_key": "ABC-1"}).to_string())
             .header("Authorization", &format!("Bearer {api_key}"));
@@ -432,6 +435,70 @@ impl Bench<'_> {
                 verdict: Verdict::of(mib(peak_rss) < 150.0, 0),
             },
         ];
+        Ok(())
+    }
+
+    /// P4: events accepted by `POST /v1/events` and delivered, signed, to a local receiver.
+    async fn p4(&mut self, setup: &Setup, base: &str, api_key: &str) -> Result<(), BenchError> {
+        let (receiver, record) = receiver::start().await?;
+        setup
+            .create_endpoint(api_key, &format!("http://{receiver}/hook"), &["bench.*"])
+            .await?;
+        let emit = RequestShape::post_json(
+            "/v1/events",
+            json!({"type": "bench.ping", "data": {"n": 1}}).to_string(),
+        )
+        .header("Authorization", &format!("Bearer {api_key}"));
+        probe(setup, &emit, 202).await?;
+        let stats = self.wrk(base, &emit, CONNECTIONS)?;
+        // Every accepted event is in the log; wait until the receiver has them all, or until
+        // deliveries stop arriving for 10 s.
+        let accepted = setup.count_events(api_key, "bench.ping").await?;
+        let (mut seen, mut stalled_since) = (0, std::time::Instant::now());
+        loop {
+            let delivered = record.lock().map(|r| r.ids.len() as u64).unwrap_or(0);
+            if delivered >= accepted || stalled_since.elapsed() > Duration::from_secs(10) {
+                break;
+            }
+            if delivered > seen {
+                (seen, stalled_since) = (delivered, std::time::Instant::now());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (delivered, received, unsigned, mut latencies, span) = {
+            let mut record = record.lock().map_err(|_| BenchError::new("receiver poisoned"))?;
+            let span = match (record.first, record.last) {
+                (Some(first), Some(last)) => (last - first).as_secs_f64(),
+                _ => 0.0,
+            };
+            (
+                record.ids.len() as u64,
+                record.received,
+                record.unsigned,
+                std::mem::take(&mut record.latencies_ms),
+                span,
+            )
+        };
+        let delivered_per_sec = if span > 0.0 { delivered as f64 / span } else { 0.0 };
+        let p50 = receiver::percentile(&mut latencies, 50.0);
+        let p99 = receiver::percentile(&mut latencies, 99.0);
+        let lost = accepted.saturating_sub(delivered);
+        let sustained = delivered_per_sec.min(stats.req_per_sec);
+        let ok = sustained >= 5000.0 && p99 < 50.0 && lost == 0 && unsigned == 0;
+        self.notes.push(format!(
+            "P4: {accepted} events accepted (the probe included), {delivered} delivered to the receiver \
+             ({received} deliveries in all, {unsigned} unsigned, {lost} lost), {delivered_per_sec:.0} delivered/s \
+             over {span:.1} s; accept-to-delivery latency p50 {p50:.1} ms, p99 {p99:.1} ms."
+        ));
+        let errors = stats.errors();
+        self.row(
+            "P4",
+            "events accepted and delivered, signed, SQLite",
+            CONNECTIONS,
+            stats,
+            format!("≥ 5,000/s, p99 < 50 ms, none lost (now {sustained:.0}/s, p99 {p99:.1} ms, {lost} lost)"),
+            Verdict::of(ok, errors),
+        );
         Ok(())
     }
 

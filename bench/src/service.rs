@@ -222,6 +222,38 @@ impl Setup {
         expect_status(response, 201, "install jira").await.map(drop)
     }
 
+    /// Subscribes a webhook endpoint at `url` to `event_types` for the tenant.
+    pub async fn create_endpoint(&self, api_key: &str, url: &str, event_types: &[&str]) -> Result<(), BenchError> {
+        let response = self
+            .client
+            .post(format!("{}/v1/webhook-endpoints", self.base_url))
+            .bearer_auth(api_key)
+            .json(&json!({"url": url, "event_types": event_types, "description": "bench receiver"}))
+            .send()
+            .await?;
+        expect_status(response, 201, "create webhook endpoint").await.map(drop)
+    }
+
+    /// How many of the tenant's events have type `event_type` (reads the whole log, 500 a page).
+    pub async fn count_events(&self, api_key: &str, event_type: &str) -> Result<u64, BenchError> {
+        let (mut count, mut after) = (0, String::from("0"));
+        loop {
+            let response = self
+                .client
+                .get(format!("{}/v1/events?limit=500&after={after}", self.base_url))
+                .bearer_auth(api_key)
+                .send()
+                .await?;
+            let page = expect_status(response, 200, "read events").await?;
+            let events = page["events"].as_array().cloned().unwrap_or_default();
+            if events.is_empty() {
+                return Ok(count);
+            }
+            count += events.iter().filter(|e| e["type"] == event_type).count() as u64;
+            after = page["next"].as_str().unwrap_or_default().to_owned();
+        }
+    }
+
     /// Creates tenants `prefix00000…` with `concurrency` requests in flight, installing Jira on
     /// each when `vendor_url` is given; returns their API keys.
     pub async fn create_many(
