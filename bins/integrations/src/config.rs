@@ -197,6 +197,15 @@ impl Config {
                 }
                 nats.subject_prefix = prefix.to_owned();
             }
+            if let Some(subject) = get("INTEGRATIONS_NATS_JOBS_SUBJECT") {
+                if !subject.split('.').all(nats_token) {
+                    return Err(invalid(
+                        "INTEGRATIONS_NATS_JOBS_SUBJECT",
+                        "use dot-separated words of letters, digits, '-' and '_'",
+                    ));
+                }
+                nats.jobs_subject = subject.to_owned();
+            }
             config.nats = Some(nats);
         }
         if let Some(attempts) = get("INTEGRATIONS_JOB_MAX_ATTEMPTS") {

@@ -133,6 +133,15 @@ pub async fn build_app_with(config: &Config, registry: PluginRegistry) -> Result
             ..Default::default()
         },
     })?);
+    if let Some(nats) = &config.nats {
+        // Jobs are announced on a JetStream work queue that every replica's worker pulls from;
+        // without it (or while it is unreachable at start) workers poll the database.
+        let ack_wait = config.tool_deadline + std::time::Duration::from_secs(60);
+        match integrations_nats::NatsJobFeed::connect(nats, ack_wait).await {
+            Ok(feed) => service.job_queue().set_feed(feed).map_err(StartupError::Other)?,
+            Err(error) => tracing::warn!(%error, "job announcements on NATS unavailable; workers poll the database"),
+        }
+    }
     let worker = service.job_queue().spawn(integrations_api::job_handlers(&service));
     service.keep_background(worker);
     service.listen_for_changes().await;

@@ -45,6 +45,7 @@ impl Stream {
             ("NATS_URL", NATS.to_owned()),
             ("INTEGRATIONS_NATS_STREAM", self.name.clone()),
             ("INTEGRATIONS_NATS_SUBJECT_PREFIX", self.prefix.clone()),
+            ("INTEGRATIONS_NATS_JOBS_SUBJECT", format!("{}_jobs", self.prefix)),
         ]
     }
 
@@ -89,7 +90,9 @@ impl Stream {
 
     async fn delete(&self) {
         if let Ok(client) = async_nats::connect(NATS).await {
-            let _ = jetstream::new(client).delete_stream(&self.name).await;
+            let jetstream = jetstream::new(client);
+            let _ = jetstream.delete_stream(&self.name).await;
+            let _ = jetstream.delete_stream(format!("{}_JOBS", self.name)).await;
         }
     }
 }

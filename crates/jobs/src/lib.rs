@@ -8,20 +8,51 @@
 //! two runs of one job never overlap.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 pub use integrations_store::Job;
-use integrations_store::{JobState, NewJob, Store, StoreError};
+use integrations_store::{JobClaim, JobState, NewJob, Store, StoreError};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::Value;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 /// How an idle worker waits before looking for due jobs (retries come due with time, and other
 /// replicas enqueue without waking this one).
 const IDLE_POLL: Duration = Duration::from_millis(200);
+
+/// With a feed, the database is polled only for jobs the feed should have announced this long ago.
+const FEED_GRACE: Duration = Duration::from_secs(5);
+
+/// A message queue that announces runnable jobs to the workers of every replica (NATS JetStream),
+/// so they need not poll the database for them. The database stays the record: a worker claims an
+/// announced job there, so a job announced twice still runs once at a time.
+#[async_trait]
+pub trait JobFeed: Send + Sync + 'static {
+    /// Announces a runnable job.
+    async fn announce(&self, job_id: &str) -> Result<(), String>;
+    /// The next announced job; `None` once the feed has ended.
+    async fn next(&self) -> Option<FedJob>;
+}
+
+/// An announced job, and how to settle its announcement when the attempt ends.
+pub struct FedJob {
+    /// The job's id.
+    pub job_id: String,
+    /// Where the worker says what became of it.
+    pub settle: oneshot::Sender<Settle>,
+}
+
+/// What becomes of an announcement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settle {
+    /// Nothing more to do for it (done, dead, failed, or another worker holds the job).
+    Done,
+    /// Announce it again after this wait (a retry, or a job not due yet).
+    Later(Duration),
+}
 
 /// How the queue runs jobs.
 #[derive(Clone, Copy, Debug)]
@@ -73,6 +104,7 @@ pub struct JobQueue {
     store: Store,
     settings: JobSettings,
     wake: Notify,
+    feed: OnceLock<Arc<dyn JobFeed>>,
 }
 
 impl JobQueue {
@@ -82,7 +114,25 @@ impl JobQueue {
             store,
             settings,
             wake: Notify::new(),
+            feed: OnceLock::new(),
         })
+    }
+
+    /// Announces jobs through `feed` from now on, and lets the worker take them from it (set it
+    /// before [`JobQueue::spawn`]); a second feed is refused.
+    pub fn set_feed(&self, feed: Arc<dyn JobFeed>) -> Result<(), String> {
+        self.feed
+            .set(feed)
+            .map_err(|_| "the job queue has a feed already".to_owned())
+    }
+
+    async fn announce(&self, job_id: &str) {
+        if let Some(feed) = self.feed.get() {
+            // The database poll still finds the job, a little later.
+            if let Err(error) = feed.announce(job_id).await {
+                tracing::warn!(job = job_id, %error, "could not announce a job");
+            }
+        }
     }
 
     /// Adds a job of `kind` for `tenant`; returns its id.
@@ -96,6 +146,7 @@ impl JobQueue {
         };
         self.store.enqueue_job(&job, now_ms()).await?;
         self.wake.notify_one();
+        self.announce(&job.id).await;
         Ok(job.id)
     }
 
@@ -104,6 +155,7 @@ impl JobQueue {
         let retried = self.store.retry_job(tenant, id, now_ms()).await?;
         if retried {
             self.wake.notify_one();
+            self.announce(id).await;
         }
         Ok(retried)
     }
@@ -123,13 +175,24 @@ impl JobQueue {
 
     async fn work(self: Arc<Self>, handlers: Arc<HashMap<String, Arc<dyn JobHandler>>>) {
         let slots = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
+        let grace = match self.feed.get() {
+            Some(feed) => {
+                tokio::spawn(
+                    self.clone()
+                        .take_from_feed(feed.clone(), handlers.clone(), slots.clone()),
+                );
+                FEED_GRACE.as_millis() as i64
+            }
+            None => 0,
+        };
         loop {
             let free = slots.available_permits() as i64;
             let claimed = if free == 0 {
                 Vec::new()
             } else {
                 let lease = self.settings.lease.as_millis() as i64;
-                match self.store.claim_jobs(now_ms(), lease, free).await {
+                let now = now_ms();
+                match self.store.claim_due_jobs(now, now - grace, lease, free).await {
                     Ok(claimed) => claimed,
                     Err(error) => {
                         tracing::warn!(%error, "could not claim jobs");
@@ -144,9 +207,13 @@ impl JobQueue {
                 };
                 let (queue, handlers) = (self.clone(), handlers.clone());
                 tokio::spawn(async move {
-                    queue.run(&handlers, job).await;
+                    let recorded = queue.run(&handlers, job.clone()).await;
                     drop(permit);
                     queue.wake.notify_one();
+                    if let Some((JobState::Queued, _)) = recorded {
+                        // A retry: the feed redelivers it when it is due.
+                        queue.announce(&job.id).await;
+                    }
                 });
             }
             if !full_batch {
@@ -158,7 +225,41 @@ impl JobQueue {
         }
     }
 
-    async fn run(&self, handlers: &HashMap<String, Arc<dyn JobHandler>>, job: Job) {
+    /// Runs the jobs the feed announces, claiming each in the database first.
+    async fn take_from_feed(
+        self: Arc<Self>,
+        feed: Arc<dyn JobFeed>,
+        handlers: Arc<HashMap<String, Arc<dyn JobHandler>>>,
+        slots: Arc<Semaphore>,
+    ) {
+        while let Some(fed) = feed.next().await {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let (queue, handlers) = (self.clone(), handlers.clone());
+            tokio::spawn(async move {
+                let lease = queue.settings.lease.as_millis() as i64;
+                let settle = match queue.store.claim_job(&fed.job_id, now_ms(), lease).await {
+                    Ok(JobClaim::Claimed(job)) => match queue.run(&handlers, job).await {
+                        Some((JobState::Queued, run_at)) => Settle::Later(until(run_at)),
+                        _ => Settle::Done,
+                    },
+                    Ok(JobClaim::NotDue(run_at)) => Settle::Later(until(run_at)),
+                    Ok(JobClaim::Unavailable) => Settle::Done,
+                    Err(error) => {
+                        tracing::warn!(job = %fed.job_id, %error, "could not claim an announced job");
+                        Settle::Later(Duration::from_secs(1))
+                    }
+                };
+                drop(permit);
+                let _ = fed.settle.send(settle);
+            });
+        }
+        tracing::warn!("the job feed ended; jobs are found by polling the database");
+    }
+
+    /// Runs one attempt and records it; returns the state and next run time it recorded.
+    async fn run(&self, handlers: &HashMap<String, Arc<dyn JobHandler>>, job: Job) -> Option<(JobState, i64)> {
         let outcome = match handlers.get(&job.kind) {
             Some(handler) => handler.run(&job).await,
             None => JobOutcome::Fail(serde_json::json!({"detail": format!("no handler for job kind {}", job.kind)})),
@@ -187,15 +288,25 @@ impl JobQueue {
             .await
         {
             Ok(true) => {
-                tracing::info!(job = %job.id, kind = %job.kind, attempt = job.attempts, state = state.as_str(), "job attempt finished")
+                tracing::info!(job = %job.id, kind = %job.kind, attempt = job.attempts, state = state.as_str(), "job attempt finished");
+                Some((state, run_at))
             }
             Ok(false) => {
-                tracing::warn!(job = %job.id, attempt = job.attempts, "job attempt finished after its lease ran out; its outcome is dropped")
+                tracing::warn!(job = %job.id, attempt = job.attempts, "job attempt finished after its lease ran out; its outcome is dropped");
+                None
             }
             // The lease runs out and the job is claimed again: at least once.
-            Err(error) => tracing::warn!(job = %job.id, %error, "could not record a job's outcome"),
+            Err(error) => {
+                tracing::warn!(job = %job.id, %error, "could not record a job's outcome");
+                None
+            }
         }
     }
+}
+
+/// The wait from now until `at` (unix milliseconds), zero when it has passed.
+fn until(at: i64) -> Duration {
+    Duration::from_millis(at.saturating_sub(now_ms()).max(0) as u64)
 }
 
 fn backoff(settings: &JobSettings, attempt: i64) -> Duration {

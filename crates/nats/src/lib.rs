@@ -8,6 +8,8 @@
 //! published again after a crash carries the same `Nats-Msg-Id`, and JetStream drops it within the
 //! stream's duplicate window.
 
+mod jobs;
+
 use std::time::Duration;
 
 use async_nats::jetstream::{self, message::PublishMessage, stream};
@@ -15,6 +17,8 @@ use integrations_events::EventView;
 use integrations_store::{Store, StoredEvent};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+pub use jobs::NatsJobFeed;
 
 /// Events published per round trip of acknowledgements.
 const BATCH: i64 = 256;
@@ -33,6 +37,8 @@ pub struct NatsSettings {
     pub subject_prefix: String,
     /// How long JetStream remembers message ids to drop duplicates.
     pub duplicate_window: Duration,
+    /// The subject job announcements are published on (a work-queue stream `<stream>_JOBS`).
+    pub jobs_subject: String,
 }
 
 impl NatsSettings {
@@ -43,6 +49,7 @@ impl NatsSettings {
             stream: "INTEGRATIONS_EVENTS".into(),
             subject_prefix: "integrations.events".into(),
             duplicate_window: Duration::from_secs(3600),
+            jobs_subject: "integrations.jobs".into(),
         }
     }
 }
@@ -58,7 +65,7 @@ pub enum RelayError {
     Store(#[from] integrations_store::StoreError),
 }
 
-fn nats_error(error: impl std::fmt::Display) -> RelayError {
+pub(crate) fn nats_error(error: impl std::fmt::Display) -> RelayError {
     RelayError::Nats(error.to_string())
 }
 

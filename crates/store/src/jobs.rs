@@ -45,6 +45,17 @@ impl JobState {
     }
 }
 
+/// What claiming one job by id found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobClaim {
+    /// Claimed: run it.
+    Claimed(Job),
+    /// Queued but not due before this time (unix milliseconds).
+    NotDue(i64),
+    /// Done, gone, or running under another worker's live lease.
+    Unavailable,
+}
+
 /// A job to enqueue.
 #[derive(Clone, Debug)]
 pub struct NewJob {
@@ -115,6 +126,18 @@ impl Store {
     /// `lease_ms`, counting the attempt. On PostgreSQL, rows another replica is claiming are
     /// skipped, so two replicas never claim one job.
     pub async fn claim_jobs(&self, now_ms: i64, lease_ms: i64, limit: i64) -> Result<Vec<Job>, StoreError> {
+        self.claim_due_jobs(now_ms, now_ms, lease_ms, limit).await
+    }
+
+    /// Like [`Store::claim_jobs`], for jobs due by `due_by` only (a worker fed by a message queue
+    /// polls for what the queue failed to deliver, later than the queue would have).
+    pub async fn claim_due_jobs(
+        &self,
+        now_ms: i64,
+        due_by: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Job>, StoreError> {
         let _turn = self.write_turn().await;
         let skip_locked = match self.backend {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
@@ -123,16 +146,44 @@ impl Store {
         let rows = sqlx::query(&format!(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, updated_at = $2 \
              WHERE id IN (SELECT id FROM jobs \
-               WHERE (state = 'queued' AND run_at <= $2) OR (state = 'running' AND lease_until < $2) \
+               WHERE (state = 'queued' AND run_at <= $4) OR (state = 'running' AND lease_until < $2) \
                ORDER BY run_at LIMIT $3 {skip_locked}) \
              RETURNING {JOB_COLUMNS}"
         ))
         .bind(now_ms + lease_ms)
         .bind(now_ms)
         .bind(limit)
+        .bind(due_by)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(job_from_row).collect()
+    }
+
+    /// Claims one job by id, as a message announcing it arrives: claimed, not due until a time,
+    /// or not claimable (done, or running under a live lease).
+    pub async fn claim_job(&self, id: &str, now_ms: i64, lease_ms: i64) -> Result<JobClaim, StoreError> {
+        let _turn = self.write_turn().await;
+        let claimed = sqlx::query(&format!(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, updated_at = $2 \
+             WHERE id = $3 AND ((state = 'queued' AND run_at <= $2) OR (state = 'running' AND lease_until < $2)) \
+             RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(now_ms + lease_ms)
+        .bind(now_ms)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = claimed {
+            return Ok(JobClaim::Claimed(job_from_row(&row)?));
+        }
+        let row = sqlx::query("SELECT state, run_at FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) if row.get::<String, _>(0) == "queued" => JobClaim::NotDue(row.get(1)),
+            _ => JobClaim::Unavailable,
+        })
     }
 
     /// Records the end of attempt `attempt`: `state` with `result` or `error`, or (queued) a retry

@@ -28,7 +28,7 @@ pub use event_log::{Expired, NewEvent, PendingWebhook, StoredEvent};
 pub use event_pages::{EventPage, EventPageQuery, EventPosition};
 pub use installations::{Installation, InstallationState, SecretRow};
 pub use invalidations::{Change, Heard, InvalidationListener, INVALIDATION_CHANNEL};
-pub use jobs::{Job, JobState, NewJob};
+pub use jobs::{Job, JobClaim, JobState, NewJob};
 pub use tenants::{ApiKeyRecord, DataKeyRecord, Tenant};
 pub use webhook_event::{NewWebhookEvent, StoredWebhookEvent};
 
