@@ -77,7 +77,7 @@ pub struct Expired {
     pub events: u64,
 }
 
-const EVENT_COLUMNS: &str = "seq, id, tenant_id, plugin, type, occurred_at, data";
+pub(crate) const EVENT_COLUMNS: &str = "seq, id, tenant_id, plugin, type, occurred_at, data";
 
 impl Store {
     /// Appends an event the tenant emitted. With an idempotency key already used by this tenant,
@@ -262,7 +262,7 @@ pub(crate) async fn insert_event(
     Ok(())
 }
 
-fn event_from_row(row: &sqlx::any::AnyRow) -> Result<StoredEvent, StoreError> {
+pub(crate) fn event_from_row(row: &sqlx::any::AnyRow) -> Result<StoredEvent, StoreError> {
     Ok(StoredEvent {
         seq: row.get(0),
         id: row.get(1),

@@ -14,6 +14,8 @@ mod jobs;
 mod postgres_writer;
 mod sqlite_writer;
 mod tenants;
+mod webhook_deliveries;
+mod webhook_endpoints;
 mod webhook_event;
 
 use std::str::FromStr;
@@ -30,6 +32,8 @@ pub use installations::{Installation, InstallationState, SecretRow};
 pub use invalidations::{Change, Heard, InvalidationListener, INVALIDATION_CHANNEL};
 pub use jobs::{Job, JobClaim, JobState, NewJob};
 pub use tenants::{ApiKeyRecord, DataKeyRecord, Tenant};
+pub use webhook_deliveries::{AttemptRecord, DeliveryJob, DeliveryNext, EndpointHealth, NewDelivery, StoredAttempt};
+pub use webhook_endpoints::{WebhookEndpoint, WebhookEndpointSettings};
 pub use webhook_event::{NewWebhookEvent, StoredWebhookEvent};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");

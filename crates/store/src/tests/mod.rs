@@ -342,3 +342,5 @@ async fn debug_output_never_shows_the_database_url() {
     let store = Store::connect(&url).await.unwrap();
     assert!(!format!("{store:?}").contains("secret-password-path"));
 }
+
+mod outbound;

@@ -1,0 +1,243 @@
+//! Outbound webhook storage: the fan-out's compare-and-set cursor, exclusive leases, and the
+//! endpoint health an attempt records.
+
+use serde_json::json;
+
+use super::*;
+
+fn endpoint(id: &str, tenant: &str) -> WebhookEndpoint {
+    WebhookEndpoint {
+        id: id.into(),
+        tenant_id: tenant.into(),
+        url: "https://example.com/hook".into(),
+        event_types: vec!["jira.*".into()],
+        description: "d".into(),
+        enabled: true,
+        disabled_reason: None,
+        secret: vec![1, 2, 3],
+        previous_secret: None,
+        previous_secret_expires_at: None,
+        failing_since: None,
+        start_seq: -1,
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+async fn append(store: &Store, tenant: &str, n: usize) -> i64 {
+    let event = NewEvent {
+        id: format!("evt_out_{tenant}_{n}"),
+        tenant_id: tenant.into(),
+        plugin: None,
+        event_type: "order.created".into(),
+        occurred_at: 1_000,
+        data: json!({"n": n}),
+        idempotency_key: None,
+    };
+    store.append_tenant_event(&event).await.unwrap();
+    store.last_event_seq().await.unwrap()
+}
+
+fn delivery(endpoint: &str, seq: i64) -> NewDelivery {
+    NewDelivery {
+        tenant_id: "acme".into(),
+        endpoint_id: endpoint.into(),
+        event_seq: seq,
+        next_attempt_at: 0,
+    }
+}
+
+fn attempt(delivery_id: i64, endpoint: &str, succeeded: bool) -> AttemptRecord {
+    AttemptRecord {
+        delivery_id,
+        endpoint_id: endpoint.into(),
+        event_id: "evt".into(),
+        attempt: 1,
+        attempted_at: 5,
+        status_code: Some(if succeeded { 200 } else { 500 }),
+        error: None,
+        latency_ms: 3,
+        response_body: "ok".into(),
+        succeeded,
+    }
+}
+
+#[tokio::test]
+async fn outbound_storage_on_sqlite() {
+    let (_dir, store) = sqlite_store().await;
+    outbound_storage(&store).await;
+}
+
+#[tokio::test]
+async fn outbound_storage_on_postgres() {
+    let Some(database) = ScratchPostgres::create("store_outbound").await else {
+        return;
+    };
+    outbound_storage(&database.store).await;
+    database.drop().await;
+}
+
+async fn outbound_storage(store: &Store) {
+    let (t, k, d) = tenant("acme");
+    store.create_tenant(&t, &k, &d).await.unwrap();
+    let before = append(store, "acme", 0).await;
+    let stored = store.insert_webhook_endpoint(&endpoint("ep_a", "acme")).await.unwrap();
+    assert_eq!(stored.start_seq, before, "an endpoint starts at the log's end");
+    store.insert_webhook_endpoint(&endpoint("ep_b", "acme")).await.unwrap();
+    assert!(store.webhook_endpoint("other", "ep_a").await.unwrap().is_none());
+
+    // The fan-out moves the cursor only from where it was read.
+    let seqs = [
+        append(store, "acme", 1).await,
+        append(store, "acme", 2).await,
+        append(store, "acme", 3).await,
+    ];
+    let first: Vec<NewDelivery> = seqs.iter().map(|s| delivery("ep_a", *s)).collect();
+    assert!(store.record_fanout("outbound", 0, seqs[2], &first).await.unwrap());
+    assert!(
+        !store.record_fanout("outbound", 0, seqs[2], &first).await.unwrap(),
+        "a second fan-out from the same cursor writes nothing"
+    );
+    assert_eq!(store.event_cursor("outbound").await.unwrap(), seqs[2]);
+    store.insert_deliveries(&[delivery("ep_b", seqs[0])]).await.unwrap();
+
+    // At most `per_endpoint` of one endpoint; a leased delivery is not claimed again.
+    let claimed = store.claim_deliveries(10, 1_000, "one", 2, 10, &[]).await.unwrap();
+    assert_eq!(claimed.len(), 3, "two of ep_a, one of ep_b: {claimed:?}");
+    let again = store.claim_deliveries(10, 1_000, "two", 2, 10, &[]).await.unwrap();
+    assert_eq!(again.len(), 1, "only ep_a's third is left: {again:?}");
+    assert!(claimed.iter().all(|id| !again.contains(id)));
+    assert!(store
+        .claim_deliveries(10, 1_000, "three", 5, 10, &[])
+        .await
+        .unwrap()
+        .is_empty());
+    // A lapsed lease can be claimed again; excluded endpoints are skipped.
+    let excluded = store
+        .claim_deliveries(2_000, 3_000, "four", 5, 10, &["ep_a".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(excluded.len(), 1);
+    let job = store.delivery_job(excluded[0]).await.unwrap().unwrap();
+    assert_eq!(job.endpoint.id, "ep_b");
+    assert_eq!(job.event.seq, seqs[0]);
+
+    // The holder of a stale lease cannot move the delivery on.
+    let stale = attempt(excluded[0], "ep_b", true);
+    store
+        .record_attempt("one", &stale, DeliveryNext::Succeeded, &EndpointHealth::Healthy)
+        .await
+        .unwrap();
+    let failing = EndpointHealth::Failing {
+        disable_after_secs: 3600,
+    };
+    let failed = attempt(excluded[0], "ep_b", false);
+    let disabled = store
+        .record_attempt("four", &failed, DeliveryNext::RetryAt(50_000), &failing)
+        .await
+        .unwrap();
+    assert!(!disabled, "a fresh failure streak does not disable");
+    let ep_b = store.webhook_endpoint("acme", "ep_b").await.unwrap().unwrap();
+    assert!(ep_b.failing_since.is_some() && ep_b.enabled);
+    let attempts = store.webhook_attempts("acme", "ep_b", None, 10).await.unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(
+        attempts[0].delivery_status, "pending",
+        "the lease holder's outcome counts"
+    );
+    assert!(attempts[0].id > attempts[1].id, "newest first");
+    assert!(store
+        .webhook_attempts("other", "ep_b", None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // A streak older than the limit disables; so does 410 Gone.
+    sqlx::query("UPDATE webhook_endpoints SET failing_since = 1 WHERE id = 'ep_b'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_deliveries(60_000, 70_000, "five", 5, 10, &[])
+        .await
+        .unwrap();
+    let on_b: Vec<i64> = claimed.into_iter().filter(|id| *id == excluded[0]).collect();
+    assert_eq!(on_b.len(), 1);
+    assert!(store
+        .record_attempt("five", &failed, DeliveryNext::Failed, &failing)
+        .await
+        .unwrap());
+    let ep_b = store.webhook_endpoint("acme", "ep_b").await.unwrap().unwrap();
+    assert!(!ep_b.enabled && ep_b.disabled_reason.is_some());
+    let gone = EndpointHealth::Gone("410".into());
+    assert!(store
+        .record_attempt(
+            "x",
+            &attempt(claimed_first(&store).await, "ep_a", false),
+            DeliveryNext::Failed,
+            &gone
+        )
+        .await
+        .unwrap());
+    assert!(
+        store
+            .claim_deliveries(i64::MAX - 1, i64::MAX, "six", 5, 10, &[])
+            .await
+            .unwrap()
+            .is_empty(),
+        "disabled endpoints get nothing"
+    );
+
+    // Re-enabling clears the reason and the streak.
+    let settings = WebhookEndpointSettings {
+        url: ep_b.url.clone(),
+        event_types: vec![],
+        description: String::new(),
+        enabled: true,
+    };
+    assert!(store.update_webhook_endpoint("acme", "ep_b", &settings).await.unwrap());
+    let ep_b = store.webhook_endpoint("acme", "ep_b").await.unwrap().unwrap();
+    assert!(ep_b.enabled && ep_b.disabled_reason.is_none() && ep_b.failing_since.is_none());
+    assert!(!store.update_webhook_endpoint("other", "ep_b", &settings).await.unwrap());
+
+    // Rotation keeps the replaced secret; deleting removes deliveries and attempts.
+    assert!(store
+        .rotate_webhook_endpoint_secret("acme", "ep_b", &[9], 77)
+        .await
+        .unwrap());
+    let ep_b = store.webhook_endpoint("acme", "ep_b").await.unwrap().unwrap();
+    assert_eq!(
+        (ep_b.secret, ep_b.previous_secret, ep_b.previous_secret_expires_at),
+        (vec![9], Some(vec![1, 2, 3]), Some(77))
+    );
+    assert!(!store.delete_webhook_endpoint("other", "ep_b").await.unwrap());
+    assert!(store.delete_webhook_endpoint("acme", "ep_b").await.unwrap());
+    assert!(store
+        .webhook_attempts("acme", "ep_b", None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .tenant_events_since("acme", 1_000, seqs[0], 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+/// Any delivery of ep_a, leased for the test.
+async fn claimed_first(store: &Store) -> i64 {
+    let row = sqlx::query("SELECT id FROM webhook_deliveries WHERE endpoint_id = 'ep_a' ORDER BY id LIMIT 1")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let id: i64 = sqlx::Row::get(&row, 0);
+    sqlx::query("UPDATE webhook_deliveries SET lease_token = 'x' WHERE id = $1")
+        .bind(id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    id
+}

@@ -1,0 +1,219 @@
+//! Tenants' outbound webhook endpoints: where their events are sent, with sealed signing secrets.
+
+use sqlx::Row;
+
+use crate::{now_unix, Store, StoreError};
+
+/// A tenant's endpoint. The secrets are ciphertexts sealed with the tenant's data key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    /// `ep_…`.
+    pub id: String,
+    /// The owner.
+    pub tenant_id: String,
+    /// Where deliveries are POSTed.
+    pub url: String,
+    /// Type filters (`jira.*`, `*`, exact types); empty means every type.
+    pub event_types: Vec<String>,
+    /// The tenant's note.
+    pub description: String,
+    /// Whether deliveries are made.
+    pub enabled: bool,
+    /// Why it was disabled, when the service disabled it (410 Gone, failing too long).
+    pub disabled_reason: Option<String>,
+    /// The sealed signing secret.
+    pub secret: Vec<u8>,
+    /// The sealed secret it replaced, which still signs until `previous_secret_expires_at`.
+    pub previous_secret: Option<Vec<u8>>,
+    /// Unix seconds.
+    pub previous_secret_expires_at: Option<i64>,
+    /// Unix seconds of the first failed attempt since the last success.
+    pub failing_since: Option<i64>,
+    /// The endpoint receives events after this position in the log (set on insert).
+    pub start_seq: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// What a tenant may change of an endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookEndpointSettings {
+    /// Where deliveries go.
+    pub url: String,
+    /// Type filters.
+    pub event_types: Vec<String>,
+    /// The tenant's note.
+    pub description: String,
+    /// Enabling clears the disabled reason and the failure streak.
+    pub enabled: bool,
+}
+
+pub(crate) const ENDPOINT_COLUMNS: &str = "id, tenant_id, url, event_types, description, state, disabled_reason, \
+     secret, previous_secret, previous_secret_expires_at, failing_since, start_seq, created_at, updated_at";
+
+impl Store {
+    /// Stores a new endpoint; it receives events appended from now on (its `start_seq` is the
+    /// log's current end, whatever the argument says). Returns it as stored.
+    pub async fn insert_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<WebhookEndpoint, StoreError> {
+        {
+            let _turn = self.write_turn().await;
+            sqlx::query(
+                "INSERT INTO webhook_endpoints (id, tenant_id, url, event_types, description, state, \
+                 disabled_reason, secret, previous_secret, previous_secret_expires_at, failing_since, start_seq, \
+                 created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, NULL, NULL, NULL, \
+                 (SELECT COALESCE(MAX(seq), 0) FROM events), $8, $8)",
+            )
+            .bind(&endpoint.id)
+            .bind(&endpoint.tenant_id)
+            .bind(&endpoint.url)
+            .bind(types_json(&endpoint.event_types))
+            .bind(&endpoint.description)
+            .bind(state(endpoint.enabled))
+            .bind(&endpoint.secret)
+            .bind(endpoint.created_at)
+            .execute(&self.pool)
+            .await?;
+        }
+        self.webhook_endpoint(&endpoint.tenant_id, &endpoint.id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("inserted endpoint not found".into()))
+    }
+
+    /// The tenant's endpoints, oldest first.
+    pub async fn webhook_endpoints(&self, tenant_id: &str) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(endpoint_from_row).collect()
+    }
+
+    /// The tenant's enabled endpoints, for the fan-out.
+    pub async fn enabled_webhook_endpoints(&self, tenant_id: &str) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND state = 'enabled' ORDER BY id"
+        ))
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(endpoint_from_row).collect()
+    }
+
+    /// One of the tenant's endpoints; `None` for another tenant's.
+    pub async fn webhook_endpoint(&self, tenant_id: &str, id: &str) -> Result<Option<WebhookEndpoint>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(endpoint_from_row).transpose()
+    }
+
+    /// Applies the tenant's changes; returns whether the endpoint exists. Enabling clears the
+    /// disabled reason and the failure streak; disabling by the tenant leaves no reason.
+    pub async fn update_webhook_endpoint(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        settings: &WebhookEndpointSettings,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let updated = sqlx::query(
+            "UPDATE webhook_endpoints SET url = $1, event_types = $2, description = $3, \
+             disabled_reason = CASE WHEN $4 = 'enabled' THEN NULL \
+                                    WHEN state = 'disabled' THEN disabled_reason ELSE NULL END, \
+             failing_since = CASE WHEN $4 = 'enabled' AND state = 'disabled' THEN NULL ELSE failing_since END, \
+             state = $4, updated_at = $5 WHERE tenant_id = $6 AND id = $7",
+        )
+        .bind(&settings.url)
+        .bind(types_json(&settings.event_types))
+        .bind(&settings.description)
+        .bind(state(settings.enabled))
+        .bind(now_unix())
+        .bind(tenant_id)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() > 0)
+    }
+
+    /// Deletes an endpoint with its deliveries and attempts; returns whether it existed.
+    pub async fn delete_webhook_endpoint(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let deleted = sqlx::query("DELETE FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    /// Makes `secret` the signing secret; the one it replaces keeps signing until
+    /// `previous_expires_at` (unix seconds). Returns whether the endpoint exists.
+    pub async fn rotate_webhook_endpoint_secret(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        secret: &[u8],
+        previous_expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let updated = sqlx::query(
+            "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_expires_at = $1, secret = $2, \
+             updated_at = $3 WHERE tenant_id = $4 AND id = $5",
+        )
+        .bind(previous_expires_at)
+        .bind(secret)
+        .bind(now_unix())
+        .bind(tenant_id)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() > 0)
+    }
+}
+
+fn state(enabled: bool) -> &'static str {
+    if enabled {
+        "enabled"
+    } else {
+        "disabled"
+    }
+}
+
+fn types_json(types: &[String]) -> String {
+    serde_json::Value::from(types.to_vec()).to_string()
+}
+
+pub(crate) fn endpoint_from_row(row: &sqlx::any::AnyRow) -> Result<WebhookEndpoint, StoreError> {
+    let types: String = row.get(3);
+    let event_types = serde_json::from_str(&types).map_err(|e| StoreError::Corrupt(format!("event_types: {e}")))?;
+    let state: String = row.get(5);
+    Ok(WebhookEndpoint {
+        id: row.get(0),
+        tenant_id: row.get(1),
+        url: row.get(2),
+        event_types,
+        description: row.get(4),
+        enabled: match state.as_str() {
+            "enabled" => true,
+            "disabled" => false,
+            other => return Err(StoreError::Corrupt(format!("endpoint state {other:?}"))),
+        },
+        disabled_reason: row.get(6),
+        secret: row.get(7),
+        previous_secret: row.get(8),
+        previous_secret_expires_at: row.get(9),
+        failing_since: row.get(10),
+        start_seq: row.get(11),
+        created_at: row.get(12),
+        updated_at: row.get(13),
+    })
+}
