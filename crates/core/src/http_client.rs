@@ -52,6 +52,16 @@ pub trait HttpClient: Send + Sync {
         Ok(response)
     }
 
+    /// Sends a request and keeps at most `max_body_bytes` of the response body, dropping the rest:
+    /// for callers that record only the start of an answer (outbound webhook attempts), where a
+    /// long body must not turn a received answer into an error. Clients that stream should
+    /// override this to stop reading at the limit; this default reads the whole body first.
+    async fn send_truncating(&self, request: HttpRequest, max_body_bytes: usize) -> Result<HttpResponse, HttpError> {
+        let mut response = self.send(request).await?;
+        response.body_mut().truncate(max_body_bytes);
+        Ok(response)
+    }
+
     /// Checks that a tenant-supplied base URL may be called at all, so that install can refuse it
     /// before any request is made.
     async fn check_destination(&self, url: &str) -> Result<(), HttpError>;

@@ -113,7 +113,37 @@ impl HttpClient for GuardedHttpClient {
     }
 
     async fn send_limited(&self, request: HttpRequest, max_body_bytes: usize) -> Result<HttpResponse, HttpError> {
-        let limit = max_body_bytes.min(MAX_RESPONSE_BYTES);
+        self.send_reading(request, max_body_bytes.min(MAX_RESPONSE_BYTES), Overflow::Refuse)
+            .await
+    }
+
+    async fn send_truncating(&self, request: HttpRequest, max_body_bytes: usize) -> Result<HttpResponse, HttpError> {
+        self.send_reading(request, max_body_bytes.min(MAX_RESPONSE_BYTES), Overflow::Truncate)
+            .await
+    }
+
+    async fn check_destination(&self, url: &str) -> Result<(), HttpError> {
+        let url = Url::parse(url).map_err(|_| HttpError::Refused("invalid URL".into()))?;
+        self.check_url(&url).await.map(|_| ())
+    }
+}
+
+/// What to do with a response body longer than the caller's limit.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Overflow {
+    /// Fail with [`HttpError::BodyTooLarge`].
+    Refuse,
+    /// Keep the first bytes and stop reading.
+    Truncate,
+}
+
+impl GuardedHttpClient {
+    async fn send_reading(
+        &self,
+        request: HttpRequest,
+        limit: usize,
+        overflow: Overflow,
+    ) -> Result<HttpResponse, HttpError> {
         let url = Url::parse(&request.uri().to_string()).map_err(|_| HttpError::Refused("invalid URL".into()))?;
         let addresses = self.check_url(&url).await?;
         let mut response = match (url.scheme(), url.host()) {
@@ -134,22 +164,21 @@ impl HttpClient for GuardedHttpClient {
         }
         // Refuse an announced oversize body unread, and stop streaming as soon as the limit passes,
         // so memory stays within the limit whatever the vendor sends.
-        if response.content_length().is_some_and(|length| length > limit as u64) {
+        if overflow == Overflow::Refuse && response.content_length().is_some_and(|length| length > limit as u64) {
             return Err(HttpError::BodyTooLarge(limit));
         }
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(map_error)? {
             if body.len() + chunk.len() > limit {
-                return Err(HttpError::BodyTooLarge(limit));
+                if overflow == Overflow::Refuse {
+                    return Err(HttpError::BodyTooLarge(limit));
+                }
+                body.extend_from_slice(&chunk[..limit - body.len()]);
+                break;
             }
             body.extend_from_slice(&chunk);
         }
         builder.body(body).map_err(|e| HttpError::Transport(e.to_string()))
-    }
-
-    async fn check_destination(&self, url: &str) -> Result<(), HttpError> {
-        let url = Url::parse(url).map_err(|_| HttpError::Refused("invalid URL".into()))?;
-        self.check_url(&url).await.map(|_| ())
     }
 }
 

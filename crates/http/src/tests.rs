@@ -159,3 +159,28 @@ async fn refusals_do_not_reveal_what_a_name_resolves_to() {
         }
     }
 }
+
+#[tokio::test]
+async fn send_truncating_keeps_the_status_and_the_start_of_a_long_body() {
+    let server = MockServer::start().await;
+    let long = "x".repeat(100_000);
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(503).set_body_string(long.clone()))
+        .mount(&server)
+        .await;
+    let request = http::Request::post(format!("{}/hook", server.uri()))
+        .body(Vec::new())
+        .unwrap();
+    let client = client("127.0.0.1/32");
+    let response = client.send_truncating(request, 4096).await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.body(), &long.as_bytes()[..4096]);
+    let request = http::Request::post(format!("{}/hook", server.uri()))
+        .body(Vec::new())
+        .unwrap();
+    assert!(matches!(
+        client.send_limited(request, 4096).await,
+        Err(HttpError::BodyTooLarge(4096))
+    ));
+}
