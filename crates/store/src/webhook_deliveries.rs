@@ -139,7 +139,8 @@ impl Store {
 
     /// Leases up to `limit` due deliveries of enabled endpoints until `lease_until` (unix ms) under
     /// `token`: at most `per_endpoint` of any one endpoint, none of the endpoints in `exclude`.
-    /// Returns the ids this call leased; a delivery leased elsewhere is not among them.
+    /// Returns the deliveries this call leased, with their endpoints; one leased elsewhere is not
+    /// among them.
     pub async fn claim_deliveries(
         &self,
         now_ms: i64,
@@ -148,7 +149,7 @@ impl Store {
         per_endpoint: i64,
         limit: i64,
         exclude: &[String],
-    ) -> Result<Vec<i64>, StoreError> {
+    ) -> Result<Vec<(i64, String)>, StoreError> {
         if limit <= 0 {
             return Ok(Vec::new());
         }
@@ -179,7 +180,7 @@ impl Store {
         // The lease is taken only where it is still free: of two replicas, one wins each row.
         let update = format!(
             "UPDATE webhook_deliveries SET lease_until = $1, lease_token = $2 \
-             WHERE status = 'pending' AND lease_until <= $3 AND id IN ({}) RETURNING id",
+             WHERE status = 'pending' AND lease_until <= $3 AND id IN ({}) RETURNING id, endpoint_id",
             placeholders(4, candidates.len())
         );
         let mut query = sqlx::query(&update).bind(lease_until).bind(token).bind(now_ms);
@@ -187,7 +188,7 @@ impl Store {
             query = query.bind(id);
         }
         let claimed = query.fetch_all(&self.pool).await?;
-        Ok(claimed.iter().map(|r| r.get(0)).collect())
+        Ok(claimed.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     /// The delivery with its endpoint and event; `None` when any of them is gone.

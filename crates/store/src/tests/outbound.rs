@@ -102,9 +102,10 @@ async fn outbound_storage(store: &Store) {
     store.insert_deliveries(&[delivery("ep_b", seqs[0])]).await.unwrap();
 
     // At most `per_endpoint` of one endpoint; a leased delivery is not claimed again.
-    let claimed = store.claim_deliveries(10, 1_000, "one", 2, 10, &[]).await.unwrap();
+    let ids = |claimed: Vec<(i64, String)>| claimed.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+    let claimed = ids(store.claim_deliveries(10, 1_000, "one", 2, 10, &[]).await.unwrap());
     assert_eq!(claimed.len(), 3, "two of ep_a, one of ep_b: {claimed:?}");
-    let again = store.claim_deliveries(10, 1_000, "two", 2, 10, &[]).await.unwrap();
+    let again = ids(store.claim_deliveries(10, 1_000, "two", 2, 10, &[]).await.unwrap());
     assert_eq!(again.len(), 1, "only ep_a's third is left: {again:?}");
     assert!(claimed.iter().all(|id| !again.contains(id)));
     assert!(store
@@ -113,10 +114,10 @@ async fn outbound_storage(store: &Store) {
         .unwrap()
         .is_empty());
     // A lapsed lease can be claimed again; excluded endpoints are skipped.
-    let excluded = store
+    let excluded = ids(store
         .claim_deliveries(2_000, 3_000, "four", 5, 10, &["ep_a".to_owned()])
         .await
-        .unwrap();
+        .unwrap());
     assert_eq!(excluded.len(), 1);
     let job = store.delivery_job(excluded[0]).await.unwrap().unwrap();
     assert_eq!(job.endpoint.id, "ep_b");
@@ -157,10 +158,10 @@ async fn outbound_storage(store: &Store) {
         .execute(store.pool())
         .await
         .unwrap();
-    let claimed = store
+    let claimed = ids(store
         .claim_deliveries(60_000, 70_000, "five", 5, 10, &[])
         .await
-        .unwrap();
+        .unwrap());
     let on_b: Vec<i64> = claimed.into_iter().filter(|id| *id == excluded[0]).collect();
     assert_eq!(on_b.len(), 1);
     assert!(store
@@ -173,7 +174,7 @@ async fn outbound_storage(store: &Store) {
     assert!(store
         .record_attempt(
             "x",
-            &attempt(claimed_first(&store).await, "ep_a", false),
+            &attempt(claimed_first(store).await, "ep_a", false),
             DeliveryNext::Failed,
             &gone
         )

@@ -1,0 +1,83 @@
+//! The event log's consumer that turns each event into one delivery per matching enabled
+//! endpoint of its tenant. Deliveries and the cursor move in one transaction, and the cursor only
+//! from where it was read, so a crash or a second replica never loses or doubles a delivery.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use integrations_store::{NewDelivery, Store, StoreError, WebhookEndpoint};
+use tokio::sync::{watch, Mutex, Notify};
+
+use crate::{matches, now_millis, DeliverySettings, CONSUMER};
+
+pub(crate) struct Fanout {
+    store: Store,
+    settings: DeliverySettings,
+    appended: Mutex<watch::Receiver<u64>>,
+    wake_dispatcher: Arc<Notify>,
+}
+
+impl Fanout {
+    pub(crate) fn new(
+        store: Store,
+        settings: DeliverySettings,
+        appended: watch::Receiver<u64>,
+        wake_dispatcher: Arc<Notify>,
+    ) -> Self {
+        Self {
+            store,
+            settings,
+            appended: Mutex::new(appended),
+            wake_dispatcher,
+        }
+    }
+
+    pub(crate) async fn run(&self) {
+        let mut appended = self.appended.lock().await;
+        loop {
+            // Marked seen before reading, so an append during the step wakes the next wait.
+            appended.borrow_and_update();
+            match self.step().await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "outbound fan-out failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+            let _ = tokio::time::timeout(self.settings.poll_interval, appended.changed()).await;
+        }
+    }
+
+    /// Fans out one batch; returns whether there was one (more may follow).
+    pub(crate) async fn step(&self) -> Result<bool, StoreError> {
+        let from = self.store.event_cursor(CONSUMER).await?;
+        let events = self.store.events_after(from, self.settings.fanout_batch).await?;
+        let Some(to) = events.last().map(|event| event.seq) else {
+            return Ok(false);
+        };
+        let mut endpoints: HashMap<String, Vec<WebhookEndpoint>> = HashMap::new();
+        let mut deliveries = Vec::new();
+        for event in &events {
+            if !endpoints.contains_key(&event.tenant_id) {
+                let enabled = self.store.enabled_webhook_endpoints(&event.tenant_id).await?;
+                endpoints.insert(event.tenant_id.clone(), enabled);
+            }
+            for endpoint in &endpoints[&event.tenant_id] {
+                if event.seq > endpoint.start_seq && matches(&endpoint.event_types, &event.event_type) {
+                    deliveries.push(NewDelivery {
+                        tenant_id: event.tenant_id.clone(),
+                        endpoint_id: endpoint.id.clone(),
+                        event_seq: event.seq,
+                        next_attempt_at: now_millis() + self.settings.schedule.first_delay().as_millis() as i64,
+                    });
+                }
+            }
+        }
+        let written = self.store.record_fanout(CONSUMER, from, to, &deliveries).await?;
+        if written && !deliveries.is_empty() {
+            self.wake_dispatcher.notify_one();
+        }
+        Ok(true)
+    }
+}
