@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use integrations_core::Secret;
+use integrations_delivery::{InvalidSchedule, RetrySchedule};
 pub use integrations_nats::NatsSettings as NatsConfig;
 
 /// Why the configuration is unusable.
@@ -94,6 +95,9 @@ pub struct Config {
     /// `INTEGRATIONS_MCP_ALLOWED_HOSTS`: `Host` header values the MCP endpoint accepts (`name` or
     /// `name:port`, comma-separated; `*` accepts any). Default: the loopback names.
     pub mcp_allowed_hosts: Vec<String>,
+    /// `INTEGRATIONS_WEBHOOK_RETRY_SCHEDULE`: seconds before each outbound webhook attempt
+    /// (`0,5,300,…`); Svix's schedule by default.
+    pub webhook_retry_schedule: RetrySchedule,
     /// `FLAGSMITH_*`.
     pub flags: FlagsSource,
 }
@@ -125,6 +129,7 @@ impl Config {
             job_backoff_base: Duration::from_secs(2),
             nats: None,
             mcp_allowed_hosts: integrations_mcp::McpConfig::default().allowed_hosts,
+            webhook_retry_schedule: RetrySchedule::default(),
             flags: FlagsSource::None,
         }
     }
@@ -217,6 +222,11 @@ impl Config {
         }
         if let Some(secs) = get("INTEGRATIONS_EVENT_RETENTION_SECS") {
             config.event_retention = seconds(secs, "INTEGRATIONS_EVENT_RETENTION_SECS")?;
+        }
+        if let Some(schedule) = get("INTEGRATIONS_WEBHOOK_RETRY_SCHEDULE") {
+            config.webhook_retry_schedule = schedule
+                .parse()
+                .map_err(|e: InvalidSchedule| invalid("INTEGRATIONS_WEBHOOK_RETRY_SCHEDULE", &e.to_string()))?;
         }
         if let Some(secs) = get("INTEGRATIONS_WRITE_STALL_TIMEOUT_SECS") {
             config.write_stall_timeout = seconds(secs, "INTEGRATIONS_WRITE_STALL_TIMEOUT_SECS")?;
@@ -315,6 +325,8 @@ impl std::fmt::Debug for Config {
             .field("request_timeout", &self.request_timeout)
             .field("max_connections", &self.max_connections)
             .field("mcp_allowed_hosts", &self.mcp_allowed_hosts)
+            .field("event_retention", &self.event_retention)
+            .field("webhook_retry_schedule", &self.webhook_retry_schedule)
             .field("flags", &self.flags)
             .finish()
     }
@@ -498,6 +510,17 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn reads_the_webhook_retry_schedule() {
+        assert_eq!(
+            Config::from_values(&HashMap::new()).unwrap().webhook_retry_schedule,
+            RetrySchedule::default()
+        );
+        let config = Config::from_values(&values(&[("INTEGRATIONS_WEBHOOK_RETRY_SCHEDULE", "0, 1,2")])).unwrap();
+        assert_eq!(config.webhook_retry_schedule, "0,1,2".parse().unwrap());
+        assert!(Config::from_values(&values(&[("INTEGRATIONS_WEBHOOK_RETRY_SCHEDULE", "0,soon")])).is_err());
     }
 
     #[test]

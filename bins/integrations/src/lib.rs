@@ -155,6 +155,10 @@ pub async fn build_app_with(config: &Config, registry: PluginRegistry) -> Result
         service.keep_background(relay.spawn());
         tracing::info!(url = %nats.url, stream = %nats.stream, "publishing events to NATS JetStream");
     }
+    service.start_outbound(integrations_delivery::DeliverySettings {
+        schedule: config.webhook_retry_schedule.clone(),
+        ..Default::default()
+    });
     let state = AppState {
         service: service.clone(),
         admin_token: config.admin_token.as_ref().map(|t| AdminTokenDigest::new(t.expose())),

@@ -10,6 +10,7 @@ mod params;
 mod plugins;
 pub mod problem;
 mod tools;
+mod webhook_endpoints;
 mod webhook_events;
 mod webhooks;
 
@@ -58,6 +59,7 @@ pub fn app(state: AppState) -> Router {
         .merge(tools::router())
         .merge(events::router())
         .merge(jobs::router())
+        .merge(webhook_endpoints::router())
         .merge(webhook_events::router())
         .merge(webhooks::router())
         .fallback(|| async { ApiError::RouteNotFound })

@@ -180,6 +180,20 @@ fn from_service(error: &ServiceError) -> Problem {
             detail,
         )
         .with("plugin", json!(plugin)),
+        E::WebhookEndpointNotFound => Problem::new(
+            StatusCode::NOT_FOUND,
+            "webhook-endpoint-not-found",
+            "Webhook endpoint not found",
+            detail,
+        ),
+        E::InvalidWebhookEndpoint(errors) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-webhook-endpoint",
+            "Invalid webhook endpoint",
+            summary(errors),
+        )
+        .with("errors", json!(errors.errors))
+        .with("errors_omitted", json!(errors.omitted)),
         // One fixed body for every refusal: nothing of the tenant, the plugin or the reason.
         E::WebhookRejected => Problem::new(
             StatusCode::NOT_FOUND,

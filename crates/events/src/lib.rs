@@ -8,4 +8,4 @@ mod time;
 
 pub use ids::new_event_id;
 pub use log::{EmittedEvent, EventError, EventLog, EventPage, EventView, LifecycleChange, PipelineSettings};
-pub use time::rfc3339_millis;
+pub use time::{parse_rfc3339_millis, rfc3339_millis};

@@ -91,6 +91,12 @@ pub enum ServiceError {
     /// Only dead or failed jobs are retried.
     #[error("a {0} job cannot be retried; only dead or failed jobs can")]
     JobNotRetryable(&'static str),
+    /// No such outbound webhook endpoint for this tenant.
+    #[error("webhook endpoint not found")]
+    WebhookEndpointNotFound,
+    /// An outbound webhook endpoint's fields are unusable (a refused URL, malformed filters).
+    #[error("invalid webhook endpoint")]
+    InvalidWebhookEndpoint(FieldErrors),
     /// A webhook was refused, for whatever reason: every refusal looks alike to the sender.
     #[error("webhook rejected")]
     WebhookRejected,

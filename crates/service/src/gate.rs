@@ -11,8 +11,8 @@ use std::future::Future;
 use integrations_store::{Change, Store, StoreError};
 
 use crate::budget::BudgetedHttpClient;
-use crate::state::TenantState;
-use crate::{Service, ServiceError};
+use crate::state::{StateCache, TenantState};
+use crate::{Service, ServiceError, TenantHttpFactory};
 
 impl TenantState {
     /// Whether flags let the tenant use `plugin`; decided once per flags document for all plugins.
@@ -35,17 +35,7 @@ impl TenantState {
 impl Service {
     /// The state of a tenant; `None` when the tenant does not exist.
     pub(crate) async fn gate(&self, tenant_id: &str) -> Result<Option<Arc<TenantState>>, ServiceError> {
-        if let Some(state) = self.cache.tenant(tenant_id) {
-            return Ok(Some(state));
-        }
-        let generation = self.cache.generation();
-        let Some(tenant) = self.store.get_tenant(tenant_id).await? else {
-            return Ok(None);
-        };
-        let installations = self.store.list_installations(tenant_id).await?;
-        let state = Arc::new(TenantState::new(tenant, installations));
-        self.cache.insert_tenant(generation, state.clone());
-        Ok(Some(state))
+        load_gate(&self.cache, &self.store, tenant_id).await
     }
 
     /// The state of a tenant that must exist.
@@ -77,14 +67,7 @@ impl Service {
     /// The outbound client for this tenant: the shared one, or one that also admits the
     /// tenant's own networks.
     pub(crate) fn tenant_http(&self, state: &TenantState) -> Result<Arc<dyn HttpClient>, ServiceError> {
-        if state.tenant.outbound_allow_cidrs.is_empty() {
-            return Ok(self.http.clone());
-        }
-        if let Some(client) = state.http() {
-            return Ok(client);
-        }
-        let client = (self.tenant_http)(&state.tenant.outbound_allow_cidrs).map_err(ServiceError::Internal)?;
-        Ok(state.remember_http(client))
+        client_for(&self.http, &self.tenant_http, state)
     }
 
     /// What a plugin gets for one tool call or lifecycle hook: a fresh response budget (plugins
@@ -133,4 +116,40 @@ impl Service {
             ))),
         }
     }
+}
+
+/// The state of a tenant from the cache, or loaded and remembered; `None` when it does not exist.
+pub(crate) async fn load_gate(
+    cache: &StateCache,
+    store: &Store,
+    tenant_id: &str,
+) -> Result<Option<Arc<TenantState>>, ServiceError> {
+    if let Some(state) = cache.tenant(tenant_id) {
+        return Ok(Some(state));
+    }
+    let generation = cache.generation();
+    let Some(tenant) = store.get_tenant(tenant_id).await? else {
+        return Ok(None);
+    };
+    let installations = store.list_installations(tenant_id).await?;
+    let state = Arc::new(TenantState::new(tenant, installations));
+    cache.insert_tenant(generation, state.clone());
+    Ok(Some(state))
+}
+
+/// The tenant's outbound client: the shared one, or one (built once per cached state) that also
+/// admits the tenant's own networks.
+pub(crate) fn client_for(
+    shared: &Arc<dyn HttpClient>,
+    factory: &TenantHttpFactory,
+    state: &TenantState,
+) -> Result<Arc<dyn HttpClient>, ServiceError> {
+    if state.tenant.outbound_allow_cidrs.is_empty() {
+        return Ok(shared.clone());
+    }
+    if let Some(client) = state.http() {
+        return Ok(client);
+    }
+    let client = factory(&state.tenant.outbound_allow_cidrs).map_err(ServiceError::Internal)?;
+    Ok(state.remember_http(client))
 }

@@ -1,5 +1,5 @@
 //! The domain logic of the service, free of HTTP: tenants and their keys, the plugin lifecycle,
-//! the tool catalog, inbound webhooks and master-key rotation. The API crate is a thin layer over
+//! the tool catalog, inbound webhooks, outbound webhook endpoints and master-key rotation. The API crate is a thin layer over
 //! [`Service`]; tests can drive it directly.
 
 mod budget;
@@ -7,6 +7,7 @@ mod error;
 mod events;
 mod gate;
 mod jobs;
+mod outbound;
 mod plugins;
 mod rotation;
 mod state;
@@ -16,6 +17,7 @@ mod tokens;
 mod tools;
 mod validation;
 mod vault;
+mod webhook_endpoints;
 mod webhooks;
 
 use std::collections::HashMap;
@@ -41,6 +43,10 @@ pub use rotation::{rotate_master_key, RotationReport};
 pub use tenants::{validate_tenant_id, CreatedKey, TenantSummary, TenantUpdate};
 pub use tools::ToolListing;
 pub use validation::{FieldError, FieldErrors, MAX_REPORTED_ERRORS};
+pub use webhook_endpoints::{
+    AttemptPage, AttemptView, CreatedWebhookEndpoint, ReplayReport, WebhookEndpointView, MAX_ATTEMPT_PAGE,
+    MAX_REPLAY_EVENTS,
+};
 pub use webhooks::WebhookReceipt;
 
 /// Re-reads the master keys from where they came from.
@@ -82,10 +88,12 @@ pub struct Service {
     events: Arc<EventLog>,
     jobs: Arc<integrations_jobs::JobQueue>,
     background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Outbound webhook delivery, once started.
+    outbound: std::sync::OnceLock<integrations_delivery::Outbound>,
     registry: Arc<PluginRegistry>,
     flags: Flags,
     http: Arc<dyn HttpClient>,
-    tenant_http: TenantHttpFactory,
+    tenant_http: Arc<TenantHttpFactory>,
     public_url: String,
     cache: Arc<state::StateCache>,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -125,7 +133,8 @@ impl Service {
         Ok(Self {
             cache,
             listener: Mutex::new(None),
-            tenant_http: parts.tenant_http,
+            tenant_http: Arc::new(parts.tenant_http),
+            outbound: std::sync::OnceLock::new(),
             store: parts.store,
             keys,
             tokens,

@@ -1,0 +1,110 @@
+//! The tenant's outbound webhook endpoints: CRUD, secret rotation, attempts and replays.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use integrations_service::{AttemptPage, CreatedWebhookEndpoint, ReplayReport, WebhookEndpointView};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::CurrentTenant;
+use crate::body::{JsonBody, JsonBodyOrEmpty};
+use crate::params::{ApiPath, ApiQuery};
+use crate::{ApiError, AppState};
+
+/// Attempts per page unless the caller asks for another number (at most 100).
+const DEFAULT_ATTEMPTS: i64 = 50;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/webhook-endpoints", get(list).post(create))
+        .route("/v1/webhook-endpoints/{id}", get(show).patch(update).delete(remove))
+        .route("/v1/webhook-endpoints/{id}/rotate-secret", post(rotate))
+        .route("/v1/webhook-endpoints/{id}/attempts", get(attempts))
+        .route("/v1/webhook-endpoints/{id}/replay", post(replay))
+}
+
+async fn create(
+    CurrentTenant(tenant): CurrentTenant,
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<CreatedWebhookEndpoint>), ApiError> {
+    let created = state.service.create_webhook_endpoint(&tenant, body).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn list(CurrentTenant(tenant): CurrentTenant, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let endpoints = state.service.list_webhook_endpoints(&tenant).await?;
+    Ok(Json(json!({"endpoints": endpoints})))
+}
+
+async fn show(
+    CurrentTenant(tenant): CurrentTenant,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<WebhookEndpointView>, ApiError> {
+    Ok(Json(state.service.webhook_endpoint(&tenant, &id).await?))
+}
+
+async fn update(
+    CurrentTenant(tenant): CurrentTenant,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<WebhookEndpointView>, ApiError> {
+    Ok(Json(state.service.update_webhook_endpoint(&tenant, &id, body).await?))
+}
+
+async fn remove(
+    CurrentTenant(tenant): CurrentTenant,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    state.service.delete_webhook_endpoint(&tenant, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn rotate(
+    CurrentTenant(tenant): CurrentTenant,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<CreatedWebhookEndpoint>, ApiError> {
+    Ok(Json(state.service.rotate_webhook_endpoint_secret(&tenant, &id).await?))
+}
+
+#[derive(Deserialize)]
+struct AttemptsQuery {
+    /// The `next` of the previous page.
+    before: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn attempts(
+    CurrentTenant(tenant): CurrentTenant,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<AttemptsQuery>,
+) -> Result<Json<AttemptPage>, ApiError> {
+    let page = state
+        .service
+        .list_webhook_attempts(
+            &tenant,
+            &id,
+            query.before.as_deref(),
+            query.limit.unwrap_or(DEFAULT_ATTEMPTS),
+        )
+        .await?;
+    Ok(Json(page))
+}
+
+async fn replay(
+    CurrentTenant(tenant): CurrentTenant,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    JsonBodyOrEmpty(body): JsonBodyOrEmpty,
+) -> Result<(StatusCode, Json<ReplayReport>), ApiError> {
+    let since = body.get("since").cloned().unwrap_or(Value::Null);
+    let report = state.service.replay_webhook_endpoint(&tenant, &id, &since).await?;
+    Ok((StatusCode::ACCEPTED, Json(report)))
+}

@@ -1,0 +1,448 @@
+//! Tenants' outbound webhook endpoints: create (with a signing secret shown once), list, change,
+//! delete, rotate the secret, list attempts, replay events. Delivery itself is the delivery crate's.
+
+use std::collections::BTreeSet;
+
+use integrations_delivery::{matches, validate_filters, InvalidFilter, SigningSecret, ROTATION_OVERLAP};
+use integrations_events::{parse_rfc3339_millis, rfc3339_millis};
+use integrations_secrets::random_bytes;
+use integrations_store::{NewDelivery, StoredAttempt, WebhookEndpoint, WebhookEndpointSettings};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::outbound::seal_endpoint_secret;
+use crate::state::TenantState;
+use crate::{now_unix, FieldError, Service, ServiceError};
+
+/// Most attempts on one page.
+pub const MAX_ATTEMPT_PAGE: i64 = 100;
+
+/// Most events one replay sends again; `truncated` says when there were more.
+pub const MAX_REPLAY_EVENTS: usize = 10_000;
+
+/// Longest URL and description accepted.
+const MAX_URL_CHARS: usize = 2048;
+const MAX_DESCRIPTION_CHARS: usize = 1024;
+
+/// An endpoint as the tenant sees it; never a secret.
+#[derive(Clone, Debug, Serialize)]
+pub struct WebhookEndpointView {
+    /// `ep_…`.
+    pub id: String,
+    /// Where events are POSTed.
+    pub url: String,
+    /// Type filters; empty means every type.
+    pub event_types: Vec<String>,
+    /// The tenant's note.
+    pub description: String,
+    /// Whether deliveries are made.
+    pub enabled: bool,
+    /// Why the service disabled it (410 Gone, failing for days), if it did.
+    pub disabled_reason: Option<String>,
+    /// Until when the secret replaced by the last rotation still signs (RFC 3339).
+    pub previous_secret_expires_at: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+/// An endpoint with its signing secret: the answer to create and rotate, the only times the
+/// secret is shown.
+#[derive(Clone, Serialize)]
+pub struct CreatedWebhookEndpoint {
+    /// The endpoint.
+    #[serde(flatten)]
+    pub endpoint: WebhookEndpointView,
+    /// `whsec_<base64>`.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for CreatedWebhookEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedWebhookEndpoint")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One delivery attempt as the tenant lists it.
+#[derive(Clone, Debug, Serialize)]
+pub struct AttemptView {
+    /// Position in the listing.
+    pub id: String,
+    /// The `webhook-id` sent: the event's id.
+    pub webhook_id: String,
+    /// The event's type.
+    pub event_type: String,
+    /// 1 for a delivery's first attempt.
+    pub attempt: i64,
+    /// RFC 3339.
+    pub attempted_at: String,
+    /// The endpoint's status, when it answered.
+    pub status_code: Option<i64>,
+    /// Why there was no answer (timeout, refused destination, connection error).
+    pub error: Option<String>,
+    /// Time to the answer or the error.
+    pub latency_ms: i64,
+    /// The first 4 KiB of the answer.
+    pub response_body: String,
+    /// Whether the endpoint took it (2xx).
+    pub succeeded: bool,
+    /// The delivery now: `pending` (another attempt is due), `succeeded` or `failed` (no more).
+    pub delivery_status: String,
+}
+
+/// A page of attempts, newest first.
+#[derive(Clone, Debug, Serialize)]
+pub struct AttemptPage {
+    /// The attempts.
+    pub attempts: Vec<AttemptView>,
+    /// Pass as `before` for older ones; `null` at the end.
+    pub next: Option<String>,
+}
+
+/// What a replay queued.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReplayReport {
+    /// New deliveries, one per matching event.
+    pub replayed: usize,
+    /// Whether more than [`MAX_REPLAY_EVENTS`] matched: replay again from a later time.
+    pub truncated: bool,
+}
+
+/// The fields of a create or change request.
+#[derive(Default)]
+struct EndpointInput {
+    url: Option<String>,
+    event_types: Option<Vec<String>>,
+    description: Option<String>,
+    enabled: Option<bool>,
+}
+
+impl Service {
+    /// Creates an endpoint (`url` required) with a fresh signing secret.
+    pub async fn create_webhook_endpoint(
+        &self,
+        tenant_id: &str,
+        body: Value,
+    ) -> Result<CreatedWebhookEndpoint, ServiceError> {
+        let state = self.existing_gate(tenant_id).await?;
+        let input = parse_input(body)?;
+        let Some(url) = input.url else {
+            return Err(invalid("url", "is required"));
+        };
+        self.check_endpoint_url(&state, &url).await?;
+        let secret = SigningSecret::generate().map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let id = format!("ep_{}", hex::encode(random_bytes::<12>()?));
+        let key = self.data_key(tenant_id).await?;
+        let now = now_unix();
+        let endpoint = WebhookEndpoint {
+            secret: seal_endpoint_secret(&key, tenant_id, &id, &secret)?,
+            id,
+            tenant_id: tenant_id.to_owned(),
+            url,
+            event_types: input.event_types.unwrap_or_default(),
+            description: input.description.unwrap_or_default(),
+            enabled: input.enabled.unwrap_or(true),
+            disabled_reason: None,
+            previous_secret: None,
+            previous_secret_expires_at: None,
+            failing_since: None,
+            start_seq: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        let stored = self.store.insert_webhook_endpoint(&endpoint).await?;
+        Ok(CreatedWebhookEndpoint {
+            endpoint: view(&stored),
+            secret: secret.expose_whsec(),
+        })
+    }
+
+    /// The tenant's endpoints, oldest first.
+    pub async fn list_webhook_endpoints(&self, tenant_id: &str) -> Result<Vec<WebhookEndpointView>, ServiceError> {
+        self.existing_gate(tenant_id).await?;
+        let endpoints = self.store.webhook_endpoints(tenant_id).await?;
+        Ok(endpoints.iter().map(view).collect())
+    }
+
+    /// One of the tenant's endpoints; another tenant's is not found.
+    pub async fn webhook_endpoint(&self, tenant_id: &str, id: &str) -> Result<WebhookEndpointView, ServiceError> {
+        Ok(view(&self.endpoint_row(tenant_id, id).await?))
+    }
+
+    /// Changes the fields given; enabling an endpoint the service disabled clears its reason.
+    pub async fn update_webhook_endpoint(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        body: Value,
+    ) -> Result<WebhookEndpointView, ServiceError> {
+        let state = self.existing_gate(tenant_id).await?;
+        let input = parse_input(body)?;
+        let current = self.endpoint_row(tenant_id, id).await?;
+        if let Some(url) = &input.url {
+            self.check_endpoint_url(&state, url).await?;
+        }
+        let settings = WebhookEndpointSettings {
+            url: input.url.unwrap_or(current.url),
+            event_types: input.event_types.unwrap_or(current.event_types),
+            description: input.description.unwrap_or(current.description),
+            enabled: input.enabled.unwrap_or(current.enabled),
+        };
+        if !self.store.update_webhook_endpoint(tenant_id, id, &settings).await? {
+            return Err(ServiceError::WebhookEndpointNotFound);
+        }
+        if settings.enabled {
+            // Deliveries held while it was disabled are due again.
+            self.wake_outbound();
+        }
+        self.webhook_endpoint(tenant_id, id).await
+    }
+
+    /// Deletes an endpoint with its pending deliveries and its attempts.
+    pub async fn delete_webhook_endpoint(&self, tenant_id: &str, id: &str) -> Result<(), ServiceError> {
+        self.existing_gate(tenant_id).await?;
+        if !self.store.delete_webhook_endpoint(tenant_id, id).await? {
+            return Err(ServiceError::WebhookEndpointNotFound);
+        }
+        Ok(())
+    }
+
+    /// Replaces the signing secret; the old one keeps signing deliveries for 24 hours, so
+    /// receivers can switch without losing any.
+    pub async fn rotate_webhook_endpoint_secret(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<CreatedWebhookEndpoint, ServiceError> {
+        self.endpoint_row(tenant_id, id).await?;
+        let secret = SigningSecret::generate().map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let key = self.data_key(tenant_id).await?;
+        let sealed = seal_endpoint_secret(&key, tenant_id, id, &secret)?;
+        let expires = now_unix() + ROTATION_OVERLAP.as_secs() as i64;
+        if !self
+            .store
+            .rotate_webhook_endpoint_secret(tenant_id, id, &sealed, expires)
+            .await?
+        {
+            return Err(ServiceError::WebhookEndpointNotFound);
+        }
+        Ok(CreatedWebhookEndpoint {
+            endpoint: self.webhook_endpoint(tenant_id, id).await?,
+            secret: secret.expose_whsec(),
+        })
+    }
+
+    /// The endpoint's attempts, newest first, older than `before` (a `next` of an earlier page).
+    pub async fn list_webhook_attempts(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<AttemptPage, ServiceError> {
+        self.endpoint_row(tenant_id, id).await?;
+        let before = before
+            .map(|cursor| cursor.parse::<i64>().ok().filter(|n| *n > 0))
+            .map(|parsed| parsed.ok_or_else(|| ServiceError::InvalidRequest("invalid cursor".into())))
+            .transpose()?;
+        let limit = limit.clamp(1, MAX_ATTEMPT_PAGE);
+        let mut rows = self.store.webhook_attempts(tenant_id, id, before, limit + 1).await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next = more.then(|| rows.last().map(|row| row.id.to_string())).flatten();
+        Ok(AttemptPage {
+            attempts: rows.into_iter().map(attempt_view).collect(),
+            next,
+        })
+    }
+
+    /// Sends the tenant's events matching the endpoint's filters that occurred since `since`
+    /// (RFC 3339 or unix seconds) again, as new deliveries carrying each event's id as before.
+    pub async fn replay_webhook_endpoint(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        since: &Value,
+    ) -> Result<ReplayReport, ServiceError> {
+        let endpoint = self.endpoint_row(tenant_id, id).await?;
+        let since_ms = parse_since(since)?;
+        let (mut after, mut replayed, mut truncated) = (0, 0, false);
+        loop {
+            let events = self.store.tenant_events_since(tenant_id, since_ms, after, 500).await?;
+            let Some(last) = events.last() else { break };
+            after = last.seq;
+            let mut deliveries = Vec::new();
+            for event in events.iter().filter(|e| matches(&endpoint.event_types, &e.event_type)) {
+                if replayed == MAX_REPLAY_EVENTS {
+                    truncated = true;
+                    break;
+                }
+                deliveries.push(NewDelivery {
+                    tenant_id: tenant_id.to_owned(),
+                    endpoint_id: endpoint.id.clone(),
+                    event_seq: event.seq,
+                    next_attempt_at: self.first_attempt_at(now_unix() * 1000),
+                });
+                replayed += 1;
+            }
+            self.store.insert_deliveries(&deliveries).await?;
+            if truncated {
+                break;
+            }
+        }
+        self.wake_outbound();
+        Ok(ReplayReport { replayed, truncated })
+    }
+
+    async fn endpoint_row(&self, tenant_id: &str, id: &str) -> Result<WebhookEndpoint, ServiceError> {
+        self.existing_gate(tenant_id).await?;
+        self.store
+            .webhook_endpoint(tenant_id, id)
+            .await?
+            .ok_or(ServiceError::WebhookEndpointNotFound)
+    }
+
+    /// The same rules as a tenant's vendor URLs: the tenant's own client decides.
+    async fn check_endpoint_url(&self, state: &TenantState, url: &str) -> Result<(), ServiceError> {
+        if url.chars().count() > MAX_URL_CHARS {
+            return Err(invalid("url", &format!("must be at most {MAX_URL_CHARS} characters")));
+        }
+        self.tenant_http(state)?
+            .check_destination(url)
+            .await
+            .map_err(|error| invalid("url", &error.to_string()))
+    }
+}
+
+fn invalid(field: &str, message: &str) -> ServiceError {
+    ServiceError::InvalidWebhookEndpoint(
+        vec![FieldError {
+            field: field.to_owned(),
+            message: message.to_owned(),
+        }]
+        .into(),
+    )
+}
+
+/// Reads the known fields, naming each wrong one.
+fn parse_input(body: Value) -> Result<EndpointInput, ServiceError> {
+    let Value::Object(fields) = body else {
+        return Err(invalid("", "must be a JSON object"));
+    };
+    let mut errors = Vec::new();
+    let mut error = |field: &str, message: &str| {
+        errors.push(FieldError {
+            field: field.to_owned(),
+            message: message.to_owned(),
+        })
+    };
+    let mut input = EndpointInput::default();
+    for (name, value) in fields {
+        match (name.as_str(), value) {
+            (_, Value::Null) if name != "url" => {}
+            ("url", Value::String(url)) => input.url = Some(url),
+            ("url", _) => error("url", "must be a string"),
+            ("description", Value::String(text)) if text.chars().count() <= MAX_DESCRIPTION_CHARS => {
+                input.description = Some(text)
+            }
+            ("description", _) => error(
+                "description",
+                &format!("must be a string of at most {MAX_DESCRIPTION_CHARS} characters"),
+            ),
+            ("enabled", Value::Bool(enabled)) => input.enabled = Some(enabled),
+            ("enabled", _) => error("enabled", "must be true or false"),
+            ("event_types", value) => match event_types(value) {
+                Ok(types) => input.event_types = Some(types),
+                Err((field, message)) => error(&field, &message),
+            },
+            (other, _) => error(other, "is not a field of a webhook endpoint"),
+        }
+    }
+    if errors.is_empty() {
+        Ok(input)
+    } else {
+        Err(ServiceError::InvalidWebhookEndpoint(errors.into()))
+    }
+}
+
+fn event_types(value: Value) -> Result<Vec<String>, (String, String)> {
+    let Value::Array(items) = value else {
+        return Err(("event_types".into(), "must be a list of event types".into()));
+    };
+    let mut types = Vec::with_capacity(items.len());
+    for (position, item) in items.into_iter().enumerate() {
+        match item {
+            Value::String(text) => types.push(text),
+            _ => return Err((format!("event_types.{position}"), "must be a string".into())),
+        }
+    }
+    match validate_filters(&types) {
+        Ok(()) => {
+            // Order kept, repeats dropped.
+            let mut seen = BTreeSet::new();
+            types.retain(|t| seen.insert(t.clone()));
+            Ok(types)
+        }
+        Err(InvalidFilter::Malformed(position)) => Err((
+            format!("event_types.{position}"),
+            "must be dot-separated words of letters, digits, '_' or '-', optionally ending in \".*\", or \"*\"".into(),
+        )),
+        Err(too_many) => Err(("event_types".into(), too_many.to_string())),
+    }
+}
+
+/// RFC 3339, or unix seconds as a number or a string of digits, as unix milliseconds.
+fn parse_since(since: &Value) -> Result<i64, ServiceError> {
+    let invalid_since = || invalid("since", "must be an RFC 3339 time or unix seconds");
+    match since {
+        Value::Number(number) => number
+            .as_i64()
+            .filter(|secs| *secs >= 0)
+            .map(|secs| secs.saturating_mul(1000))
+            .ok_or_else(invalid_since),
+        Value::String(text) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => text
+            .parse::<i64>()
+            .map(|secs| secs.saturating_mul(1000))
+            .map_err(|_| invalid_since()),
+        Value::String(text) => parse_rfc3339_millis(text).ok_or_else(invalid_since),
+        Value::Null => Err(invalid("since", "is required")),
+        _ => Err(invalid_since()),
+    }
+}
+
+fn view(endpoint: &WebhookEndpoint) -> WebhookEndpointView {
+    let now = now_unix();
+    WebhookEndpointView {
+        id: endpoint.id.clone(),
+        url: endpoint.url.clone(),
+        event_types: endpoint.event_types.clone(),
+        description: endpoint.description.clone(),
+        enabled: endpoint.enabled,
+        disabled_reason: endpoint.disabled_reason.clone(),
+        previous_secret_expires_at: endpoint
+            .previous_secret_expires_at
+            .filter(|expires| *expires > now)
+            .map(|secs| rfc3339_millis(secs * 1000)),
+        created_at: rfc3339_millis(endpoint.created_at * 1000),
+        updated_at: rfc3339_millis(endpoint.updated_at * 1000),
+    }
+}
+
+fn attempt_view(row: StoredAttempt) -> AttemptView {
+    AttemptView {
+        id: row.id.to_string(),
+        webhook_id: row.record.event_id,
+        event_type: row.event_type,
+        attempt: row.record.attempt,
+        attempted_at: rfc3339_millis(row.record.attempted_at),
+        status_code: row.record.status_code,
+        error: row.record.error,
+        latency_ms: row.record.latency_ms,
+        response_body: row.record.response_body,
+        succeeded: row.record.succeeded,
+        delivery_status: row.delivery_status,
+    }
+}
