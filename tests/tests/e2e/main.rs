@@ -17,6 +17,8 @@ mod lifecycle;
 mod limits;
 mod mcp;
 mod microsoft;
+mod outbound;
+mod receiver;
 mod secrets;
 mod sharepoint;
 mod slack;

@@ -242,3 +242,48 @@ async fn claimed_first(store: &Store) -> i64 {
         .unwrap();
     id
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_lease_each_delivery_once_on_sqlite() {
+    let (_dir, store) = sqlite_store().await;
+    concurrent_claims(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_lease_each_delivery_once_on_postgres() {
+    let Some(database) = ScratchPostgres::create("store_outbound_claims").await else {
+        return;
+    };
+    concurrent_claims(&database.store).await;
+    database.drop().await;
+}
+
+/// Ten dispatchers (as on ten replicas) claim at once: every delivery goes to exactly one.
+async fn concurrent_claims(store: &Store) {
+    let (t, k, d) = tenant("acme");
+    store.create_tenant(&t, &k, &d).await.unwrap();
+    store.insert_webhook_endpoint(&endpoint("ep_a", "acme")).await.unwrap();
+    let mut deliveries = Vec::new();
+    for n in 0..100 {
+        deliveries.push(delivery("ep_a", append(store, "acme", n).await));
+    }
+    store.insert_deliveries(&deliveries).await.unwrap();
+    let claims = (0..10).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .claim_deliveries(10, 1_000, &format!("replica-{n}"), 100, 100, &[])
+                .await
+                .unwrap()
+        })
+    });
+    let mut claimed = Vec::new();
+    for claim in claims.collect::<Vec<_>>() {
+        claimed.extend(claim.await.unwrap().into_iter().map(|(id, _)| id));
+    }
+    claimed.sort();
+    let total = claimed.len();
+    claimed.dedup();
+    assert_eq!(claimed.len(), total, "a delivery was leased twice");
+    assert_eq!(total, 100);
+}
