@@ -24,6 +24,7 @@ mod sharepoint;
 mod slack;
 mod slack_contract;
 mod socket;
+mod standardwebhooks;
 mod teams;
 mod tenant_state;
 mod webhooks;
