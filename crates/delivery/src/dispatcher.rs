@@ -11,6 +11,7 @@ use integrations_events::EventView;
 use integrations_store::{AttemptRecord, DeliveryJob, DeliveryNext, EndpointHealth, Store};
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 
 use crate::{now_millis, signature_header, ContextError, DeliveryContext, DeliverySettings, MAX_RECORDED_BODY};
 
@@ -69,17 +70,20 @@ impl Dispatcher {
     }
 
     pub(crate) async fn run(self: Arc<Self>) {
+        // Attempts belong to this task: aborting it (the service dropped) aborts them too.
+        let mut attempts = JoinSet::new();
         loop {
-            if let Err(error) = self.clone().dispatch_due().await {
+            if let Err(error) = self.clone().dispatch_due(&mut attempts).await {
                 tracing::warn!(%error, "outbound dispatcher failed; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
+            while attempts.try_join_next().is_some() {}
             let _ = tokio::time::timeout(self.settings.poll_interval, self.wake.notified()).await;
         }
     }
 
     /// Leases what is due and can start now, and starts it.
-    async fn dispatch_due(self: Arc<Self>) -> Result<(), integrations_store::StoreError> {
+    async fn dispatch_due(self: Arc<Self>, attempts: &mut JoinSet<()>) -> Result<(), integrations_store::StoreError> {
         let free = self.slots.available_permits();
         if free == 0 {
             return Ok(());
@@ -108,7 +112,7 @@ impl Dispatcher {
             *self.in_flight().entry(endpoint_id.clone()).or_default() += 1;
             let dispatcher = self.clone();
             let token = token.clone();
-            tokio::spawn(async move { dispatcher.attempt(delivery_id, endpoint_id, token, slot).await });
+            attempts.spawn(async move { dispatcher.attempt(delivery_id, endpoint_id, token, slot).await });
         }
         Ok(())
     }

@@ -446,3 +446,36 @@ fn attempt_view(row: StoredAttempt) -> AttemptView {
         delivery_status: row.delivery_status,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn since_is_rfc3339_or_unix_seconds() {
+        assert_eq!(parse_since(&json!(1_700_000_000)).unwrap(), 1_700_000_000_000);
+        assert_eq!(parse_since(&json!("1700000000")).unwrap(), 1_700_000_000_000);
+        assert_eq!(parse_since(&json!("2023-11-14T22:13:20Z")).unwrap(), 1_700_000_000_000);
+        for bad in [json!(null), json!(-1), json!(1.5), json!("soon"), json!([1])] {
+            assert!(parse_since(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn fields_are_read_strictly_and_repeated_filters_dropped() {
+        let input =
+            parse_input(json!({"url": "https://x.example/h", "event_types": ["a.*", "b", "a.*"], "description": null}))
+                .unwrap();
+        assert_eq!(input.event_types.unwrap(), ["a.*", "b"]);
+        assert_eq!(input.description, None);
+        let Err(ServiceError::InvalidWebhookEndpoint(errors)) =
+            parse_input(json!({"url": null, "enabled": 1, "event_types": [1], "secret": "x"}))
+        else {
+            panic!("refused expected");
+        };
+        let fields: Vec<&str> = errors.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["enabled", "event_types.0", "secret", "url"]);
+    }
+}
