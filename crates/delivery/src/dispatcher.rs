@@ -1,6 +1,6 @@
 //! Leases due deliveries and attempts each in its own task. A global cap bounds the attempts in
-//! flight, and an endpoint with an attempt in flight here gets no more until it is done (at most
-//! `per_endpoint` at once), so a slow or dead endpoint holds only its own deliveries back.
+//! flight, and each endpoint has at most `per_endpoint` of them (claims give an endpoint only the
+//! room it has left), so a slow or dead endpoint holds only its own deliveries back.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -88,20 +88,18 @@ impl Dispatcher {
         if free == 0 {
             return Ok(());
         }
-        let busy: Vec<String> = self.in_flight().keys().cloned().collect();
+        let per_endpoint = self.settings.per_endpoint.max(1);
+        let busy: Vec<(String, i64)> = self
+            .in_flight()
+            .iter()
+            .map(|(endpoint, count)| (endpoint.clone(), per_endpoint.saturating_sub(*count) as i64))
+            .collect();
         let token = lease_token();
         let now = now_millis();
         let lease_until = now + self.settings.lease().as_millis() as i64;
         let claimed = self
             .store
-            .claim_deliveries(
-                now,
-                lease_until,
-                &token,
-                self.settings.per_endpoint.max(1) as i64,
-                free as i64,
-                &busy,
-            )
+            .claim_deliveries(now, lease_until, &token, per_endpoint as i64, free as i64, &busy)
             .await?;
         for (delivery_id, endpoint_id) in claimed {
             let Ok(slot) = self.slots.clone().try_acquire_owned() else {

@@ -138,9 +138,9 @@ impl Store {
     }
 
     /// Leases up to `limit` due deliveries of enabled endpoints until `lease_until` (unix ms) under
-    /// `token`: at most `per_endpoint` of any one endpoint, none of the endpoints in `exclude`.
-    /// Returns the deliveries this call leased, with their endpoints; one leased elsewhere is not
-    /// among them.
+    /// `token`: at most `per_endpoint` of any one endpoint, and of an endpoint listed in `busy`
+    /// (attempts already in flight) at most the number given with it. Returns the deliveries this
+    /// call leased, with their endpoints; one leased elsewhere is not among them.
     pub async fn claim_deliveries(
         &self,
         now_ms: i64,
@@ -148,30 +148,32 @@ impl Store {
         token: &str,
         per_endpoint: i64,
         limit: i64,
-        exclude: &[String],
+        busy: &[(String, i64)],
     ) -> Result<Vec<(i64, String)>, StoreError> {
         if limit <= 0 {
             return Ok(Vec::new());
         }
         // Ranking per endpoint keeps one endpoint's backlog from filling the whole claim.
-        let excluded = placeholders(4, exclude.len());
-        let not_excluded = if exclude.is_empty() {
-            String::new()
+        let capacity = if busy.is_empty() {
+            "$2".to_owned()
         } else {
-            format!("AND d.endpoint_id NOT IN ({excluded})")
+            let cases: String = (0..busy.len())
+                .map(|i| format!("WHEN ${} THEN ${} ", 4 + 2 * i, 5 + 2 * i))
+                .collect();
+            format!("CASE endpoint_id {cases}ELSE $2 END")
         };
         let select = format!(
-            "SELECT id FROM (SELECT d.id, d.next_attempt_at, \
+            "SELECT id FROM (SELECT d.id, d.endpoint_id, d.next_attempt_at, \
                ROW_NUMBER() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id) AS endpoint_rank \
                FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
                WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND d.lease_until <= $1 \
-               AND e.state = 'enabled' {not_excluded}) ranked \
-             WHERE endpoint_rank <= $2 ORDER BY next_attempt_at, id LIMIT $3"
+               AND e.state = 'enabled') ranked \
+             WHERE endpoint_rank <= {capacity} ORDER BY next_attempt_at, id LIMIT $3"
         );
         let _turn = self.write_turn().await;
         let mut query = sqlx::query(&select).bind(now_ms).bind(per_endpoint).bind(limit);
-        for endpoint in exclude {
-            query = query.bind(endpoint);
+        for (endpoint, room) in busy {
+            query = query.bind(endpoint).bind(*room);
         }
         let candidates: Vec<i64> = query.fetch_all(&self.pool).await?.iter().map(|r| r.get(0)).collect();
         if candidates.is_empty() {

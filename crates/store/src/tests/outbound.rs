@@ -113,12 +113,18 @@ async fn outbound_storage(store: &Store) {
         .await
         .unwrap()
         .is_empty());
-    // A lapsed lease can be claimed again; excluded endpoints are skipped.
+    // A lapsed lease can be claimed again; a busy endpoint gets only the room it has left.
     let excluded = ids(store
-        .claim_deliveries(2_000, 3_000, "four", 5, 10, &["ep_a".to_owned()])
+        .claim_deliveries(2_000, 3_000, "four", 5, 10, &[("ep_a".to_owned(), 0)])
         .await
         .unwrap());
     assert_eq!(excluded.len(), 1);
+    let room_for_one = store
+        .claim_deliveries(2_000, 3_000, "four-b", 5, 10, &[("ep_a".to_owned(), 1)])
+        .await
+        .unwrap();
+    assert_eq!(room_for_one.len(), 1);
+    assert_eq!(room_for_one[0].1, "ep_a");
     let job = store.delivery_job(excluded[0]).await.unwrap().unwrap();
     assert_eq!(job.endpoint.id, "ep_b");
     assert_eq!(job.event.seq, seqs[0]);
