@@ -1,5 +1,5 @@
 //! The event pipeline's promise, with real processes: a webhook that got a 2xx is delivered
-//! downstream (NATS JetStream) under exactly one id, whatever crashes; two replicas process each
+//! downstream (NATS JetStream, and an outbound webhook receiver) under exactly one id, whatever crashes; two replicas process each
 //! event once; a client that hangs up after sending loses nothing that was committed.
 //!
 //! Uses the machine's NATS (127.0.0.1:4222) with a stream and subjects of each test's own.
@@ -162,6 +162,62 @@ fn embedded(data_dir: &Path, master_key: &str, stream: &Stream) -> Vec<(&'static
     env
 }
 
+/// An outbound webhook receiver: for each delivery number, the distinct `webhook-id`s it came with.
+type Received = Arc<std::sync::Mutex<BTreeMap<u64, BTreeSet<String>>>>;
+
+async fn start_receiver() -> (String, Received) {
+    use axum::routing::post;
+    let received: Received = Arc::default();
+    let record = received.clone();
+    let router = axum::Router::new().route(
+        "/hook",
+        post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let record = record.clone();
+            async move {
+                let id = headers
+                    .get("webhook-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                if let Some(number) = event["data"]["issue"]["number"].as_u64() {
+                    record.lock().unwrap().entry(number).or_default().insert(id);
+                }
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (url, received)
+}
+
+/// Waits until the receiver has every acknowledged delivery (or 60 s), then checks each came
+/// under exactly one `webhook-id` (a redelivery reuses it).
+async fn assert_delivered_once(received: &Received, acknowledged: &BTreeSet<u64>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while tokio::time::Instant::now() < deadline {
+        let missing = acknowledged
+            .iter()
+            .filter(|n| !received.lock().unwrap().contains_key(n))
+            .count();
+        if missing == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let received = received.lock().unwrap();
+    let lost: Vec<&u64> = acknowledged.iter().filter(|n| !received.contains_key(n)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged webhooks never reached the receiver: {lost:?}",
+        lost.len()
+    );
+    let twice: Vec<_> = received.iter().filter(|(_, ids)| ids.len() > 1).collect();
+    assert!(twice.is_empty(), "deliveries sent under two webhook-ids: {twice:?}");
+}
+
 /// Checks that every acknowledged delivery is on the stream, and no event id or delivery twice.
 fn assert_exactly_once(events: &[(String, u64)], acknowledged: &BTreeSet<u64>) {
     let ids: BTreeSet<&String> = events.iter().map(|(id, _)| id).collect();
@@ -188,7 +244,16 @@ async fn a_crash_mid_burst_loses_no_acknowledged_webhook_and_publishes_none_twic
     let env = embedded(dir.path(), &master_key, &stream);
     let server = Server::start(&env, dir.path()).await;
     let jira = jira().await;
-    tenant_with_jira(&server, &jira).await;
+    let key = tenant_with_jira(&server, &jira).await;
+    let (receiver, received) = start_receiver().await;
+    let (status, endpoint) = request(
+        reqwest::Method::POST,
+        server.url("/v1/webhook-endpoints"),
+        &key,
+        Some(json!({"url": receiver, "event_types": ["jira.*"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{endpoint}");
 
     // 1,000 webhooks from 64 concurrent senders; the server is killed after the 300th answer.
     let client = reqwest::Client::builder()
@@ -231,8 +296,9 @@ async fn a_crash_mid_burst_loses_no_acknowledged_webhook_and_publishes_none_twic
 
     let restarted = Server::start(&env, dir.path()).await;
     let events = stream.issue_events(acknowledged.len()).await;
-    drop(restarted);
     assert_exactly_once(&events, &acknowledged);
+    assert_delivered_once(&received, &acknowledged).await;
+    drop(restarted);
     stream.delete().await;
 }
 
