@@ -15,7 +15,15 @@ pub(crate) struct Fanout {
     settings: DeliverySettings,
     appended: Mutex<watch::Receiver<u64>>,
     wake_dispatcher: Arc<Notify>,
+    /// How far this replica has read past the stored cursor through events that matched no
+    /// endpoint, and when it last stored the cursor. Such batches write nothing: moving the
+    /// stored cursor over them is bookkeeping, done at most once a second, instead of a write
+    /// transaction per batch competing with ingest for the database.
+    skipped: std::sync::Mutex<(i64, std::time::Instant)>,
 }
+
+/// How often the cursor is stored while events match no endpoint.
+const IDLE_CURSOR_WRITE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Fanout {
     pub(crate) fn new(
@@ -29,6 +37,7 @@ impl Fanout {
             settings,
             appended: Mutex::new(appended),
             wake_dispatcher,
+            skipped: std::sync::Mutex::new((0, std::time::Instant::now())),
         }
     }
 
@@ -52,7 +61,11 @@ impl Fanout {
     /// Fans out one batch; returns whether there was one (more may follow).
     pub(crate) async fn step(&self) -> Result<bool, StoreError> {
         let from = self.store.event_cursor(CONSUMER).await?;
-        let events = self.store.events_after(from, self.settings.fanout_batch).await?;
+        let (skipped_to, last_write) = *self.skipped.lock().unwrap_or_else(|p| p.into_inner());
+        // An endpoint created meanwhile only takes events after its `start_seq`, so the events
+        // skipped over can never need a delivery later.
+        let read_from = from.max(skipped_to);
+        let events = self.store.events_after(read_from, self.settings.fanout_batch).await?;
         let Some(to) = events.last().map(|event| event.seq) else {
             return Ok(false);
         };
@@ -74,7 +87,13 @@ impl Fanout {
                 }
             }
         }
+        if deliveries.is_empty() && last_write.elapsed() < IDLE_CURSOR_WRITE {
+            *self.skipped.lock().unwrap_or_else(|p| p.into_inner()) = (to, last_write);
+            return Ok(true);
+        }
         let written = self.store.record_fanout(CONSUMER, from, to, &deliveries).await?;
+        // Written, or another replica moved the cursor first: read on from the stored one.
+        *self.skipped.lock().unwrap_or_else(|p| p.into_inner()) = (0, std::time::Instant::now());
         if written && !deliveries.is_empty() {
             self.wake_dispatcher.notify_one();
         }

@@ -2,6 +2,7 @@
 
 use tokio::sync::oneshot;
 
+use crate::event_log::NewEvent;
 use crate::webhook_event::NewWebhookEvent;
 use crate::StoreError;
 
@@ -39,4 +40,27 @@ pub(crate) fn answer_batch(batch: &mut Vec<Pending>, written: Result<Vec<(String
             std::mem::take(batch)
         }
     }
+}
+
+/// Stored webhooks turned into events, to be recorded by the SQLite writer in the transaction of
+/// its next batch (one writer, one fsync for both).
+pub(crate) struct ProcessedBatch {
+    pub(crate) processed: Vec<(String, Vec<NewEvent>)>,
+    pub(crate) reply: oneshot::Sender<Result<usize, StoreError>>,
+}
+
+/// An event a tenant emits, to append in the writer's next transaction.
+pub(crate) struct TenantAppend {
+    pub(crate) event: NewEvent,
+    pub(crate) reply: oneshot::Sender<Inserted>,
+}
+
+/// What the SQLite writer thread is asked to write.
+pub(crate) enum WriterJob {
+    /// A webhook to insert.
+    Insert(Pending),
+    /// Webhooks to mark processed, with their events.
+    Processed(ProcessedBatch),
+    /// A tenant's event to append (idempotency key honoured).
+    Append(TenantAppend),
 }

@@ -83,6 +83,9 @@ impl Store {
     /// Appends an event the tenant emitted. With an idempotency key already used by this tenant,
     /// nothing is appended and the earlier event's id comes back: `(id, true)`.
     pub async fn append_tenant_event(&self, event: &NewEvent) -> Result<(String, bool), StoreError> {
+        if let Some(appended) = self.group_commit().append_tenant_event(event.clone()).await {
+            return appended;
+        }
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         lock_log(self.backend, &mut tx).await?;
@@ -127,6 +130,9 @@ impl Store {
     /// replica processed meanwhile is skipped with its events. Returns how many webhooks this call
     /// processed.
     pub async fn record_processed_webhooks(&self, processed: &[(String, Vec<NewEvent>)]) -> Result<usize, StoreError> {
+        if let Some(recorded) = self.group_commit().record_processed(processed.to_vec()).await {
+            return recorded;
+        }
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         lock_log(self.backend, &mut tx).await?;

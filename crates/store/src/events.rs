@@ -6,10 +6,13 @@ impl Store {
     /// Records an event unless its delivery id was seen for this tenant and plugin. Returns the id
     /// of the stored event and whether this delivery was a duplicate.
     pub async fn insert_webhook_event(&self, event: &NewWebhookEvent) -> Result<(String, bool), StoreError> {
-        let group = self
-            .group_commit
-            .get_or_init(|| GroupCommit::start(self.pool.clone(), self.sqlite_file.clone(), self.writer.clone()));
-        group.insert(event.clone()).await
+        self.group_commit().insert(event.clone()).await
+    }
+
+    /// The group-commit writer, started on first use.
+    pub(crate) fn group_commit(&self) -> &GroupCommit {
+        self.group_commit
+            .get_or_init(|| GroupCommit::start(self.pool.clone(), self.sqlite_file.clone(), self.writer.clone()))
     }
 
     /// How many webhook transactions this store has committed (group commit makes it far fewer

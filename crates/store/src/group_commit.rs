@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use crate::batch::{Inserted, Pending};
+use crate::batch::{Inserted, Pending, ProcessedBatch, TenantAppend, WriterJob};
+use crate::event_log::NewEvent;
 use crate::postgres_writer::{write_batches, SERVER_WRITERS};
 use crate::webhook_event::NewWebhookEvent;
 use crate::StoreError;
@@ -26,10 +27,21 @@ use crate::StoreError;
 const QUEUE_CAPACITY: usize = 4096;
 
 /// The queue in front of the writer task.
-#[derive(Debug)]
 pub(crate) struct GroupCommit {
-    queue: mpsc::Sender<Pending>,
+    queue: Queue,
     commits: std::sync::Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit").field("commits", &self.commits()).finish()
+    }
+}
+
+/// The SQLite writer thread takes processed webhooks too; PostgreSQL's writers take inserts only.
+enum Queue {
+    Sqlite(mpsc::Sender<WriterJob>),
+    Postgres(mpsc::Sender<Pending>),
 }
 
 impl GroupCommit {
@@ -40,10 +52,10 @@ impl GroupCommit {
         sqlite_file: Option<PathBuf>,
         writer: Option<std::sync::Arc<Mutex<()>>>,
     ) -> Self {
-        let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let commits = std::sync::Arc::new(AtomicU64::new(0));
-        match sqlite_file {
+        let queue = match sqlite_file {
             Some(path) => {
+                let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
                 let counter = commits.clone();
                 let spawned = std::thread::Builder::new()
                     .name("webhook-writer".into())
@@ -52,8 +64,10 @@ impl GroupCommit {
                     // Callers then get `Unavailable` as their queue closes.
                     tracing::error!(%error, "cannot start the webhook writer thread");
                 }
+                Queue::Sqlite(queue)
             }
             None => {
+                let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
                 // A server database commits several transactions at once (and groups their
                 // fsyncs itself), so a few writers keep it busy while each waits for a round trip.
                 let receiver = std::sync::Arc::new(Mutex::new(receiver));
@@ -66,8 +80,9 @@ impl GroupCommit {
                         commits.clone(),
                     ));
                 }
+                Queue::Postgres(queue)
             }
-        }
+        };
         Self { queue, commits }
     }
 
@@ -79,10 +94,48 @@ impl GroupCommit {
     /// Queues an event and waits until its batch is committed.
     pub(crate) async fn insert(&self, event: NewWebhookEvent) -> Inserted {
         let (reply, outcome) = oneshot::channel();
-        self.queue
-            .send(Pending { event, reply })
-            .await
-            .map_err(|_| StoreError::Unavailable)?;
+        let pending = Pending { event, reply };
+        let sent = match &self.queue {
+            Queue::Sqlite(queue) => queue.send(WriterJob::Insert(pending)).await.is_ok(),
+            Queue::Postgres(queue) => queue.send(pending).await.is_ok(),
+        };
+        if !sent {
+            return Err(StoreError::Unavailable);
+        }
         outcome.await.map_err(|_| StoreError::Unavailable)?
+    }
+
+    /// Appends a tenant's event through the SQLite writer thread (group-committed); `None` on
+    /// PostgreSQL (the caller appends it itself).
+    pub(crate) async fn append_tenant_event(&self, event: NewEvent) -> Option<Inserted> {
+        let Queue::Sqlite(queue) = &self.queue else {
+            return None;
+        };
+        let (reply, outcome) = oneshot::channel();
+        if queue
+            .send(WriterJob::Append(TenantAppend { event, reply }))
+            .await
+            .is_err()
+        {
+            return Some(Err(StoreError::Unavailable));
+        }
+        Some(outcome.await.unwrap_or(Err(StoreError::Unavailable)))
+    }
+
+    /// Hands processed webhooks to the SQLite writer thread; `None` on PostgreSQL (the caller
+    /// writes them itself).
+    pub(crate) async fn record_processed(
+        &self,
+        processed: Vec<(String, Vec<NewEvent>)>,
+    ) -> Option<Result<usize, StoreError>> {
+        let Queue::Sqlite(queue) = &self.queue else {
+            return None;
+        };
+        let (reply, outcome) = oneshot::channel();
+        let job = WriterJob::Processed(ProcessedBatch { processed, reply });
+        if queue.send(job).await.is_err() {
+            return Some(Err(StoreError::Unavailable));
+        }
+        Some(outcome.await.unwrap_or(Err(StoreError::Unavailable)))
     }
 }

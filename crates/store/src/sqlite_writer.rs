@@ -1,15 +1,18 @@
 //! The SQLite webhook writer thread: drains the group-commit queue, one transaction per batch,
 //! on a connection of its own (WAL, synchronous FULL: a batch is durable when its commit returns).
+//! The event pipeline's writes (webhooks marked processed, their events) ride in the same
+//! transactions: SQLite has one writer, and sharing it through a lock cost ingest most of its rate.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, Mutex};
 
-use crate::batch::{answer_batch, Pending, MAX_BATCH};
+use crate::batch::{answer_batch, Pending, ProcessedBatch, TenantAppend, WriterJob, MAX_BATCH};
+use crate::event_log::NewEvent;
 use crate::webhook_event::NewWebhookEvent;
 use crate::StoreError;
 
@@ -17,43 +20,99 @@ const INSERT: &str =
     "INSERT INTO webhook_events (id, tenant_id, plugin, delivery_id, event_type, payload, received_at) \
                       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (tenant_id, plugin, delivery_id) DO NOTHING";
 const EXISTING: &str = "SELECT id FROM webhook_events WHERE tenant_id = ?1 AND plugin = ?2 AND delivery_id = ?3";
+const MARK_PROCESSED: &str = "UPDATE webhook_events SET processed_at = ?1 WHERE id = ?2 AND processed_at IS NULL";
+const IDEMPOTENT_EVENT: &str = "SELECT id FROM events WHERE tenant_id = ?1 AND idempotency_key = ?2";
+const INSERT_EVENT: &str =
+    "INSERT INTO events (id, tenant_id, plugin, type, occurred_at, data, idempotency_key, created_at) \
+                            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
 /// Runs until every sender (every clone of the store) is gone.
 pub(crate) fn run(
     path: &Path,
     writer: Option<Arc<Mutex<()>>>,
-    mut queue: mpsc::Receiver<Pending>,
+    mut queue: mpsc::Receiver<WriterJob>,
     commits: Arc<AtomicU64>,
 ) {
     let mut connection = match open(path) {
         Ok(connection) => connection,
         Err(error) => {
             tracing::error!(%error, "the webhook writer cannot open the database");
-            while let Some(pending) = queue.blocking_recv() {
-                let _ = pending.reply.send(Err(StoreError::Unavailable));
+            while let Some(job) = queue.blocking_recv() {
+                match job {
+                    WriterJob::Insert(pending) => drop(pending.reply.send(Err(StoreError::Unavailable))),
+                    WriterJob::Processed(batch) => drop(batch.reply.send(Err(StoreError::Unavailable))),
+                    WriterJob::Append(append) => drop(append.reply.send(Err(StoreError::Unavailable))),
+                }
             }
             return;
         }
     };
-    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    let mut inserts: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    let mut processed: Vec<ProcessedBatch> = Vec::new();
+    let mut appends: Vec<TenantAppend> = Vec::new();
     while let Some(first) = queue.blocking_recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(pending) => batch.push(pending),
-                Err(_) => break,
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                WriterJob::Insert(pending) => inserts.push(pending),
+                WriterJob::Processed(batch) => processed.push(batch),
+                WriterJob::Append(append) => appends.push(append),
+            }
+            if inserts.len() + appends.len() < MAX_BATCH {
+                next = queue.try_recv().ok();
             }
         }
         let _turn = writer.as_ref().map(|lock| lock.blocking_lock());
-        let events: Vec<&NewWebhookEvent> = batch.iter().map(|p| &p.event).collect();
-        tracing::trace!(size = events.len(), "webhook batch");
-        let written = insert_all(&mut connection, &events);
+        let events: Vec<&NewWebhookEvent> = inserts.iter().map(|p| &p.event).collect();
+        let batches: Vec<&[(String, Vec<NewEvent>)]> = processed.iter().map(|b| b.processed.as_slice()).collect();
+        tracing::trace!(inserts = events.len(), processed = batches.len(), "writer batch");
+        let emitted: Vec<&NewEvent> = appends.iter().map(|a| &a.event).collect();
+        let written = write_all(&mut connection, &events, &batches, &emitted);
         commits.fetch_add(1, Ordering::Relaxed);
-        for pending in answer_batch(&mut batch, written.map_err(StoreError::from)) {
-            let outcome = insert_all(&mut connection, &[&pending.event])
+        let (inserted, recorded, appended) = match written {
+            Ok(Written {
+                inserted,
+                recorded,
+                appended,
+            }) => (Ok(inserted), Some(recorded), Some(appended)),
+            Err(error) => (Err(StoreError::from(error)), None, None),
+        };
+        match appended {
+            Some(outcomes) => {
+                for (append, outcome) in appends.drain(..).zip(outcomes) {
+                    let _ = append.reply.send(Ok(outcome));
+                }
+            }
+            None => {
+                for append in appends.drain(..) {
+                    let outcome = write_all(&mut connection, &[], &[], &[&append.event])
+                        .map_err(StoreError::from)
+                        .and_then(|mut written| written.appended.pop().ok_or(StoreError::Unavailable));
+                    let _ = append.reply.send(outcome);
+                }
+            }
+        }
+        // A failed transaction is retried in parts: each insert alone, each processed batch alone.
+        for pending in answer_batch(&mut inserts, inserted) {
+            let outcome = write_all(&mut connection, &[&pending.event], &[], &[])
                 .map_err(StoreError::from)
-                .and_then(|mut outcomes| outcomes.pop().ok_or(StoreError::Unavailable));
+                .and_then(|mut written| written.inserted.pop().ok_or(StoreError::Unavailable));
             let _ = pending.reply.send(outcome);
+        }
+        match recorded {
+            Some(counts) => {
+                for (batch, count) in processed.drain(..).zip(counts) {
+                    let _ = batch.reply.send(Ok(count));
+                }
+            }
+            None => {
+                for batch in processed.drain(..) {
+                    let outcome = write_all(&mut connection, &[], &[batch.processed.as_slice()], &[])
+                        .map_err(StoreError::from)
+                        .map(|written| written.recorded.first().copied().unwrap_or(0));
+                    let _ = batch.reply.send(outcome);
+                }
+            }
         }
     }
 }
@@ -67,9 +126,29 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(connection)
 }
 
-fn insert_all(connection: &mut Connection, events: &[&NewWebhookEvent]) -> rusqlite::Result<Vec<(String, bool)>> {
+/// What one transaction wrote.
+struct Written {
+    /// Each webhook insert's stored id and whether it was a duplicate, in order.
+    inserted: Vec<(String, bool)>,
+    /// How many webhooks of each processed batch this transaction marked (one another replica
+    /// marked first is skipped).
+    recorded: Vec<usize>,
+    /// Each tenant event's id and whether its idempotency key had been used, in order.
+    appended: Vec<(String, bool)>,
+}
+
+/// One transaction for everything queued: webhook inserts, processed webhooks with their events,
+/// and tenant events.
+fn write_all(
+    connection: &mut Connection,
+    events: &[&NewWebhookEvent],
+    processed: &[&[(String, Vec<NewEvent>)]],
+    emitted: &[&NewEvent],
+) -> rusqlite::Result<Written> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(events.len());
+    let mut counts = Vec::with_capacity(processed.len());
+    let mut appended = Vec::with_capacity(emitted.len());
     {
         let mut insert = tx.prepare_cached(INSERT)?;
         let mut existing = tx.prepare_cached(EXISTING)?;
@@ -94,7 +173,59 @@ fn insert_all(connection: &mut Connection, events: &[&NewWebhookEvent]) -> rusql
                 outcomes.push((id, true));
             }
         }
+        let mut mark = tx.prepare_cached(MARK_PROCESSED)?;
+        let mut append = tx.prepare_cached(INSERT_EVENT)?;
+        let now = crate::now_unix();
+        for batch in processed {
+            let mut count = 0;
+            for (webhook_id, normalized) in batch.iter() {
+                if mark.execute(params![now, webhook_id])? == 0 {
+                    continue;
+                }
+                for event in normalized {
+                    append.execute(params![
+                        event.id,
+                        event.tenant_id,
+                        event.plugin,
+                        event.event_type,
+                        event.occurred_at,
+                        event.data.to_string(),
+                        event.idempotency_key,
+                        now
+                    ])?;
+                }
+                count += 1;
+            }
+            counts.push(count);
+        }
+        let mut idempotent = tx.prepare_cached(IDEMPOTENT_EVENT)?;
+        for event in emitted {
+            if let Some(key) = &event.idempotency_key {
+                let earlier: Option<String> = idempotent
+                    .query_row(params![event.tenant_id, key], |row| row.get(0))
+                    .optional()?;
+                if let Some(id) = earlier {
+                    appended.push((id, true));
+                    continue;
+                }
+            }
+            append.execute(params![
+                event.id,
+                event.tenant_id,
+                event.plugin,
+                event.event_type,
+                event.occurred_at,
+                event.data.to_string(),
+                event.idempotency_key,
+                now
+            ])?;
+            appended.push((event.id.clone(), false));
+        }
     }
     tx.commit()?;
-    Ok(outcomes)
+    Ok(Written {
+        inserted: outcomes,
+        recorded: counts,
+        appended,
+    })
 }
