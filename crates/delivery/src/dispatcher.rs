@@ -2,27 +2,49 @@
 //! flight, and each endpoint has at most `per_endpoint` of them (claims give an endpoint only the
 //! room it has left), so a slow or dead endpoint holds only its own deliveries back.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use integrations_core::{retry_after_secs, HttpError, HttpResponse};
 use integrations_events::EventView;
-use integrations_store::{AttemptRecord, DeliveryJob, DeliveryNext, EndpointHealth, Store};
+use integrations_store::{AttemptRecord, DeliveryJob, DeliveryNext, EndpointHealth, RecordedAttempt, Store};
 use ring::rand::{SecureRandom, SystemRandom};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::{now_millis, signature_header, ContextError, DeliveryContext, DeliverySettings, MAX_RECORDED_BODY};
+use crate::{
+    now_millis, signature_header, ContextError, DeliveryContext, DeliverySettings, SigningSecret, MAX_RECORDED_BODY,
+};
+
+/// Attempts recorded per transaction, at most.
+const RECORD_BATCH: usize = 512;
+/// Decrypted signing secrets kept, at most (they are dropped all at once past it).
+const SECRET_CACHE: usize = 4096;
 
 pub(crate) struct Dispatcher {
     store: Store,
     context: Arc<dyn DeliveryContext>,
     settings: DeliverySettings,
     wake: Arc<Notify>,
+    /// One per sender at work, over all endpoints: the global cap.
     slots: Arc<Semaphore>,
-    /// Attempts in flight here, per endpoint.
-    in_flight: Mutex<HashMap<String, usize>>,
+    /// Claimed deliveries per endpoint: a queue of its own, drained by at most `per_endpoint`
+    /// senders, so a slow endpoint only ever holds back its own queue.
+    queues: Mutex<HashMap<String, EndpointQueue>>,
+    /// Attempts waiting to be recorded.
+    recorder: mpsc::Sender<RecordedAttempt>,
+    recorded: Mutex<Option<mpsc::Receiver<RecordedAttempt>>>,
+    /// Opened signing secrets by endpoint and sealed value (a rotation changes the key).
+    secrets: Mutex<HashMap<(String, Vec<u8>), SigningSecret>>,
+}
+
+#[derive(Default)]
+struct EndpointQueue {
+    /// Claimed, not yet attempted, with the token of the claim that leased each.
+    pending: VecDeque<(DeliveryJob, String)>,
+    /// Senders draining it.
+    senders: usize,
 }
 
 /// What one attempt came to.
@@ -51,13 +73,17 @@ impl Dispatcher {
         settings: DeliverySettings,
         wake: Arc<Notify>,
     ) -> Self {
+        let (recorder, recorded) = mpsc::channel(RECORD_BATCH * 8);
         Self {
             slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             store,
             context,
             settings,
             wake,
-            in_flight: Mutex::new(HashMap::new()),
+            queues: Mutex::new(HashMap::new()),
+            recorder,
+            recorded: Mutex::new(Some(recorded)),
+            secrets: Mutex::new(HashMap::new()),
         }
     }
 
@@ -70,8 +96,13 @@ impl Dispatcher {
     }
 
     pub(crate) async fn run(self: Arc<Self>) {
-        // Attempts belong to this task: aborting it (the service dropped) aborts them too.
+        // Senders and the recorder belong to this task: aborting it (the service dropped) aborts
+        // them too.
         let mut attempts = JoinSet::new();
+        let recorded = self.recorded.lock().ok().and_then(|mut r| r.take());
+        if let Some(recorded) = recorded {
+            attempts.spawn(self.clone().record(recorded));
+        }
         loop {
             if let Err(error) = self.clone().dispatch_due(&mut attempts).await {
                 tracing::warn!(%error, "outbound dispatcher failed; retrying");
@@ -82,74 +113,137 @@ impl Dispatcher {
         }
     }
 
-    /// Leases what is due and can start now, and starts it.
+    /// Claims what is due and the endpoints' queues have room for, then puts senders to work.
     async fn dispatch_due(self: Arc<Self>, attempts: &mut JoinSet<()>) -> Result<(), integrations_store::StoreError> {
-        let free = self.slots.available_permits();
-        if free == 0 {
-            return Ok(());
-        }
         let per_endpoint = self.settings.per_endpoint.max(1);
-        let busy: Vec<(String, i64)> = self
-            .in_flight()
-            .iter()
-            .map(|(endpoint, count)| (endpoint.clone(), per_endpoint.saturating_sub(*count) as i64))
-            .collect();
-        let token = lease_token();
-        let now = now_millis();
-        let lease_until = now + self.settings.lease().as_millis() as i64;
-        let claimed = self
-            .store
-            .claim_deliveries(now, lease_until, &token, per_endpoint as i64, free as i64, &busy)
-            .await?;
-        for (delivery_id, endpoint_id) in claimed {
-            let Ok(slot) = self.slots.clone().try_acquire_owned() else {
-                // Only this loop takes slots, so this does not happen; the lease lapses if it does.
-                break;
-            };
-            // Counted before the next claim can run, so that claim skips this endpoint.
-            *self.in_flight().entry(endpoint_id.clone()).or_default() += 1;
-            let dispatcher = self.clone();
-            let token = token.clone();
-            attempts.spawn(async move { dispatcher.attempt(delivery_id, endpoint_id, token, slot).await });
+        // An endpoint's queue holds what its senders get through in `prefetch_rounds` attempts
+        // each, well within the lease even at the attempt timeout.
+        let queue_room = per_endpoint * self.settings.prefetch_rounds.max(1);
+        let (held, busy): (usize, Vec<(String, i64)>) = {
+            let queues = self.queues();
+            let held = queues.values().map(|q| q.pending.len() + q.senders).sum();
+            let busy = queues
+                .iter()
+                .map(|(endpoint, q)| {
+                    (
+                        endpoint.clone(),
+                        queue_room.saturating_sub(q.pending.len() + q.senders) as i64,
+                    )
+                })
+                .collect();
+            (held, busy)
+        };
+        let capacity = self.settings.concurrency.max(1) * self.settings.prefetch_rounds.max(1);
+        let free = capacity.saturating_sub(held);
+        if free > 0 {
+            let token = lease_token();
+            let now = now_millis();
+            let lease_until = now + self.settings.lease().as_millis() as i64;
+            let claimed = self
+                .store
+                .claim_deliveries(now, lease_until, &token, queue_room as i64, free as i64, &busy)
+                .await?;
+            let ids: Vec<i64> = claimed.iter().map(|(id, _)| *id).collect();
+            let jobs = self.store.delivery_jobs(&ids).await?;
+            let mut queues = self.queues();
+            for job in jobs {
+                let queue = queues.entry(job.endpoint.id.clone()).or_default();
+                queue.pending.push_back((job, token.clone()));
+            }
+            // A claimed delivery whose endpoint or event vanished is left to its lease.
         }
+        self.start_senders(attempts);
         Ok(())
     }
 
-    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
-        self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    async fn attempt(
-        self: Arc<Self>,
-        delivery_id: i64,
-        endpoint_id: String,
-        token: String,
-        slot: OwnedSemaphorePermit,
-    ) {
-        match self.store.delivery_job(delivery_id).await {
-            Ok(Some(job)) => {
-                if let Err(error) = self.attempt_job(job, &token).await {
-                    tracing::warn!(%error, delivery_id, "outbound delivery not attempted; its lease will lapse");
+    /// Gives each endpoint with queued deliveries senders, up to its limit and the global cap.
+    fn start_senders(self: &Arc<Self>, attempts: &mut JoinSet<()>) {
+        let per_endpoint = self.settings.per_endpoint.max(1);
+        let mut queues = self.queues();
+        for (endpoint, queue) in queues.iter_mut() {
+            while queue.senders < per_endpoint && queue.senders < queue.pending.len() + queue.senders {
+                if queue.pending.is_empty() {
+                    break;
                 }
-            }
-            // Its endpoint or event was deleted meanwhile.
-            Ok(None) => {}
-            Err(error) => {
-                tracing::warn!(%error, delivery_id, "cannot load an outbound delivery; its lease will lapse");
+                let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+                    return;
+                };
+                queue.senders += 1;
+                let (dispatcher, endpoint) = (self.clone(), endpoint.clone());
+                attempts.spawn(async move { dispatcher.send_queued(endpoint, slot).await });
             }
         }
-        {
-            let mut in_flight = self.in_flight();
-            if let Some(count) = in_flight.get_mut(&endpoint_id) {
-                *count -= 1;
-                if *count == 0 {
-                    in_flight.remove(&endpoint_id);
+    }
+
+    /// One sender: attempts the endpoint's queued deliveries one after another until none is left.
+    async fn send_queued(self: Arc<Self>, endpoint: String, slot: OwnedSemaphorePermit) {
+        loop {
+            let next = {
+                let mut queues = self.queues();
+                let Some(queue) = queues.get_mut(&endpoint) else {
+                    break;
+                };
+                match queue.pending.pop_front() {
+                    Some(next) => next,
+                    None => {
+                        queue.senders -= 1;
+                        if queue.senders == 0 {
+                            queues.remove(&endpoint);
+                        }
+                        break;
+                    }
                 }
+            };
+            let (job, token) = next;
+            let delivery_id = job.delivery_id;
+            if let Err(error) = self.attempt_job(job, &token).await {
+                tracing::warn!(%error, delivery_id, "outbound delivery not attempted; its lease will lapse");
             }
         }
         drop(slot);
-        // The endpoint may take more now.
+        // The queue has room again, and the slot may serve another endpoint.
         self.wake.notify_one();
+    }
+
+    /// Writes attempts in batches: one transaction for all that queued meanwhile.
+    async fn record(self: Arc<Self>, mut recorded: mpsc::Receiver<RecordedAttempt>) {
+        let mut batch = Vec::with_capacity(RECORD_BATCH);
+        while recorded.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+            match self.store.record_attempts(&batch).await {
+                Ok(disabled) => {
+                    for (attempt, disabled) in batch.iter().zip(disabled) {
+                        if disabled {
+                            tracing::info!(endpoint = %attempt.attempt.endpoint_id, "outbound webhook endpoint disabled");
+                        }
+                    }
+                }
+                // Their leases lapse and the deliveries are attempted again, same webhook-ids.
+                Err(error) => tracing::warn!(%error, attempts = batch.len(), "could not record outbound attempts"),
+            }
+            batch.clear();
+            // Recorded deliveries free their leases: due retries and queue room may follow.
+            self.wake.notify_one();
+        }
+    }
+
+    fn queues(&self) -> std::sync::MutexGuard<'_, HashMap<String, EndpointQueue>> {
+        self.queues.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// An endpoint's signing secret, opened once per sealed value.
+    async fn secret(&self, tenant: &str, endpoint: &str, sealed: &[u8]) -> Result<SigningSecret, ContextError> {
+        let key = (endpoint.to_owned(), sealed.to_vec());
+        if let Some(secret) = self.secrets.lock().ok().and_then(|s| s.get(&key).cloned()) {
+            return Ok(secret);
+        }
+        let secret = self.context.open_secret(tenant, endpoint, sealed).await?;
+        if let Ok(mut secrets) = self.secrets.lock() {
+            if secrets.len() >= SECRET_CACHE {
+                secrets.clear();
+            }
+            secrets.insert(key, secret.clone());
+        }
+        Ok(secret)
     }
 
     async fn attempt_job(&self, job: DeliveryJob, token: &str) -> Result<(), AttemptError> {
@@ -164,11 +258,11 @@ impl Dispatcher {
             return Ok(());
         }
         let tenant = endpoint.tenant_id.as_str();
-        let mut secrets = vec![self.context.open_secret(tenant, &endpoint.id, &endpoint.secret).await?];
+        let mut secrets = vec![self.secret(tenant, &endpoint.id, &endpoint.secret).await?];
         let now_secs = now_millis() / 1000;
         if let (Some(previous), Some(expires)) = (&endpoint.previous_secret, endpoint.previous_secret_expires_at) {
             if expires > now_secs {
-                secrets.push(self.context.open_secret(tenant, &endpoint.id, previous).await?);
+                secrets.push(self.secret(tenant, &endpoint.id, previous).await?);
             }
         }
         let client = self.context.http_client(tenant).await?;
@@ -240,7 +334,6 @@ impl Dispatcher {
             response_body: outcome.body,
             succeeded,
         };
-        let disabled = self.store.record_attempt(token, &record, next, &health).await?;
         tracing::debug!(
             endpoint = %endpoint.id,
             event_type = %event_type,
@@ -248,8 +341,17 @@ impl Dispatcher {
             status = ?record.status_code,
             "outbound webhook attempted"
         );
-        if disabled {
-            tracing::info!(tenant, endpoint = %endpoint.id, "outbound webhook endpoint disabled");
+        // Recorded by the recorder with others in one transaction; the lease keeps the delivery
+        // from being claimed again until then (and, if the process dies first, lapses so it is
+        // attempted again under the same webhook-id).
+        let recorded = RecordedAttempt {
+            token: token.to_owned(),
+            attempt: record,
+            next,
+            health,
+        };
+        if self.recorder.send(recorded).await.is_err() {
+            tracing::warn!(delivery_id, "the attempt recorder has stopped; the lease will lapse");
         }
         Ok(())
     }

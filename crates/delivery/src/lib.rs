@@ -45,6 +45,9 @@ pub struct DeliverySettings {
     pub concurrency: usize,
     /// Deliveries in flight at once on this replica to one endpoint.
     pub per_endpoint: usize,
+    /// An endpoint's claimed queue holds `per_endpoint × prefetch_rounds` deliveries, so one
+    /// claim feeds its senders for a while; the lease covers that many rounds at the timeout.
+    pub prefetch_rounds: usize,
     /// An endpoint failing for this long without a success is disabled.
     pub disable_after: Duration,
     /// Events the fan-out reads per transaction.
@@ -61,6 +64,7 @@ impl Default for DeliverySettings {
             timeout: Duration::from_secs(15),
             concurrency: 64,
             per_endpoint: 4,
+            prefetch_rounds: 4,
             disable_after: Duration::from_secs(5 * 24 * 3600),
             fanout_batch: 256,
             poll_interval: Duration::from_millis(250),
@@ -69,10 +73,11 @@ impl Default for DeliverySettings {
 }
 
 impl DeliverySettings {
-    /// How long a claimed delivery stays leased: the attempt's timeout plus time to record it.
-    /// A replica that dies mid-attempt leaves the delivery to others after this.
+    /// How long a claimed delivery stays leased: the attempts queued before it and its own, each at
+    /// the timeout, plus time to record it. A replica that dies mid-attempt leaves the delivery
+    /// to others after this.
     fn lease(&self) -> Duration {
-        self.timeout + Duration::from_secs(45)
+        self.timeout * self.prefetch_rounds.max(1) as u32 + Duration::from_secs(45)
     }
 }
 

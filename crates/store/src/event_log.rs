@@ -269,13 +269,18 @@ pub(crate) async fn insert_event(
 }
 
 pub(crate) fn event_from_row(row: &sqlx::any::AnyRow) -> Result<StoredEvent, StoreError> {
+    event_from_row_at(row, 0)
+}
+
+/// An event whose columns (`EVENT_COLUMNS`) start at `first` in the row.
+pub(crate) fn event_from_row_at(row: &sqlx::any::AnyRow, first: usize) -> Result<StoredEvent, StoreError> {
     Ok(StoredEvent {
-        seq: row.get(0),
-        id: row.get(1),
-        tenant_id: row.get(2),
-        plugin: row.get(3),
-        event_type: row.get(4),
-        occurred_at: row.get(5),
-        data: row.get(6),
+        seq: row.get(first),
+        id: row.get(first + 1),
+        tenant_id: row.get(first + 2),
+        plugin: row.get(first + 3),
+        event_type: row.get(first + 4),
+        occurred_at: row.get(first + 5),
+        data: row.get(first + 6),
     })
 }

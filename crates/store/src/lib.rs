@@ -32,7 +32,9 @@ pub use installations::{Installation, InstallationState, SecretRow};
 pub use invalidations::{Change, Heard, InvalidationListener, INVALIDATION_CHANNEL};
 pub use jobs::{Job, JobClaim, JobState, NewJob};
 pub use tenants::{ApiKeyRecord, DataKeyRecord, Tenant};
-pub use webhook_deliveries::{AttemptRecord, DeliveryJob, DeliveryNext, EndpointHealth, NewDelivery, StoredAttempt};
+pub use webhook_deliveries::{
+    AttemptRecord, DeliveryJob, DeliveryNext, EndpointHealth, NewDelivery, RecordedAttempt, StoredAttempt,
+};
 pub use webhook_endpoints::{WebhookEndpoint, WebhookEndpointSettings};
 pub use webhook_event::{NewWebhookEvent, StoredWebhookEvent};
 

@@ -4,9 +4,22 @@
 
 use sqlx::Row;
 
-use crate::event_log::{event_from_row, EVENT_COLUMNS};
+use crate::event_log::{event_from_row, event_from_row_at, EVENT_COLUMNS};
 use crate::webhook_endpoints::{endpoint_from_row, ENDPOINT_COLUMNS};
 use crate::{now_unix, Store, StoreError, StoredEvent, WebhookEndpoint};
+
+/// An attempt to record, with the lease it was made under and what follows it.
+#[derive(Clone, Debug)]
+pub struct RecordedAttempt {
+    /// The lease token the attempt was made under.
+    pub token: String,
+    /// The attempt.
+    pub attempt: AttemptRecord,
+    /// What becomes of the delivery.
+    pub next: DeliveryNext,
+    /// What the attempt says about the endpoint.
+    pub health: EndpointHealth,
+}
 
 /// A delivery to create: one event to one endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -227,6 +240,62 @@ impl Store {
         }))
     }
 
+    /// The deliveries with their endpoints and events, in two queries however many there are;
+    /// one whose endpoint or event is gone is left out.
+    pub async fn delivery_jobs(&self, delivery_ids: &[i64]) -> Result<Vec<DeliveryJob>, StoreError> {
+        if delivery_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let qualified: String = EVENT_COLUMNS
+            .split(',')
+            .map(|column| format!("e.{}", column.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let select = format!(
+            "SELECT d.id, d.attempts, d.endpoint_id, {qualified} FROM webhook_deliveries d \
+             JOIN events e ON e.seq = d.event_seq WHERE d.id IN ({})",
+            placeholders(1, delivery_ids.len())
+        );
+        let mut query = sqlx::query(&select);
+        for id in delivery_ids {
+            query = query.bind(id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut endpoint_ids: Vec<String> = rows.iter().map(|r| r.get::<String, _>(2)).collect();
+        endpoint_ids.sort();
+        endpoint_ids.dedup();
+        if endpoint_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let select = format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id IN ({})",
+            placeholders(1, endpoint_ids.len())
+        );
+        let mut query = sqlx::query(&select);
+        for id in &endpoint_ids {
+            query = query.bind(id);
+        }
+        let mut endpoints = std::collections::HashMap::new();
+        for row in query.fetch_all(&self.pool).await? {
+            let endpoint = endpoint_from_row(&row)?;
+            endpoints.insert(endpoint.id.clone(), endpoint);
+        }
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let endpoint_id: String = row.get(2);
+            let Some(endpoint) = endpoints.get(&endpoint_id) else {
+                continue;
+            };
+            jobs.push(DeliveryJob {
+                delivery_id: row.get(0),
+                attempts: row.get(1),
+                endpoint: endpoint.clone(),
+                event: event_from_row_at(row, 3)?,
+            });
+        }
+        Ok(jobs)
+    }
+
     /// Gives a leased delivery back untried (its endpoint was disabled meanwhile).
     pub async fn release_delivery(&self, delivery_id: i64, token: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
@@ -249,69 +318,35 @@ impl Store {
         next: DeliveryNext,
         health: &EndpointHealth,
     ) -> Result<bool, StoreError> {
+        let recorded = self
+            .record_attempts(&[RecordedAttempt {
+                token: token.to_owned(),
+                attempt: attempt.clone(),
+                next,
+                health: health.clone(),
+            }])
+            .await?;
+        Ok(recorded.first().copied().unwrap_or(false))
+    }
+
+    /// Records many attempts in one transaction (one fsync for all); returns, for each, whether
+    /// it disabled its endpoint.
+    pub async fn record_attempts(&self, attempts: &[RecordedAttempt]) -> Result<Vec<bool>, StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO webhook_attempts (delivery_id, endpoint_id, event_id, attempt, attempted_at, status_code, \
-             error, latency_ms, response_body, succeeded) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(attempt.delivery_id)
-        .bind(&attempt.endpoint_id)
-        .bind(&attempt.event_id)
-        .bind(attempt.attempt)
-        .bind(attempt.attempted_at)
-        .bind(attempt.status_code)
-        .bind(&attempt.error)
-        .bind(attempt.latency_ms)
-        .bind(&attempt.response_body)
-        .bind(i64::from(attempt.succeeded))
-        .execute(&mut *tx)
-        .await?;
-        let (status, next_at) = match next {
-            DeliveryNext::Succeeded => ("succeeded", attempt.attempted_at),
-            DeliveryNext::RetryAt(at) => ("pending", at),
-            DeliveryNext::Failed => ("failed", attempt.attempted_at),
-        };
-        sqlx::query(
-            "UPDATE webhook_deliveries SET status = $1, attempts = $2, next_attempt_at = $3, lease_until = 0, \
-             lease_token = NULL WHERE id = $4 AND lease_token = $5",
-        )
-        .bind(status)
-        .bind(attempt.attempt)
-        .bind(next_at)
-        .bind(attempt.delivery_id)
-        .bind(token)
-        .execute(&mut *tx)
-        .await?;
-        let now = now_unix();
-        let disabled = match health {
-            EndpointHealth::Healthy => {
-                sqlx::query(
-                    "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
-                )
-                .bind(&attempt.endpoint_id)
-                .execute(&mut *tx)
-                .await?;
-                false
-            }
-            EndpointHealth::Failing { disable_after_secs } => {
-                sqlx::query("UPDATE webhook_endpoints SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL")
-                    .bind(now)
-                    .bind(&attempt.endpoint_id)
-                    .execute(&mut *tx)
-                    .await?;
-                let reason = format!("failing continuously for more than {disable_after_secs} seconds");
-                disable(
+        let mut disabled = Vec::with_capacity(attempts.len());
+        for recorded in attempts {
+            disabled.push(
+                record_one(
                     &mut tx,
-                    &attempt.endpoint_id,
-                    &reason,
-                    Some(now - disable_after_secs),
-                    now,
+                    &recorded.token,
+                    &recorded.attempt,
+                    recorded.next,
+                    &recorded.health,
                 )
-                .await?
-            }
-            EndpointHealth::Gone(reason) => disable(&mut tx, &attempt.endpoint_id, reason, None, now).await?,
-        };
+                .await?,
+            );
+        }
         tx.commit().await?;
         Ok(disabled)
     }
@@ -433,4 +468,69 @@ fn placeholders(first: usize, count: usize) -> String {
         .map(|n| format!("${n}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// One attempt, inside the caller's transaction.
+async fn record_one(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    token: &str,
+    attempt: &AttemptRecord,
+    next: DeliveryNext,
+    health: &EndpointHealth,
+) -> Result<bool, StoreError> {
+    sqlx::query(
+        "INSERT INTO webhook_attempts (delivery_id, endpoint_id, event_id, attempt, attempted_at, status_code, \
+             error, latency_ms, response_body, succeeded) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(attempt.delivery_id)
+    .bind(&attempt.endpoint_id)
+    .bind(&attempt.event_id)
+    .bind(attempt.attempt)
+    .bind(attempt.attempted_at)
+    .bind(attempt.status_code)
+    .bind(&attempt.error)
+    .bind(attempt.latency_ms)
+    .bind(&attempt.response_body)
+    .bind(i64::from(attempt.succeeded))
+    .execute(&mut **tx)
+    .await?;
+    let (status, next_at) = match next {
+        DeliveryNext::Succeeded => ("succeeded", attempt.attempted_at),
+        DeliveryNext::RetryAt(at) => ("pending", at),
+        DeliveryNext::Failed => ("failed", attempt.attempted_at),
+    };
+    sqlx::query(
+        "UPDATE webhook_deliveries SET status = $1, attempts = $2, next_attempt_at = $3, lease_until = 0, \
+             lease_token = NULL WHERE id = $4 AND lease_token = $5",
+    )
+    .bind(status)
+    .bind(attempt.attempt)
+    .bind(next_at)
+    .bind(attempt.delivery_id)
+    .bind(token)
+    .execute(&mut **tx)
+    .await?;
+    let now = now_unix();
+    let disabled = match health {
+        EndpointHealth::Healthy => {
+            sqlx::query(
+                "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+            )
+            .bind(&attempt.endpoint_id)
+            .execute(&mut **tx)
+            .await?;
+            false
+        }
+        EndpointHealth::Failing { disable_after_secs } => {
+            sqlx::query("UPDATE webhook_endpoints SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL")
+                .bind(now)
+                .bind(&attempt.endpoint_id)
+                .execute(&mut **tx)
+                .await?;
+            let reason = format!("failing continuously for more than {disable_after_secs} seconds");
+            disable(tx, &attempt.endpoint_id, &reason, Some(now - disable_after_secs), now).await?
+        }
+        EndpointHealth::Gone(reason) => disable(tx, &attempt.endpoint_id, reason, None, now).await?,
+    };
+    Ok(disabled)
 }
