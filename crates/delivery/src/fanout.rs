@@ -65,23 +65,26 @@ impl Fanout {
         // An endpoint created meanwhile only takes events after its `start_seq`, so the events
         // skipped over can never need a delivery later.
         let read_from = from.max(skipped_to);
-        let events = self.store.events_after(read_from, self.settings.fanout_batch).await?;
-        let Some(to) = events.last().map(|event| event.seq) else {
+        let events = self
+            .store
+            .event_heads_after(read_from, self.settings.fanout_batch)
+            .await?;
+        let Some(to) = events.last().map(|(seq, _, _)| *seq) else {
             return Ok(false);
         };
         let mut endpoints: HashMap<String, Vec<WebhookEndpoint>> = HashMap::new();
         let mut deliveries = Vec::new();
-        for event in &events {
-            if !endpoints.contains_key(&event.tenant_id) {
-                let enabled = self.store.enabled_webhook_endpoints(&event.tenant_id).await?;
-                endpoints.insert(event.tenant_id.clone(), enabled);
+        for (seq, tenant_id, event_type) in &events {
+            if !endpoints.contains_key(tenant_id) {
+                let enabled = self.store.enabled_webhook_endpoints(tenant_id).await?;
+                endpoints.insert(tenant_id.clone(), enabled);
             }
-            for endpoint in &endpoints[&event.tenant_id] {
-                if event.seq > endpoint.start_seq && matches(&endpoint.event_types, &event.event_type) {
+            for endpoint in &endpoints[tenant_id] {
+                if *seq > endpoint.start_seq && matches(&endpoint.event_types, event_type) {
                     deliveries.push(NewDelivery {
-                        tenant_id: event.tenant_id.clone(),
+                        tenant_id: tenant_id.clone(),
                         endpoint_id: endpoint.id.clone(),
-                        event_seq: event.seq,
+                        event_seq: *seq,
                         next_attempt_at: now_millis() + self.settings.schedule.first_delay().as_millis() as i64,
                     });
                 }

@@ -6,7 +6,7 @@ use integrations_core::{default_normalized_event, PluginRegistry, WebhookDeliver
 use integrations_store::{NewEvent, PendingWebhook, Store, StoreError, StoredEvent};
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::{new_event_id, rfc3339_millis};
@@ -139,17 +139,28 @@ pub struct EventLog {
     store: Store,
     registry: Arc<PluginRegistry>,
     appended: watch::Sender<u64>,
-    webhook_stored: Notify,
+    /// Webhooks this process just stored, handed to the pipeline in memory so it need not read
+    /// them back; the database scan still finds any the hand-off missed (a full channel, a crash).
+    stored: mpsc::Sender<PendingWebhook>,
+    stored_queue: std::sync::Mutex<Option<mpsc::Receiver<PendingWebhook>>>,
 }
+
+/// Webhooks handed over in memory, at most; past it the scan picks them up.
+const HAND_OFF_CAPACITY: usize = 8192;
+
+/// The scan leaves webhooks this young to the in-memory hand-off.
+const HAND_OFF_GRACE_SECS: i64 = 2;
 
 impl EventLog {
     /// The log over `store`, normalizing with the plugins of `registry`.
     pub fn new(store: Store, registry: Arc<PluginRegistry>) -> Arc<Self> {
+        let (stored, stored_queue) = mpsc::channel(HAND_OFF_CAPACITY);
         Arc::new(Self {
             store,
             registry,
             appended: watch::Sender::new(0),
-            webhook_stored: Notify::new(),
+            stored,
+            stored_queue: std::sync::Mutex::new(Some(stored_queue)),
         })
     }
 
@@ -177,9 +188,10 @@ impl EventLog {
         self.appended.subscribe()
     }
 
-    /// Wakes the pipeline: a webhook was stored.
-    pub fn notify_webhook_stored(&self) {
-        self.webhook_stored.notify_one();
+    /// Hands a webhook this process just stored (committed) to the pipeline.
+    pub fn webhook_stored(&self, webhook: PendingWebhook) {
+        // A full hand-off is no loss: the scan finds the row a little later.
+        let _ = self.stored.try_send(webhook);
     }
 
     /// Appends an event the tenant emits. The same `Idempotency-Key` again gives the first id and
@@ -258,9 +270,16 @@ impl EventLog {
         }
     }
 
-    /// Turns up to `batch` stored webhooks into events; returns how many it processed.
+    /// Turns up to `batch` stored webhooks into events, found in the database (all those not
+    /// processed yet); returns how many it processed.
     pub async fn process_pending_webhooks(&self, batch: i64) -> Result<usize, StoreError> {
-        let pending = self.store.pending_webhooks(batch).await?;
+        let pending = self.store.pending_webhooks(batch, i64::MAX).await?;
+        self.process(&pending).await
+    }
+
+    /// Turns the given stored webhooks into events; one processed meanwhile (by the scan, or by
+    /// another replica) is skipped with its events.
+    async fn process(&self, pending: &[PendingWebhook]) -> Result<usize, StoreError> {
         if pending.is_empty() {
             return Ok(0);
         }
@@ -326,17 +345,41 @@ impl EventLog {
     }
 
     async fn run_pipeline(&self, batch: i64) {
+        let Some(mut handed_off) = self.stored_queue.lock().ok().and_then(|mut q| q.take()) else {
+            return;
+        };
+        let mut next_scan = tokio::time::Instant::now();
+        let mut received = Vec::with_capacity(batch as usize);
         loop {
-            match self.process_pending_webhooks(batch).await {
-                // A full batch: more may be waiting.
-                Ok(n) if n as i64 >= batch => continue,
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(%error, "webhook pipeline failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+            // What this process stored comes from memory, in batches of what queued meanwhile.
+            if let Ok(n) =
+                tokio::time::timeout(POLL_INTERVAL, handed_off.recv_many(&mut received, batch as usize)).await
+            {
+                if n == 0 {
+                    return;
                 }
+                if let Err(error) = self.process(&received).await {
+                    // Still stored: the scan takes them up.
+                    tracing::warn!(%error, "webhook pipeline failed; the scan retries");
+                }
+                received.clear();
             }
-            let _ = tokio::time::timeout(POLL_INTERVAL, self.webhook_stored.notified()).await;
+            // Older unprocessed webhooks: from before a restart, another replica's, or missed.
+            if tokio::time::Instant::now() >= next_scan {
+                let cutoff = now_millis() / 1000 - HAND_OFF_GRACE_SECS;
+                loop {
+                    match self.store.pending_webhooks(batch, cutoff).await {
+                        Ok(pending) => match self.process(&pending).await {
+                            Ok(_) if pending.len() as i64 >= batch => continue,
+                            Ok(_) => {}
+                            Err(error) => tracing::warn!(%error, "webhook pipeline failed; retrying"),
+                        },
+                        Err(error) => tracing::warn!(%error, "webhook pipeline scan failed; retrying"),
+                    }
+                    break;
+                }
+                next_scan = tokio::time::Instant::now() + POLL_INTERVAL;
+            }
         }
     }
 

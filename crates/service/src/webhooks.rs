@@ -86,7 +86,14 @@ impl Service {
         let (event_id, duplicate) = self.store.insert_webhook_event(&event).await?;
         tracing::info!(tenant = tenant_id, plugin, event_id, duplicate, "webhook stored");
         if !duplicate {
-            self.events.notify_webhook_stored();
+            self.events.webhook_stored(integrations_store::PendingWebhook {
+                id: event_id.clone(),
+                tenant_id: event.tenant_id,
+                plugin: event.plugin,
+                event_type: event.event_type,
+                payload: event.payload,
+                received_at: event.received_at,
+            });
         }
         Ok(WebhookReceipt::Stored { event_id, duplicate })
     }

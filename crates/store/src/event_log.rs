@@ -104,13 +104,15 @@ impl Store {
         Ok((event.id.clone(), false))
     }
 
-    /// The oldest stored webhooks not yet turned into events.
-    pub async fn pending_webhooks(&self, limit: i64) -> Result<Vec<PendingWebhook>, StoreError> {
+    /// The oldest stored webhooks not yet turned into events, received before `received_before`
+    /// (unix seconds).
+    pub async fn pending_webhooks(&self, limit: i64, received_before: i64) -> Result<Vec<PendingWebhook>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, tenant_id, plugin, event_type, payload, received_at FROM webhook_events \
-             WHERE processed_at IS NULL ORDER BY id LIMIT $1",
+             WHERE processed_at IS NULL AND received_at < $2 ORDER BY id LIMIT $1",
         )
         .bind(limit)
+        .bind(received_before)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -187,6 +189,17 @@ impl Store {
         rows.iter().map(event_from_row).collect()
     }
 
+    /// Every tenant's events after `after` without their data: `(seq, tenant, type)`, for
+    /// consumers that only route events.
+    pub async fn event_heads_after(&self, after: i64, limit: i64) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT seq, tenant_id, type FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    }
+
     /// The highest `seq` in the log (0 when empty).
     pub async fn last_event_seq(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
@@ -213,7 +226,7 @@ impl Store {
         )
         .bind(name)
         .bind(seq)
-        .execute(&self.pool)
+        .execute(&self.relaxed)
         .await?;
         Ok(())
     }

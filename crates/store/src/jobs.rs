@@ -154,7 +154,7 @@ impl Store {
         .bind(now_ms)
         .bind(limit)
         .bind(due_by)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.relaxed)
         .await?;
         rows.iter().map(job_from_row).collect()
     }
@@ -212,7 +212,7 @@ impl Store {
         .bind(now_ms)
         .bind(id)
         .bind(attempt)
-        .execute(&self.pool)
+        .execute(&self.relaxed)
         .await?;
         Ok(updated.rows_affected() > 0)
     }

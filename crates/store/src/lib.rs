@@ -99,6 +99,11 @@ pub struct Store {
     sqlite_file: Option<std::path::PathBuf>,
     /// The webhook writer, started on first use (inside the runtime that uses the store).
     group_commit: Arc<std::sync::OnceLock<group_commit::GroupCommit>>,
+    /// For bookkeeping whose loss on a power failure only repeats work the service does at least
+    /// once anyway (leases, attempt records, consumer cursors, job claims): on SQLite a
+    /// connection with `synchronous = NORMAL` (WAL: no fsync per commit, still durable across a
+    /// process crash); on PostgreSQL the pool itself.
+    relaxed: AnyPool,
 }
 
 impl std::fmt::Debug for Store {
@@ -143,6 +148,23 @@ impl Store {
             // the file, so setting it once per start is enough.
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
+        let relaxed = match backend {
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(1)
+                    .after_connect(|connection, _| {
+                        Box::pin(async move {
+                            sqlx::query("PRAGMA synchronous = NORMAL")
+                                .execute(&mut *connection)
+                                .await
+                                .map(drop)
+                        })
+                    })
+                    .connect_with(AnyConnectOptions::from_str(&url)?)
+                    .await?
+            }
+            Backend::Postgres => pool.clone(),
+        };
         let writer = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
         let sqlite_file = (backend == Backend::Sqlite).then(|| sqlite_file(&url)).flatten();
         let postgres_url = (backend == Backend::Postgres).then_some(url);
@@ -153,6 +175,7 @@ impl Store {
             postgres_url,
             sqlite_file,
             group_commit: Arc::default(),
+            relaxed,
         })
     }
 

@@ -122,7 +122,7 @@ impl Store {
         deliveries: &[NewDelivery],
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.relaxed.begin().await?;
         sqlx::query("INSERT INTO event_cursors (name, seq) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING")
             .bind(consumer)
             .execute(&mut *tx)
@@ -188,7 +188,7 @@ impl Store {
         for (endpoint, room) in busy {
             query = query.bind(endpoint).bind(*room);
         }
-        let candidates: Vec<i64> = query.fetch_all(&self.pool).await?.iter().map(|r| r.get(0)).collect();
+        let candidates: Vec<i64> = query.fetch_all(&self.relaxed).await?.iter().map(|r| r.get(0)).collect();
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
@@ -202,7 +202,7 @@ impl Store {
         for id in &candidates {
             query = query.bind(id);
         }
-        let claimed = query.fetch_all(&self.pool).await?;
+        let claimed = query.fetch_all(&self.relaxed).await?;
         Ok(claimed.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
@@ -304,7 +304,7 @@ impl Store {
         )
         .bind(delivery_id)
         .bind(token)
-        .execute(&self.pool)
+        .execute(&self.relaxed)
         .await?;
         Ok(())
     }
@@ -333,7 +333,7 @@ impl Store {
     /// it disabled its endpoint.
     pub async fn record_attempts(&self, attempts: &[RecordedAttempt]) -> Result<Vec<bool>, StoreError> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.relaxed.begin().await?;
         let mut disabled = Vec::with_capacity(attempts.len());
         for recorded in attempts {
             disabled.push(
