@@ -74,6 +74,9 @@ pub struct Config {
     pub public_url: Option<String>,
     /// `INTEGRATIONS_TOOL_RESPONSE_BUDGET_BYTES`: vendor response bytes one tool call may read.
     pub tool_response_budget_bytes: usize,
+    /// `INTEGRATIONS_TOOL_RESPONSE_BUDGET_MAX_BYTES`: the most a plugin may raise one call's budget
+    /// to (a SharePoint download up to its configured size).
+    pub tool_response_budget_max_bytes: usize,
     /// `INTEGRATIONS_TOOL_DEADLINE_SECS`: time one tool call may take.
     pub tool_deadline: Duration,
     /// `INTEGRATIONS_HEADER_READ_TIMEOUT_SECS`: time a client has to send a request's headers.
@@ -117,6 +120,7 @@ impl Config {
             outbound_timeout: Duration::from_secs(30),
             public_url: None,
             tool_response_budget_bytes: 4 * 1024 * 1024,
+            tool_response_budget_max_bytes: 64 * 1024 * 1024,
             tool_deadline: Duration::from_secs(60),
             header_read_timeout: Duration::from_secs(10),
             // Longer than the tool deadline, so a slow tool call ends with its own, more precise
@@ -181,6 +185,10 @@ impl Config {
         config.public_url = get("INTEGRATIONS_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned());
         if let Some(bytes) = get("INTEGRATIONS_TOOL_RESPONSE_BUDGET_BYTES") {
             config.tool_response_budget_bytes = positive(bytes, "INTEGRATIONS_TOOL_RESPONSE_BUDGET_BYTES", "bytes")?;
+        }
+        if let Some(bytes) = get("INTEGRATIONS_TOOL_RESPONSE_BUDGET_MAX_BYTES") {
+            config.tool_response_budget_max_bytes =
+                positive(bytes, "INTEGRATIONS_TOOL_RESPONSE_BUDGET_MAX_BYTES", "bytes")?;
         }
         if let Some(secs) = get("INTEGRATIONS_TOOL_DEADLINE_SECS") {
             config.tool_deadline = seconds(secs, "INTEGRATIONS_TOOL_DEADLINE_SECS")?;
@@ -319,6 +327,7 @@ impl std::fmt::Debug for Config {
             .field("outbound_timeout", &self.outbound_timeout)
             .field("public_url", &self.public_url)
             .field("tool_response_budget_bytes", &self.tool_response_budget_bytes)
+            .field("tool_response_budget_max_bytes", &self.tool_response_budget_max_bytes)
             .field("tool_deadline", &self.tool_deadline)
             .field("header_read_timeout", &self.header_read_timeout)
             .field("write_stall_timeout", &self.write_stall_timeout)

@@ -123,6 +123,7 @@ pub async fn build_app_with(config: &Config, registry: PluginRegistry) -> Result
         public_url: config.public_url(),
         tool_limits: ToolLimits {
             response_budget_bytes: config.tool_response_budget_bytes,
+            max_response_budget_bytes: config.tool_response_budget_max_bytes,
             deadline: config.tool_deadline,
         },
         job_settings: integrations_jobs::JobSettings {

@@ -100,6 +100,14 @@ pub trait Plugin: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The response budget a call of `tool` needs when it is more than the host's default (a file
+    /// download up to a size the installation configured). The host grants it up to its own
+    /// ceiling; `None` keeps the default.
+    fn response_budget(&self, tool: &str, config: &PluginConfig) -> Option<usize> {
+        let _ = (tool, config);
+        None
+    }
+
     /// Runs a tool; the host has validated `arguments` against its `input_schema`.
     async fn call_tool(&self, ctx: &PluginContext, tool: &str, arguments: Value) -> Result<Value, ToolError>;
 

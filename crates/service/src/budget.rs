@@ -16,6 +16,8 @@ use integrations_core::{HttpClient, HttpError, HttpRequest, HttpResponse};
 pub struct ToolLimits {
     /// Bytes of vendor response bodies one call may read in total.
     pub response_budget_bytes: usize,
+    /// The most a plugin may raise one call's budget to (`Plugin::response_budget`).
+    pub max_response_budget_bytes: usize,
     /// Time one call may take, vendor requests included.
     pub deadline: Duration,
 }
@@ -24,6 +26,7 @@ impl Default for ToolLimits {
     fn default() -> Self {
         Self {
             response_budget_bytes: 4 * 1024 * 1024,
+            max_response_budget_bytes: 64 * 1024 * 1024,
             deadline: Duration::from_secs(60),
         }
     }

@@ -78,11 +78,10 @@ impl Service {
         state: &TenantState,
         plugin: &str,
         config: Arc<PluginConfig>,
+        response_budget_bytes: usize,
     ) -> Result<PluginContext, ServiceError> {
-        let http: Arc<dyn HttpClient> = Arc::new(BudgetedHttpClient::new(
-            self.tenant_http(state)?,
-            self.tool_limits.response_budget_bytes,
-        ));
+        let http: Arc<dyn HttpClient> =
+            Arc::new(BudgetedHttpClient::new(self.tenant_http(state)?, response_budget_bytes));
         Ok(PluginContext {
             tenant_id: state.tenant.id.clone(),
             tokens: self

@@ -390,7 +390,7 @@ impl Service {
     ) -> Result<(), ServiceError> {
         // A hook (a credentials check, say) talks to the tenant's vendor too: same limits as a call.
         let limits = self.tool_limits;
-        let ctx = self.plugin_context(gate, plugin.manifest().name, config)?;
+        let ctx = self.plugin_context(gate, plugin.manifest().name, config, limits.response_budget_bytes)?;
         let Ok(outcome) = tokio::time::timeout(limits.deadline, plugin.on_lifecycle(&ctx, step)).await else {
             return Err(ServiceError::ToolDeadlineExceeded(limits.deadline));
         };

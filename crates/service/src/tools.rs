@@ -55,7 +55,16 @@ impl Service {
         }
         let limits = self.tool_limits;
         let config = self.plugin_config(&gate, plugin).await?;
-        let ctx = self.plugin_context(&gate, plugin, config)?;
+        // A plugin may need more for one call (a configured download size), up to the ceiling.
+        let budget = registered
+            .plugin
+            .response_budget(tool, &config)
+            .map_or(limits.response_budget_bytes, |wanted| {
+                wanted
+                    .min(limits.max_response_budget_bytes)
+                    .max(limits.response_budget_bytes)
+            });
+        let ctx = self.plugin_context(&gate, plugin, config, budget)?;
         let call = registered.plugin.call_tool(&ctx, tool, arguments);
         let Ok(result) = tokio::time::timeout(limits.deadline, call).await else {
             tracing::info!(tenant = tenant_id, tool, "tool call exceeded its deadline");

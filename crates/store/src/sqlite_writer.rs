@@ -183,16 +183,7 @@ fn write_all(
                     continue;
                 }
                 for event in normalized {
-                    append.execute(params![
-                        event.id,
-                        event.tenant_id,
-                        event.plugin,
-                        event.event_type,
-                        event.occurred_at,
-                        event.data.to_string(),
-                        event.idempotency_key,
-                        now
-                    ])?;
+                    append_event(&mut append, event, now)?;
                 }
                 count += 1;
             }
@@ -209,16 +200,7 @@ fn write_all(
                     continue;
                 }
             }
-            append.execute(params![
-                event.id,
-                event.tenant_id,
-                event.plugin,
-                event.event_type,
-                event.occurred_at,
-                event.data.to_string(),
-                event.idempotency_key,
-                now
-            ])?;
+            append_event(&mut append, event, now)?;
             appended.push((event.id.clone(), false));
         }
     }
@@ -228,4 +210,19 @@ fn write_all(
         recorded: counts,
         appended,
     })
+}
+
+/// Appends one event with the writer's prepared statement.
+fn append_event(statement: &mut rusqlite::CachedStatement<'_>, event: &NewEvent, now: i64) -> rusqlite::Result<()> {
+    statement.execute(params![
+        event.id,
+        event.tenant_id,
+        event.plugin,
+        event.event_type,
+        event.occurred_at,
+        event.data.to_string(),
+        event.idempotency_key,
+        now
+    ])?;
+    Ok(())
 }

@@ -142,6 +142,36 @@ async fn downloads_over_max_download_bytes_are_refused() {
 }
 
 #[tokio::test]
+async fn a_file_larger_than_the_hosts_default_call_budget_downloads_up_to_max_download_bytes() {
+    // 6 MiB: over the host's default 4 MiB per call, under the default max_download_bytes (10 MiB).
+    let (app, graph, key) = setup().await;
+    Mock::given(method("GET"))
+        .and(path(format!("{DRIVE}/root:/video.bin:/content")))
+        .respond_with(
+            ResponseTemplate::new(302).insert_header("location", format!("{}/blob/video", graph.uri()).as_str()),
+        )
+        .expect(1)
+        .mount(&graph)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/blob/video"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![7u8; 6 * 1024 * 1024]))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    let response = app
+        .post("/v1/tools/sharepoint_download_file", &key, json!({"path": "video.bin"}))
+        .await;
+    assert_eq!(
+        response.status,
+        200,
+        "{}",
+        &response.text()[..response.text().len().min(300)]
+    );
+    assert_eq!(response.json()["result"]["size"], 6 * 1024 * 1024);
+}
+
+#[tokio::test]
 async fn paths_that_climb_are_refused_before_graph_is_called() {
     let (app, graph, key) = setup().await;
     Mock::given(wiremock::matchers::any())

@@ -3,13 +3,32 @@ use std::sync::Arc;
 use base64::{engine::general_purpose::STANDARD, Engine};
 use http::header::{CONTENT_TYPE, LOCATION};
 use http::Method;
-use integrations_core::{HttpClient, HttpResponse, PluginContext, PluginError, ToolError};
+use integrations_core::{HttpClient, HttpResponse, PluginConfig, PluginContext, PluginError, ToolError};
 use integrations_msgraph::{graph_error, id_segment, item_path, GraphClient, GraphRequest, GraphSettings};
 use serde_json::{json, Value};
 use url::Url;
 
 /// Largest file `sharepoint_download_file` reads unless the installation says otherwise (10 MiB).
 pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 10 * 1024 * 1024;
+/// The installation's `max_download_bytes` (10 MiB when unset).
+pub fn configured_max_download_bytes(config: &PluginConfig) -> Result<u64, String> {
+    match config.value("max_download_bytes") {
+        None => Ok(DEFAULT_MAX_DOWNLOAD_BYTES),
+        // JSON Schema's "integer" admits 10.0; the schema bounds it to 1..=100 MiB.
+        Some(value) => value
+            .as_f64()
+            .filter(|n| n.fract() == 0.0 && *n >= 1.0 && *n <= MAX_DOWNLOAD_BYTES_LIMIT as f64)
+            .map(|n| n as u64)
+            .ok_or_else(|| "must be a whole number of bytes, 1 to 100 MiB".to_owned()),
+    }
+}
+
+/// What a download call may read in all: the file, plus room for Graph's redirect answer.
+pub fn download_budget(config: &PluginConfig) -> usize {
+    let file = configured_max_download_bytes(config).unwrap_or(DEFAULT_MAX_DOWNLOAD_BYTES);
+    usize::try_from(file).unwrap_or(usize::MAX).saturating_add(1024 * 1024)
+}
+
 /// The most an installation may raise `max_download_bytes` to (100 MiB); the host's per-call
 /// response budget may bound a download sooner.
 pub const MAX_DOWNLOAD_BYTES_LIMIT: u64 = 100 * 1024 * 1024;
@@ -43,20 +62,8 @@ impl SharePointClient {
             .str("site_id")
             .ok_or_else(|| invalid("site_id", "site_id is required".into()))?;
         let site = id_segment(site).map_err(|m| invalid("site_id", m))?;
-        let max_download_bytes = match ctx.config.value("max_download_bytes") {
-            None => DEFAULT_MAX_DOWNLOAD_BYTES,
-            // JSON Schema's "integer" admits 10.0; the schema bounds it to 1..=100 MiB.
-            Some(value) => value
-                .as_f64()
-                .filter(|n| n.fract() == 0.0 && *n >= 1.0 && *n <= MAX_DOWNLOAD_BYTES_LIMIT as f64)
-                .map(|n| n as u64)
-                .ok_or_else(|| {
-                    invalid(
-                        "max_download_bytes",
-                        "must be a whole number of bytes, 1 to 100 MiB".into(),
-                    )
-                })?,
-        };
+        let max_download_bytes =
+            configured_max_download_bytes(&ctx.config).map_err(|m| invalid("max_download_bytes", m))?;
         Ok(Self {
             graph: GraphClient::new(ctx, settings.app_token_request()),
             settings,

@@ -54,6 +54,10 @@ impl Plugin for SharePointPlugin {
         Ok(())
     }
 
+    fn response_budget(&self, tool: &str, config: &PluginConfig) -> Option<usize> {
+        (tool == "sharepoint_download_file").then(|| api::download_budget(config))
+    }
+
     async fn call_tool(&self, ctx: &PluginContext, tool: &str, arguments: Value) -> Result<Value, ToolError> {
         let client = api::SharePointClient::new(ctx).map_err(|e| match e {
             PluginError::Tool(tool_error) => tool_error,
