@@ -47,6 +47,9 @@ pub struct DeliverySettings {
     pub per_endpoint: usize,
     /// An endpoint's claimed queue holds `per_endpoint × prefetch_rounds` deliveries, so one
     /// claim feeds its senders for a while; the lease covers that many rounds at the timeout.
+    /// Claims take the database's single writer on SQLite: at 4 rounds a fast endpoint got about
+    /// 1,000 deliveries/s, at 16 about 5,000/s (bench P4); the price is a longer lease (4 min 45 s
+    /// at the 15 s timeout) before another replica takes over a dead replica's queue.
     pub prefetch_rounds: usize,
     /// An endpoint failing for this long without a success is disabled.
     pub disable_after: Duration,
@@ -64,7 +67,7 @@ impl Default for DeliverySettings {
             timeout: Duration::from_secs(15),
             concurrency: 64,
             per_endpoint: 4,
-            prefetch_rounds: 4,
+            prefetch_rounds: 16,
             disable_after: Duration::from_secs(5 * 24 * 3600),
             fanout_batch: 256,
             poll_interval: Duration::from_millis(250),
