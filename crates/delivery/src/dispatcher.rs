@@ -99,6 +99,14 @@ impl Dispatcher {
         // Senders and the recorder belong to this task: aborting it (the service dropped) aborts
         // them too.
         let mut attempts = JoinSet::new();
+        if self.store.backend() == integrations_store::Backend::Sqlite {
+            // One process per SQLite file: leases left in it are this process's previous run's.
+            match self.store.release_all_delivery_leases().await {
+                Ok(0) => {}
+                Ok(released) => tracing::info!(released, "freed outbound deliveries leased before a restart"),
+                Err(error) => tracing::warn!(%error, "could not free leases left from before a restart"),
+            }
+        }
         let recorded = self.recorded.lock().ok().and_then(|mut r| r.take());
         if let Some(recorded) = recorded {
             attempts.spawn(self.clone().record(recorded));

@@ -296,6 +296,19 @@ impl Store {
         Ok(jobs)
     }
 
+    /// Frees every delivery lease: for a SQLite database at start-up, where the only process that
+    /// could hold a lease is this one's previous run (one process per database file), so its
+    /// deliveries are attempted again at once instead of after their leases run out.
+    pub async fn release_all_delivery_leases(&self) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
+        let released = sqlx::query(
+            "UPDATE webhook_deliveries SET lease_until = 0, lease_token = NULL WHERE status = 'pending' AND lease_until > 0",
+        )
+        .execute(&self.relaxed)
+        .await?;
+        Ok(released.rows_affected())
+    }
+
     /// Gives a leased delivery back untried (its endpoint was disabled meanwhile).
     pub async fn release_delivery(&self, delivery_id: i64, token: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
