@@ -154,7 +154,8 @@ pub async fn build_app_with(config: &Config, registry: PluginRegistry) -> Result
         let relay =
             integrations_nats::EventRelay::new(service.store().clone(), nats.clone(), service.event_log().appended());
         service.keep_background(relay.spawn());
-        tracing::info!(url = %nats.url, stream = %nats.stream, "publishing events to NATS JetStream");
+        // The URL may carry credentials: only the stream is logged.
+        tracing::info!(stream = %nats.stream, "publishing events to NATS JetStream");
     }
     service.start_outbound(integrations_delivery::DeliverySettings {
         schedule: config.webhook_retry_schedule.clone(),

@@ -27,7 +27,7 @@ const BATCH: i64 = 256;
 const IDLE_POLL: Duration = Duration::from_millis(250);
 
 /// Where and how events are published.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct NatsSettings {
     /// The NATS server (`nats://127.0.0.1:4222`).
     pub url: String,
@@ -51,6 +51,18 @@ impl NatsSettings {
             duplicate_window: Duration::from_secs(3600),
             jobs_subject: "integrations.jobs".into(),
         }
+    }
+}
+
+impl std::fmt::Debug for NatsSettings {
+    // A NATS URL may carry a user and password (`nats://user:pass@host`): never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsSettings")
+            .field("stream", &self.stream)
+            .field("subject_prefix", &self.subject_prefix)
+            .field("duplicate_window", &self.duplicate_window)
+            .field("jobs_subject", &self.jobs_subject)
+            .finish_non_exhaustive()
     }
 }
 
@@ -159,5 +171,18 @@ impl EventRelay {
             self.store.advance_event_cursor(&cursor_name, last).await?;
             cursor = last;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_url() {
+        let settings = NatsSettings::new("nats://relay:s3cret-pass@127.0.0.1:4222");
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("s3cret-pass"), "{printed}");
+        assert!(printed.contains("INTEGRATIONS_EVENTS"));
     }
 }
