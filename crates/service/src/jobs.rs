@@ -5,7 +5,7 @@ use integrations_store::{Job, JobState};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::{validation, Service, ServiceError};
+use crate::{Service, ServiceError};
 
 /// The job kind of an asynchronous tool call.
 pub const TOOL_CALL_JOB: &str = "tool_call";
@@ -68,16 +68,7 @@ impl Service {
         tool: &str,
         arguments: Value,
     ) -> Result<JobView, ServiceError> {
-        let not_found = || ServiceError::ToolNotFound(tool.to_owned());
-        let (registered, _) = self.registry.find_tool(tool).ok_or_else(not_found)?;
-        let gate = self.existing_gate(tenant_id).await?;
-        gate.usable(self, registered.plugin.manifest().name)
-            .ok_or_else(not_found)?;
-        let validator = self.tool_validators.get(tool).ok_or_else(not_found)?;
-        let errors = validation::violations(validator, &arguments);
-        if !errors.is_empty() {
-            return Err(ServiceError::InvalidArguments(errors));
-        }
+        self.checked_call(tenant_id, tool, &arguments).await?;
         let request = json!({"tool": tool, "arguments": arguments});
         let id = self.jobs.enqueue(tenant_id, TOOL_CALL_JOB, &request).await?;
         tracing::info!(tenant = tenant_id, tool, job = %id, "tool call queued");

@@ -1,6 +1,11 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use std::sync::Arc;
+
+use integrations_core::RegisteredPlugin;
+
+use crate::state::TenantState;
 use crate::{validation, Service, ServiceError};
 
 /// A tool as the catalog lists it.
@@ -40,19 +45,32 @@ impl Service {
         Ok(tools)
     }
 
-    /// Validates the arguments and runs the tool with the tenant's decrypted config. A tool the
-    /// tenant may not use is reported exactly like one that does not exist.
-    pub async fn call_tool(&self, tenant_id: &str, tool: &str, arguments: Value) -> Result<Value, ServiceError> {
+    /// What every call of `tool` must pass, synchronous or queued: the tool exists and the tenant
+    /// may use it (else it is not found), and the arguments satisfy its schema.
+    pub(crate) async fn checked_call(
+        &self,
+        tenant_id: &str,
+        tool: &str,
+        arguments: &Value,
+    ) -> Result<(&RegisteredPlugin, Arc<TenantState>), ServiceError> {
         let not_found = || ServiceError::ToolNotFound(tool.to_owned());
         let (registered, _) = self.registry.find_tool(tool).ok_or_else(not_found)?;
-        let plugin = registered.plugin.manifest().name;
         let gate = self.existing_gate(tenant_id).await?;
-        gate.usable(self, plugin).ok_or_else(not_found)?;
+        gate.usable(self, registered.plugin.manifest().name)
+            .ok_or_else(not_found)?;
         let validator = self.tool_validators.get(tool).ok_or_else(not_found)?;
-        let errors = validation::violations(validator, &arguments);
+        let errors = validation::violations(validator, arguments);
         if !errors.is_empty() {
             return Err(ServiceError::InvalidArguments(errors));
         }
+        Ok((registered, gate))
+    }
+
+    /// Validates the arguments and runs the tool with the tenant's decrypted config. A tool the
+    /// tenant may not use is reported exactly like one that does not exist.
+    pub async fn call_tool(&self, tenant_id: &str, tool: &str, arguments: Value) -> Result<Value, ServiceError> {
+        let (registered, gate) = self.checked_call(tenant_id, tool, &arguments).await?;
+        let plugin = registered.plugin.manifest().name;
         let limits = self.tool_limits;
         let config = self.plugin_config(&gate, plugin).await?;
         // A plugin may need more for one call (a configured download size), up to the ceiling.
