@@ -37,6 +37,9 @@ pub(crate) struct Dispatcher {
     recorded: Mutex<Option<mpsc::Receiver<RecordedAttempt>>>,
     /// Opened signing secrets by endpoint and sealed value (a rotation changes the key).
     secrets: Mutex<HashMap<(String, Vec<u8>), SigningSecret>>,
+    /// Deliveries held (queued, in flight, or attempted and not yet recorded) per claim token:
+    /// the leases to renew.
+    held: Mutex<HashMap<String, usize>>,
 }
 
 #[derive(Default)]
@@ -84,6 +87,7 @@ impl Dispatcher {
             recorder,
             recorded: Mutex::new(Some(recorded)),
             secrets: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashMap::new()),
         }
     }
 
@@ -99,18 +103,11 @@ impl Dispatcher {
         // Senders and the recorder belong to this task: aborting it (the service dropped) aborts
         // them too.
         let mut attempts = JoinSet::new();
-        if self.store.backend() == integrations_store::Backend::Sqlite {
-            // One process per SQLite file: leases left in it are this process's previous run's.
-            match self.store.release_all_delivery_leases().await {
-                Ok(0) => {}
-                Ok(released) => tracing::info!(released, "freed outbound deliveries leased before a restart"),
-                Err(error) => tracing::warn!(%error, "could not free leases left from before a restart"),
-            }
-        }
         let recorded = self.recorded.lock().ok().and_then(|mut r| r.take());
         if let Some(recorded) = recorded {
             attempts.spawn(self.clone().record(recorded));
         }
+        attempts.spawn(self.clone().renew_leases());
         loop {
             if let Err(error) = self.clone().dispatch_due(&mut attempts).await {
                 tracing::warn!(%error, "outbound dispatcher failed; retrying");
@@ -153,6 +150,9 @@ impl Dispatcher {
                 .await?;
             let ids: Vec<i64> = claimed.iter().map(|(id, _)| *id).collect();
             let jobs = self.store.delivery_jobs(&ids).await?;
+            if !jobs.is_empty() {
+                *self.held().entry(token.clone()).or_default() += jobs.len();
+            }
             let mut queues = self.queues();
             for job in jobs {
                 let queue = queues.entry(job.endpoint.id.clone()).or_default();
@@ -204,8 +204,14 @@ impl Dispatcher {
             };
             let (job, token) = next;
             let delivery_id = job.delivery_id;
-            if let Err(error) = self.attempt_job(job, &token).await {
-                tracing::warn!(%error, delivery_id, "outbound delivery not attempted; its lease will lapse");
+            match self.attempt_job(job, &token).await {
+                // Released once the recorder has written it.
+                Ok(true) => {}
+                Ok(false) => self.let_go(&token, 1),
+                Err(error) => {
+                    tracing::warn!(%error, delivery_id, "outbound delivery not attempted; its lease will lapse");
+                    self.let_go(&token, 1);
+                }
             }
         }
         drop(slot);
@@ -228,10 +234,45 @@ impl Dispatcher {
                 // Their leases lapse and the deliveries are attempted again, same webhook-ids.
                 Err(error) => tracing::warn!(%error, attempts = batch.len(), "could not record outbound attempts"),
             }
+            for recorded in &batch {
+                self.let_go(&recorded.token, 1);
+            }
             batch.clear();
             // Recorded deliveries free their leases: due retries and queue room may follow.
             self.wake.notify_one();
         }
+    }
+
+    /// Keeps the leases of held deliveries from running out while they wait their turn.
+    async fn renew_leases(self: Arc<Self>) {
+        let mut every = tokio::time::interval(self.settings.lease_renewal());
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let tokens: Vec<String> = self.held().keys().cloned().collect();
+            if tokens.is_empty() {
+                continue;
+            }
+            let lease_until = now_millis() + self.settings.lease().as_millis() as i64;
+            if let Err(error) = self.store.renew_delivery_leases(&tokens, lease_until).await {
+                tracing::warn!(%error, "could not renew outbound delivery leases");
+            }
+        }
+    }
+
+    /// `count` deliveries of claim `token` are no longer held here.
+    fn let_go(&self, token: &str, count: usize) {
+        let mut held = self.held();
+        if let Some(left) = held.get_mut(token) {
+            *left = left.saturating_sub(count);
+            if *left == 0 {
+                held.remove(token);
+            }
+        }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn queues(&self) -> std::sync::MutexGuard<'_, HashMap<String, EndpointQueue>> {
@@ -254,7 +295,9 @@ impl Dispatcher {
         Ok(secret)
     }
 
-    async fn attempt_job(&self, job: DeliveryJob, token: &str) -> Result<(), AttemptError> {
+    /// Attempts one delivery; returns whether the attempt went to the recorder (which lets the
+    /// delivery go once it is written).
+    async fn attempt_job(&self, job: DeliveryJob, token: &str) -> Result<bool, AttemptError> {
         let DeliveryJob {
             delivery_id,
             attempts,
@@ -263,7 +306,7 @@ impl Dispatcher {
         } = job;
         if !endpoint.enabled {
             self.store.release_delivery(delivery_id, token).await?;
-            return Ok(());
+            return Ok(false);
         }
         let tenant = endpoint.tenant_id.as_str();
         let mut secrets = vec![self.secret(tenant, &endpoint.id, &endpoint.secret).await?];
@@ -360,8 +403,9 @@ impl Dispatcher {
         };
         if self.recorder.send(recorded).await.is_err() {
             tracing::warn!(delivery_id, "the attempt recorder has stopped; the lease will lapse");
+            return Ok(false);
         }
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -46,10 +46,9 @@ pub struct DeliverySettings {
     /// Deliveries in flight at once on this replica to one endpoint.
     pub per_endpoint: usize,
     /// An endpoint's claimed queue holds `per_endpoint × prefetch_rounds` deliveries, so one
-    /// claim feeds its senders for a while; the lease covers that many rounds at the timeout.
-    /// Claims take the database's single writer on SQLite: at 4 rounds a fast endpoint got about
-    /// 1,000 deliveries/s, at 16 about 5,000/s (bench P4); the price is a longer lease (4 min 45 s
-    /// at the 15 s timeout) before another replica takes over a dead replica's queue.
+    /// claim feeds its senders for a while: claims take the database's single writer on SQLite,
+    /// and at 4 rounds a fast endpoint got about 1,000 deliveries/s, at 16 about 5,000/s (bench
+    /// P4). The leases of queued deliveries are renewed while they wait (see `lease`).
     pub prefetch_rounds: usize,
     /// An endpoint failing for this long without a success is disabled.
     pub disable_after: Duration,
@@ -76,11 +75,16 @@ impl Default for DeliverySettings {
 }
 
 impl DeliverySettings {
-    /// How long a claimed delivery stays leased: the attempts queued before it and its own, each at
-    /// the timeout, plus time to record it. A replica that dies mid-attempt leaves the delivery
-    /// to others after this.
+    /// How long a claim leases its deliveries: an attempt at the timeout and time to record it.
+    /// The dispatcher renews the leases of what it still holds every third of this, so a
+    /// replica that dies leaves its deliveries, queued or in flight, to others within one lease.
     fn lease(&self) -> Duration {
-        self.timeout * self.prefetch_rounds.max(1) as u32 + Duration::from_secs(45)
+        self.timeout + Duration::from_secs(30)
+    }
+
+    /// How often held leases are renewed.
+    fn lease_renewal(&self) -> Duration {
+        self.lease() / 3
     }
 }
 

@@ -175,12 +175,6 @@ impl JobQueue {
 
     async fn work(self: Arc<Self>, handlers: Arc<HashMap<String, Arc<dyn JobHandler>>>) {
         let slots = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
-        if self.store.backend() == integrations_store::Backend::Sqlite {
-            // One process per SQLite file: jobs left running are this process's previous run's.
-            if let Err(error) = self.store.release_all_job_leases().await {
-                tracing::warn!(%error, "could not free jobs left running before a restart");
-            }
-        }
         let grace = match self.feed.get() {
             Some(feed) => {
                 tokio::spawn(

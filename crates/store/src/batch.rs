@@ -63,4 +63,51 @@ pub(crate) enum WriterJob {
     Processed(ProcessedBatch),
     /// A tenant's event to append (idempotency key honoured).
     Append(TenantAppend),
+    /// Bookkeeping to run in the next transaction.
+    Task(Box<dyn WriterTask>),
+}
+
+/// Work run on the SQLite writer thread inside its next transaction (in a savepoint of its own,
+/// so its failure undoes only its own writes), answered once that transaction has committed.
+/// The event pipeline's bookkeeping (fan-out, delivery claims, attempt records) goes this way:
+/// through sqlx each statement is a round trip to a connection thread, and each transaction a
+/// turn of SQLite's one writer taken from ingest.
+pub(crate) trait WriterTask: Send {
+    /// Does the work in the writer's open transaction.
+    fn run(&mut self, connection: &rusqlite::Connection) -> Result<(), StoreError>;
+    /// Answers the caller: the work's result once committed, or why it was not.
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>);
+}
+
+/// A closure and the caller waiting for its result.
+pub(crate) struct Task<T, F> {
+    work: F,
+    result: Option<T>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Task<T, F> {
+    pub(crate) fn new(work: F, reply: oneshot::Sender<Result<T, StoreError>>) -> Self {
+        Self {
+            work,
+            result: None,
+            reply,
+        }
+    }
+}
+
+impl<T, F> WriterTask for Task<T, F>
+where
+    T: Send,
+    F: FnMut(&rusqlite::Connection) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, connection: &rusqlite::Connection) -> Result<(), StoreError> {
+        self.result = Some((self.work)(connection)?);
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>) {
+        let Self { result, reply, .. } = *self;
+        let _ = reply.send(committed.and_then(|()| result.ok_or(StoreError::Unavailable)));
+    }
 }

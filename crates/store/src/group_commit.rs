@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use crate::batch::{Inserted, Pending, ProcessedBatch, TenantAppend, WriterJob};
+use crate::batch::{Inserted, Pending, ProcessedBatch, Task, TenantAppend, WriterJob};
 use crate::event_log::NewEvent;
 use crate::postgres_writer::{write_batches, SERVER_WRITERS};
 use crate::webhook_event::NewWebhookEvent;
@@ -134,6 +134,27 @@ impl GroupCommit {
         let (reply, outcome) = oneshot::channel();
         let job = WriterJob::Processed(ProcessedBatch { processed, reply });
         if queue.send(job).await.is_err() {
+            return Some(Err(StoreError::Unavailable));
+        }
+        Some(outcome.await.unwrap_or(Err(StoreError::Unavailable)))
+    }
+
+    /// Runs `work` on the SQLite writer thread, in the transaction of its next batch, and returns
+    /// its result once that has committed; `None` on PostgreSQL (the caller does the work itself).
+    pub(crate) async fn run_on_writer<T, F>(&self, work: F) -> Option<Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnMut(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let Queue::Sqlite(queue) = &self.queue else {
+            return None;
+        };
+        let (reply, outcome) = oneshot::channel();
+        if queue
+            .send(WriterJob::Task(Box::new(Task::new(work, reply))))
+            .await
+            .is_err()
+        {
             return Some(Err(StoreError::Unavailable));
         }
         Some(outcome.await.unwrap_or(Err(StoreError::Unavailable)))

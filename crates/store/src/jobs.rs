@@ -186,16 +186,6 @@ impl Store {
         })
     }
 
-    /// Makes every running job claimable again: for a SQLite database at start-up, where the
-    /// only process that could be running them is this one's previous run.
-    pub async fn release_all_job_leases(&self) -> Result<u64, StoreError> {
-        let _turn = self.write_turn().await;
-        let released = sqlx::query("UPDATE jobs SET lease_until = 0 WHERE state = 'running'")
-            .execute(&self.relaxed)
-            .await?;
-        Ok(released.rows_affected())
-    }
-
     /// Records the end of attempt `attempt`: `state` with `result` or `error`, or (queued) a retry
     /// at `run_at`. Returns false when that attempt no longer holds the job (its lease ran out and
     /// another attempt claimed it), so a late finish changes nothing.

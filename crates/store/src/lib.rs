@@ -12,6 +12,7 @@ mod installations;
 mod invalidations;
 mod jobs;
 mod postgres_writer;
+mod sqlite_presence;
 mod sqlite_writer;
 mod tenants;
 mod webhook_deliveries;
@@ -62,6 +63,9 @@ pub enum StoreError {
     /// The webhook writer's own SQLite connection failed.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The lock files beside a SQLite database could not be used.
+    #[error("cannot lock beside the database file: {0}")]
+    Presence(String),
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -104,6 +108,8 @@ pub struct Store {
     /// connection with `synchronous = NORMAL` (WAL: no fsync per commit, still durable across a
     /// process crash); on PostgreSQL the pool itself.
     relaxed: AnyPool,
+    /// This store's presence among the SQLite file's users (see `sqlite_presence`).
+    _presence: Option<Arc<sqlite_presence::Presence>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -168,6 +174,10 @@ impl Store {
         let writer = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
         let sqlite_file = (backend == Backend::Sqlite).then(|| sqlite_file(&url)).flatten();
         let postgres_url = (backend == Backend::Postgres).then_some(url);
+        let presence = match &sqlite_file {
+            Some(file) => Some(Arc::new(join_sqlite_users(file, &relaxed).await?)),
+            None => None,
+        };
         Ok(Self {
             pool,
             backend,
@@ -176,6 +186,7 @@ impl Store {
             sqlite_file,
             group_commit: Arc::default(),
             relaxed,
+            _presence: presence,
         })
     }
 
@@ -210,6 +221,51 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Joins the SQLite file's users. The first of them frees the leases that runs which died left
+/// in it (deliveries being attempted, jobs running), so a restart after a crash takes them up at
+/// once; a store that is not alone leaves them to the live stores that hold them.
+async fn join_sqlite_users(file: &std::path::Path, pool: &AnyPool) -> Result<sqlite_presence::Presence, StoreError> {
+    let path = file.to_owned();
+    let joining = tokio::task::spawn_blocking(move || sqlite_presence::join(&path))
+        .await
+        .map_err(|_| StoreError::Unavailable)?
+        .map_err(|error| StoreError::Presence(error.to_string()))?;
+    if joining.alone {
+        // Tables that do not exist yet (a new file, migrations still to run) hold no leases.
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('webhook_deliveries', 'jobs')",
+        )
+        .fetch_all(pool)
+        .await?;
+        if tables.iter().any(|t| t == "webhook_deliveries") {
+            let freed = sqlx::query(
+                "UPDATE webhook_deliveries SET lease_until = 0, lease_token = NULL \
+                 WHERE status = 'pending' AND lease_until > 0",
+            )
+            .execute(pool)
+            .await?;
+            if freed.rows_affected() > 0 {
+                tracing::info!(
+                    freed = freed.rows_affected(),
+                    "freed outbound deliveries leased before a restart"
+                );
+            }
+        }
+        if tables.iter().any(|t| t == "jobs") {
+            let freed = sqlx::query("UPDATE jobs SET lease_until = 0 WHERE state = 'running'")
+                .execute(pool)
+                .await?;
+            if freed.rows_affected() > 0 {
+                tracing::info!(
+                    freed = freed.rows_affected(),
+                    "freed jobs left running before a restart"
+                );
+            }
+        }
+    }
+    Ok(joining.finish())
 }
 
 /// The file a `sqlite:` URL names; `None` for in-memory databases.

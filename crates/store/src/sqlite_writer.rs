@@ -11,7 +11,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, Mutex};
 
-use crate::batch::{answer_batch, Pending, ProcessedBatch, TenantAppend, WriterJob, MAX_BATCH};
+use crate::batch::{answer_batch, Pending, ProcessedBatch, TenantAppend, WriterJob, WriterTask, MAX_BATCH};
 use crate::event_log::NewEvent;
 use crate::webhook_event::NewWebhookEvent;
 use crate::StoreError;
@@ -42,6 +42,7 @@ pub(crate) fn run(
                     WriterJob::Insert(pending) => drop(pending.reply.send(Err(StoreError::Unavailable))),
                     WriterJob::Processed(batch) => drop(batch.reply.send(Err(StoreError::Unavailable))),
                     WriterJob::Append(append) => drop(append.reply.send(Err(StoreError::Unavailable))),
+                    WriterJob::Task(task) => task.finish(Err(StoreError::Unavailable)),
                 }
             }
             return;
@@ -50,6 +51,7 @@ pub(crate) fn run(
     let mut inserts: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     let mut processed: Vec<ProcessedBatch> = Vec::new();
     let mut appends: Vec<TenantAppend> = Vec::new();
+    let mut tasks: Vec<Box<dyn WriterTask>> = Vec::new();
     while let Some(first) = queue.blocking_recv() {
         let mut next = Some(first);
         while let Some(job) = next.take() {
@@ -57,8 +59,9 @@ pub(crate) fn run(
                 WriterJob::Insert(pending) => inserts.push(pending),
                 WriterJob::Processed(batch) => processed.push(batch),
                 WriterJob::Append(append) => appends.push(append),
+                WriterJob::Task(task) => tasks.push(task),
             }
-            if inserts.len() + appends.len() < MAX_BATCH {
+            if inserts.len() + appends.len() + tasks.len() < MAX_BATCH {
                 next = queue.try_recv().ok();
             }
         }
@@ -67,7 +70,7 @@ pub(crate) fn run(
         let batches: Vec<&[(String, Vec<NewEvent>)]> = processed.iter().map(|b| b.processed.as_slice()).collect();
         tracing::trace!(inserts = events.len(), processed = batches.len(), "writer batch");
         let emitted: Vec<&NewEvent> = appends.iter().map(|a| &a.event).collect();
-        let written = write_all(&mut connection, &events, &batches, &emitted);
+        let written = write_batch(&mut connection, &events, &batches, &emitted, &mut tasks);
         commits.fetch_add(1, Ordering::Relaxed);
         let (inserted, recorded, appended) = match written {
             Ok(Written {
@@ -127,6 +130,7 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// What one transaction wrote.
+#[derive(Default)]
 struct Written {
     /// Each webhook insert's stored id and whether it was a duplicate, in order.
     inserted: Vec<(String, bool)>,
@@ -138,7 +142,79 @@ struct Written {
 }
 
 /// One transaction for everything queued: webhook inserts, processed webhooks with their events,
-/// and tenant events.
+/// tenant events, and bookkeeping tasks. Each task runs in a savepoint of its own and is answered
+/// here: its own failure undoes only its writes, and a failure of the ingest part (answered by
+/// the caller, which retries it in parts) does not undo the tasks.
+fn write_batch(
+    connection: &mut Connection,
+    events: &[&NewWebhookEvent],
+    processed: &[&[(String, Vec<NewEvent>)]],
+    emitted: &[&NewEvent],
+    tasks: &mut Vec<Box<dyn WriterTask>>,
+) -> rusqlite::Result<Written> {
+    if tasks.is_empty() {
+        return write_all(connection, events, processed, emitted);
+    }
+    let tx = match connection.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(error) => {
+            for task in tasks.drain(..) {
+                task.finish(Err(StoreError::Unavailable));
+            }
+            return Err(error);
+        }
+    };
+    let ingest = if events.is_empty() && processed.is_empty() && emitted.is_empty() {
+        Ok(Written::default())
+    } else {
+        in_savepoint(&tx, |tx| write_ingest(tx, events, processed, emitted))
+    };
+    let mut finished = Vec::with_capacity(tasks.len());
+    for mut task in tasks.drain(..) {
+        match in_savepoint(&tx, |tx| task.run(tx)) {
+            Ok(()) => finished.push(task),
+            Err(error) => task.finish(Err(error)),
+        }
+    }
+    let committed = tx.commit();
+    for task in finished {
+        task.finish(match &committed {
+            Ok(()) => Ok(()),
+            Err(error) => Err(StoreError::Sqlite(clone_error(error))),
+        });
+    }
+    committed?;
+    ingest
+}
+
+/// Runs `work` in a savepoint of the open transaction, rolled back to if it fails.
+fn in_savepoint<T, E: From<rusqlite::Error>>(
+    tx: &rusqlite::Transaction<'_>,
+    work: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E>,
+) -> Result<T, E> {
+    tx.execute_batch("SAVEPOINT part")?;
+    match work(tx) {
+        Ok(value) => {
+            tx.execute_batch("RELEASE part")?;
+            Ok(value)
+        }
+        Err(error) => {
+            tx.execute_batch("ROLLBACK TO part; RELEASE part")?;
+            Err(error)
+        }
+    }
+}
+
+/// rusqlite's errors are not `Clone`; the failed commit's reason, for each task it failed.
+fn clone_error(error: &rusqlite::Error) -> rusqlite::Error {
+    match error {
+        rusqlite::Error::SqliteFailure(code, message) => rusqlite::Error::SqliteFailure(*code, message.clone()),
+        other => rusqlite::Error::ToSqlConversionFailure(other.to_string().into()),
+    }
+}
+
+/// One transaction for the ingest part alone (no tasks): a batch without bookkeeping, or a
+/// failed batch's parts retried one by one.
 fn write_all(
     connection: &mut Connection,
     events: &[&NewWebhookEvent],
@@ -146,6 +222,19 @@ fn write_all(
     emitted: &[&NewEvent],
 ) -> rusqlite::Result<Written> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let written = write_ingest(&tx, events, processed, emitted)?;
+    tx.commit()?;
+    Ok(written)
+}
+
+/// Webhook inserts, processed webhooks with their events, and tenant events, in the open
+/// transaction.
+fn write_ingest(
+    tx: &rusqlite::Transaction<'_>,
+    events: &[&NewWebhookEvent],
+    processed: &[&[(String, Vec<NewEvent>)]],
+    emitted: &[&NewEvent],
+) -> rusqlite::Result<Written> {
     let mut outcomes = Vec::with_capacity(events.len());
     let mut counts = Vec::with_capacity(processed.len());
     let mut appended = Vec::with_capacity(emitted.len());
@@ -204,7 +293,6 @@ fn write_all(
             appended.push((event.id.clone(), false));
         }
     }
-    tx.commit()?;
     Ok(Written {
         inserted: outcomes,
         recorded: counts,

@@ -8,6 +8,20 @@ use crate::event_log::{event_from_row, event_from_row_at, EVENT_COLUMNS};
 use crate::webhook_endpoints::{endpoint_from_row, ENDPOINT_COLUMNS};
 use crate::{now_unix, Store, StoreError, StoredEvent, WebhookEndpoint};
 
+/// The endpoints with pending deliveries, found by skipping through the pending-by-endpoint index
+/// one endpoint at a time (a loose index scan: as many probes as such endpoints, however many
+/// deliveries they have).
+macro_rules! pending_endpoints_cte {
+    () => {
+        "pending(endpoint_id) AS ( \
+           SELECT MIN(endpoint_id) FROM webhook_deliveries WHERE status = 'pending' \
+           UNION ALL \
+           SELECT (SELECT MIN(d.endpoint_id) FROM webhook_deliveries d \
+                   WHERE d.status = 'pending' AND d.endpoint_id > pending.endpoint_id) \
+           FROM pending WHERE pending.endpoint_id IS NOT NULL)"
+    };
+}
+
 /// An attempt to record, with the lease it was made under and what follows it.
 #[derive(Clone, Debug)]
 pub struct RecordedAttempt {
@@ -121,13 +135,37 @@ impl Store {
         to: i64,
         deliveries: &[NewDelivery],
     ) -> Result<bool, StoreError> {
+        if self.backend == crate::Backend::Sqlite {
+            let (consumer, deliveries) = (consumer.to_owned(), deliveries.to_vec());
+            let written = self
+                .group_commit()
+                .run_on_writer(move |connection| {
+                    connection.execute(&numbered(INSERT_CURSOR), rusqlite::params![consumer])?;
+                    if connection.execute(&numbered(MOVE_CURSOR), rusqlite::params![to, consumer, from])? == 0 {
+                        return Ok(false);
+                    }
+                    let mut insert = connection.prepare_cached(&numbered(INSERT_DELIVERY))?;
+                    let now = now_unix();
+                    for delivery in &deliveries {
+                        insert.execute(rusqlite::params![
+                            delivery.tenant_id,
+                            delivery.endpoint_id,
+                            delivery.event_seq,
+                            delivery.next_attempt_at,
+                            now
+                        ])?;
+                    }
+                    Ok(true)
+                })
+                .await;
+            if let Some(written) = written {
+                return written;
+            }
+        }
         let _turn = self.write_turn().await;
         let mut tx = self.relaxed.begin().await?;
-        sqlx::query("INSERT INTO event_cursors (name, seq) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING")
-            .bind(consumer)
-            .execute(&mut *tx)
-            .await?;
-        let moved = sqlx::query("UPDATE event_cursors SET seq = $1 WHERE name = $2 AND seq = $3")
+        sqlx::query(INSERT_CURSOR).bind(consumer).execute(&mut *tx).await?;
+        let moved = sqlx::query(MOVE_CURSOR)
             .bind(to)
             .bind(consumer)
             .bind(from)
@@ -166,40 +204,108 @@ impl Store {
         if limit <= 0 {
             return Ok(Vec::new());
         }
-        // Ranking per endpoint keeps one endpoint's backlog from filling the whole claim.
-        let capacity = if busy.is_empty() {
+        // The lease is taken only where it is still free: of two replicas, one wins each row.
+        let update = |candidates: usize| {
+            format!(
+                "UPDATE webhook_deliveries SET lease_until = $1, lease_token = $2 \
+                 WHERE status = 'pending' AND lease_until <= $3 AND id IN ({}) RETURNING id, endpoint_id",
+                placeholders(4, candidates)
+            )
+        };
+        if self.sqlite_file.is_some() {
+            let token = token.to_owned();
+            let rooms: std::collections::HashMap<String, i64> = busy.iter().cloned().collect();
+            let claimed = self
+                .group_commit()
+                .run_on_writer(move |connection| {
+                    // Each endpoint with room gives its earliest due deliveries, then the
+                    // earliest of all of them are taken.
+                    let mut endpoints = connection.prepare_cached(&numbered(PENDING_ENDPOINTS))?;
+                    let endpoints = endpoints
+                        .query_map([], |row| row.get::<_, String>(0))?
+                        .collect::<Result<Vec<String>, _>>()?;
+                    let mut due = connection.prepare_cached(&numbered(DUE_OF_ENDPOINT))?;
+                    let mut candidates: Vec<(i64, i64)> = Vec::new();
+                    for endpoint in &endpoints {
+                        let room = rooms.get(endpoint).copied().unwrap_or(per_endpoint);
+                        if room <= 0 {
+                            continue;
+                        }
+                        let rows = due.query_map(rusqlite::params![endpoint, now_ms, room], |row| {
+                            Ok((row.get(0)?, row.get(1)?))
+                        })?;
+                        for row in rows {
+                            candidates.push(row?);
+                        }
+                    }
+                    if candidates.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    candidates.sort_unstable();
+                    candidates.truncate(limit as usize);
+                    let mut update = connection.prepare_cached(&numbered(&update(candidates.len())))?;
+                    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&lease_until, &token, &now_ms];
+                    values.extend(candidates.iter().map(|(_, id)| id as &dyn rusqlite::ToSql));
+                    let claimed = update
+                        .query_map(values.as_slice(), |row| Ok((row.get(0)?, row.get(1)?)))?
+                        .collect::<Result<Vec<(i64, String)>, _>>()?;
+                    Ok(claimed)
+                })
+                .await;
+            if let Some(claimed) = claimed {
+                return claimed;
+            }
+        }
+        // An endpoint listed in `busy` gets the room given with it, any other `per_endpoint`.
+        let room = if busy.is_empty() {
             "$2".to_owned()
         } else {
             let cases: String = (0..busy.len())
                 .map(|i| format!("WHEN ${} THEN ${} ", 4 + 2 * i, 5 + 2 * i))
                 .collect();
-            format!("CASE endpoint_id {cases}ELSE $2 END")
+            format!("CASE {{endpoint}} {cases}ELSE $2 END")
         };
-        let select = format!(
-            "SELECT id FROM (SELECT d.id, d.endpoint_id, d.next_attempt_at, \
-               ROW_NUMBER() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id) AS endpoint_rank \
-               FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
-               WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND d.lease_until <= $1 \
-               AND e.state = 'enabled') ranked \
-             WHERE endpoint_rank <= {capacity} ORDER BY next_attempt_at, id LIMIT $3"
-        );
+        let select = match self.backend {
+            // The same walk in one statement: each pending endpoint's earliest due deliveries,
+            // ranked, as many as its room.
+            crate::Backend::Postgres => format!(
+                concat!(
+                    "WITH RECURSIVE ",
+                    pending_endpoints_cte!(),
+                    " SELECT c.id FROM pending p \
+                     JOIN webhook_endpoints e ON e.id = p.endpoint_id AND e.state = 'enabled' \
+                     CROSS JOIN LATERAL (SELECT d.id, d.next_attempt_at, \
+                       ROW_NUMBER() OVER (ORDER BY d.next_attempt_at, d.id) AS endpoint_rank \
+                       FROM webhook_deliveries d WHERE d.endpoint_id = p.endpoint_id AND d.status = 'pending' \
+                       AND d.next_attempt_at <= $1 AND d.lease_until <= $1 \
+                       ORDER BY d.next_attempt_at, d.id LIMIT $2) c \
+                     WHERE c.endpoint_rank <= {room} ORDER BY c.next_attempt_at, c.id LIMIT $3"
+                ),
+                room = room.replace("{endpoint}", "p.endpoint_id")
+            ),
+            // A SQLite database without a file of its own (in memory) has no writer thread.
+            crate::Backend::Sqlite => format!(
+                "SELECT id FROM (SELECT d.id, d.endpoint_id, d.next_attempt_at, \
+                   ROW_NUMBER() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id) AS endpoint_rank \
+                   FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+                   WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND d.lease_until <= $1 \
+                   AND e.state = 'enabled') ranked \
+                 WHERE endpoint_rank <= {room} ORDER BY next_attempt_at, id LIMIT $3",
+                room = room.replace("{endpoint}", "endpoint_id")
+            ),
+        };
         let _turn = self.write_turn().await;
         let mut query = sqlx::query(&select).bind(now_ms).bind(per_endpoint).bind(limit);
         for (endpoint, room) in busy {
-            query = query.bind(endpoint).bind(*room);
+            query = query.bind(endpoint).bind((*room).min(per_endpoint));
         }
-        let candidates: Vec<i64> = query.fetch_all(&self.relaxed).await?.iter().map(|r| r.get(0)).collect();
-        if candidates.is_empty() {
+        let chosen: Vec<i64> = query.fetch_all(&self.relaxed).await?.iter().map(|r| r.get(0)).collect();
+        if chosen.is_empty() {
             return Ok(Vec::new());
         }
-        // The lease is taken only where it is still free: of two replicas, one wins each row.
-        let update = format!(
-            "UPDATE webhook_deliveries SET lease_until = $1, lease_token = $2 \
-             WHERE status = 'pending' AND lease_until <= $3 AND id IN ({}) RETURNING id, endpoint_id",
-            placeholders(4, candidates.len())
-        );
+        let update = update(chosen.len());
         let mut query = sqlx::query(&update).bind(lease_until).bind(token).bind(now_ms);
-        for id in &candidates {
+        for id in &chosen {
             query = query.bind(id);
         }
         let claimed = query.fetch_all(&self.relaxed).await?;
@@ -296,17 +402,36 @@ impl Store {
         Ok(jobs)
     }
 
-    /// Frees every delivery lease: for a SQLite database at start-up, where the only process that
-    /// could hold a lease is this one's previous run (one process per database file), so its
-    /// deliveries are attempted again at once instead of after their leases run out.
-    pub async fn release_all_delivery_leases(&self) -> Result<u64, StoreError> {
+    /// Extends, to `lease_until`, the leases of pending deliveries claimed under `tokens` (those
+    /// a dispatcher still holds); returns how many it extended.
+    pub async fn renew_delivery_leases(&self, tokens: &[String], lease_until: i64) -> Result<u64, StoreError> {
+        if tokens.is_empty() {
+            return Ok(0);
+        }
+        let update = format!(
+            "UPDATE webhook_deliveries SET lease_until = $1 WHERE status = 'pending' AND lease_token IN ({})",
+            placeholders(2, tokens.len())
+        );
+        if self.sqlite_file.is_some() {
+            let (update, tokens) = (numbered(&update), tokens.to_vec());
+            let renewed = self
+                .group_commit()
+                .run_on_writer(move |connection| {
+                    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&lease_until];
+                    values.extend(tokens.iter().map(|token| token as &dyn rusqlite::ToSql));
+                    Ok(connection.prepare_cached(&update)?.execute(values.as_slice())? as u64)
+                })
+                .await;
+            if let Some(renewed) = renewed {
+                return renewed;
+            }
+        }
         let _turn = self.write_turn().await;
-        let released = sqlx::query(
-            "UPDATE webhook_deliveries SET lease_until = 0, lease_token = NULL WHERE status = 'pending' AND lease_until > 0",
-        )
-        .execute(&self.relaxed)
-        .await?;
-        Ok(released.rows_affected())
+        let mut query = sqlx::query(&update).bind(lease_until);
+        for token in tokens {
+            query = query.bind(token);
+        }
+        Ok(query.execute(&self.relaxed).await?.rows_affected())
     }
 
     /// Gives a leased delivery back untried (its endpoint was disabled meanwhile).
@@ -345,6 +470,21 @@ impl Store {
     /// Records many attempts in one transaction (one fsync for all); returns, for each, whether
     /// it disabled its endpoint.
     pub async fn record_attempts(&self, attempts: &[RecordedAttempt]) -> Result<Vec<bool>, StoreError> {
+        if self.backend == crate::Backend::Sqlite {
+            let attempts = attempts.to_vec();
+            let recorded = self
+                .group_commit()
+                .run_on_writer(move |connection| {
+                    attempts
+                        .iter()
+                        .map(|recorded| record_one_sqlite(connection, recorded))
+                        .collect()
+                })
+                .await;
+            if let Some(recorded) = recorded {
+                return recorded;
+            }
+        }
         let _turn = self.write_turn().await;
         let mut tx = self.relaxed.begin().await?;
         let mut disabled = Vec::with_capacity(attempts.len());
@@ -431,6 +571,39 @@ impl Store {
     }
 }
 
+/// The enabled endpoints with pending deliveries.
+const PENDING_ENDPOINTS: &str = concat!(
+    "WITH RECURSIVE ",
+    pending_endpoints_cte!(),
+    " SELECT p.endpoint_id FROM pending p JOIN webhook_endpoints e ON e.id = p.endpoint_id \
+     WHERE e.state = 'enabled'"
+);
+/// One endpoint's earliest due, unleased deliveries: `$3` of them at most.
+const DUE_OF_ENDPOINT: &str = "SELECT next_attempt_at, id FROM webhook_deliveries \
+     WHERE endpoint_id = $1 AND status = 'pending' AND next_attempt_at <= $2 AND lease_until <= $2 \
+     ORDER BY next_attempt_at, id LIMIT $3";
+const INSERT_CURSOR: &str = "INSERT INTO event_cursors (name, seq) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING";
+const MOVE_CURSOR: &str = "UPDATE event_cursors SET seq = $1 WHERE name = $2 AND seq = $3";
+const INSERT_DELIVERY: &str = "INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_seq, status, attempts, \
+     next_attempt_at, lease_until, lease_token, created_at) VALUES ($1, $2, $3, 'pending', 0, $4, 0, NULL, $5)";
+const INSERT_ATTEMPT: &str =
+    "INSERT INTO webhook_attempts (delivery_id, endpoint_id, event_id, attempt, attempted_at, \
+     status_code, error, latency_ms, response_body, succeeded) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+/// Moves the delivery on, only while the attempt's lease token still holds it.
+const MOVE_DELIVERY: &str = "UPDATE webhook_deliveries SET status = $1, attempts = $2, next_attempt_at = $3, \
+     lease_until = 0, lease_token = NULL WHERE id = $4 AND lease_token = $5";
+const HEALTHY: &str = "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL";
+const FAILING: &str = "UPDATE webhook_endpoints SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL";
+/// Disables an enabled endpoint; with `$4` = 1 only when its failure streak began at or before `$5`.
+const DISABLE: &str = "UPDATE webhook_endpoints SET state = 'disabled', disabled_reason = $1, updated_at = $2 \
+     WHERE id = $3 AND state = 'enabled' AND ($4 = 0 OR failing_since <= $5)";
+
+/// A statement written with `$n` placeholders (PostgreSQL's) as SQLite's `?n`, so one text
+/// serves sqlx and the writer thread's rusqlite connection.
+fn numbered(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
 /// Disables an enabled endpoint, when its failure streak began at or before `failing_before` if
 /// given; returns whether it did.
 async fn disable(
@@ -440,17 +613,14 @@ async fn disable(
     failing_before: Option<i64>,
     now: i64,
 ) -> Result<bool, StoreError> {
-    let disabled = sqlx::query(
-        "UPDATE webhook_endpoints SET state = 'disabled', disabled_reason = $1, updated_at = $2 \
-         WHERE id = $3 AND state = 'enabled' AND ($4 = 0 OR failing_since <= $5)",
-    )
-    .bind(reason)
-    .bind(now)
-    .bind(endpoint_id)
-    .bind(i64::from(failing_before.is_some()))
-    .bind(failing_before.unwrap_or(0))
-    .execute(&mut **tx)
-    .await?;
+    let disabled = sqlx::query(DISABLE)
+        .bind(reason)
+        .bind(now)
+        .bind(endpoint_id)
+        .bind(i64::from(failing_before.is_some()))
+        .bind(failing_before.unwrap_or(0))
+        .execute(&mut **tx)
+        .await?;
     Ok(disabled.rows_affected() > 0)
 }
 
@@ -460,17 +630,14 @@ async fn insert_deliveries(
 ) -> Result<(), StoreError> {
     let now = now_unix();
     for delivery in deliveries {
-        sqlx::query(
-            "INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_seq, status, attempts, next_attempt_at, \
-             lease_until, lease_token, created_at) VALUES ($1, $2, $3, 'pending', 0, $4, 0, NULL, $5)",
-        )
-        .bind(&delivery.tenant_id)
-        .bind(&delivery.endpoint_id)
-        .bind(delivery.event_seq)
-        .bind(delivery.next_attempt_at)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query(INSERT_DELIVERY)
+            .bind(&delivery.tenant_id)
+            .bind(&delivery.endpoint_id)
+            .bind(delivery.event_seq)
+            .bind(delivery.next_attempt_at)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }
@@ -483,6 +650,15 @@ fn placeholders(first: usize, count: usize) -> String {
         .join(", ")
 }
 
+/// The delivery's state and next due time after an attempt.
+fn next_state(attempt: &AttemptRecord, next: DeliveryNext) -> (&'static str, i64) {
+    match next {
+        DeliveryNext::Succeeded => ("succeeded", attempt.attempted_at),
+        DeliveryNext::RetryAt(at) => ("pending", at),
+        DeliveryNext::Failed => ("failed", attempt.attempted_at),
+    }
+}
+
 /// One attempt, inside the caller's transaction.
 async fn record_one(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -491,59 +667,108 @@ async fn record_one(
     next: DeliveryNext,
     health: &EndpointHealth,
 ) -> Result<bool, StoreError> {
-    sqlx::query(
-        "INSERT INTO webhook_attempts (delivery_id, endpoint_id, event_id, attempt, attempted_at, status_code, \
-             error, latency_ms, response_body, succeeded) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(attempt.delivery_id)
-    .bind(&attempt.endpoint_id)
-    .bind(&attempt.event_id)
-    .bind(attempt.attempt)
-    .bind(attempt.attempted_at)
-    .bind(attempt.status_code)
-    .bind(&attempt.error)
-    .bind(attempt.latency_ms)
-    .bind(&attempt.response_body)
-    .bind(i64::from(attempt.succeeded))
-    .execute(&mut **tx)
-    .await?;
-    let (status, next_at) = match next {
-        DeliveryNext::Succeeded => ("succeeded", attempt.attempted_at),
-        DeliveryNext::RetryAt(at) => ("pending", at),
-        DeliveryNext::Failed => ("failed", attempt.attempted_at),
-    };
-    sqlx::query(
-        "UPDATE webhook_deliveries SET status = $1, attempts = $2, next_attempt_at = $3, lease_until = 0, \
-             lease_token = NULL WHERE id = $4 AND lease_token = $5",
-    )
-    .bind(status)
-    .bind(attempt.attempt)
-    .bind(next_at)
-    .bind(attempt.delivery_id)
-    .bind(token)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(INSERT_ATTEMPT)
+        .bind(attempt.delivery_id)
+        .bind(&attempt.endpoint_id)
+        .bind(&attempt.event_id)
+        .bind(attempt.attempt)
+        .bind(attempt.attempted_at)
+        .bind(attempt.status_code)
+        .bind(&attempt.error)
+        .bind(attempt.latency_ms)
+        .bind(&attempt.response_body)
+        .bind(i64::from(attempt.succeeded))
+        .execute(&mut **tx)
+        .await?;
+    let (status, next_at) = next_state(attempt, next);
+    sqlx::query(MOVE_DELIVERY)
+        .bind(status)
+        .bind(attempt.attempt)
+        .bind(next_at)
+        .bind(attempt.delivery_id)
+        .bind(token)
+        .execute(&mut **tx)
+        .await?;
     let now = now_unix();
     let disabled = match health {
         EndpointHealth::Healthy => {
-            sqlx::query(
-                "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
-            )
-            .bind(&attempt.endpoint_id)
-            .execute(&mut **tx)
-            .await?;
+            sqlx::query(HEALTHY)
+                .bind(&attempt.endpoint_id)
+                .execute(&mut **tx)
+                .await?;
             false
         }
         EndpointHealth::Failing { disable_after_secs } => {
-            sqlx::query("UPDATE webhook_endpoints SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL")
+            sqlx::query(FAILING)
                 .bind(now)
                 .bind(&attempt.endpoint_id)
                 .execute(&mut **tx)
                 .await?;
-            let reason = format!("failing continuously for more than {disable_after_secs} seconds");
+            let reason = failing_reason(*disable_after_secs);
             disable(tx, &attempt.endpoint_id, &reason, Some(now - disable_after_secs), now).await?
         }
         EndpointHealth::Gone(reason) => disable(tx, &attempt.endpoint_id, reason, None, now).await?,
     };
     Ok(disabled)
+}
+
+fn failing_reason(disable_after_secs: i64) -> String {
+    format!("failing continuously for more than {disable_after_secs} seconds")
+}
+
+/// [`record_one`] on the SQLite writer thread's connection, inside its open transaction.
+fn record_one_sqlite(connection: &rusqlite::Connection, recorded: &RecordedAttempt) -> Result<bool, StoreError> {
+    let attempt = &recorded.attempt;
+    connection
+        .prepare_cached(&numbered(INSERT_ATTEMPT))?
+        .execute(rusqlite::params![
+            attempt.delivery_id,
+            attempt.endpoint_id,
+            attempt.event_id,
+            attempt.attempt,
+            attempt.attempted_at,
+            attempt.status_code,
+            attempt.error,
+            attempt.latency_ms,
+            attempt.response_body,
+            i64::from(attempt.succeeded)
+        ])?;
+    let (status, next_at) = next_state(attempt, recorded.next);
+    connection
+        .prepare_cached(&numbered(MOVE_DELIVERY))?
+        .execute(rusqlite::params![
+            status,
+            attempt.attempt,
+            next_at,
+            attempt.delivery_id,
+            recorded.token
+        ])?;
+    let now = now_unix();
+    let disable = |reason: &str, failing_before: Option<i64>| -> Result<bool, StoreError> {
+        let disabled = connection
+            .prepare_cached(&numbered(DISABLE))?
+            .execute(rusqlite::params![
+                reason,
+                now,
+                attempt.endpoint_id,
+                i64::from(failing_before.is_some()),
+                failing_before.unwrap_or(0)
+            ])?;
+        Ok(disabled > 0)
+    };
+    match &recorded.health {
+        EndpointHealth::Healthy => {
+            connection
+                .prepare_cached(&numbered(HEALTHY))?
+                .execute(rusqlite::params![attempt.endpoint_id])?;
+            Ok(false)
+        }
+        EndpointHealth::Failing { disable_after_secs } => {
+            connection
+                .prepare_cached(&numbered(FAILING))?
+                .execute(rusqlite::params![now, attempt.endpoint_id])?;
+            disable(&failing_reason(*disable_after_secs), Some(now - disable_after_secs))
+        }
+        EndpointHealth::Gone(reason) => disable(reason, None),
+    }
 }

@@ -293,3 +293,129 @@ async fn concurrent_claims(store: &Store) {
     assert_eq!(claimed.len(), total, "a delivery was leased twice");
     assert_eq!(total, 100);
 }
+
+/// Leases in a SQLite file are freed when a store opens it alone (their holders died), and kept
+/// while the store that took them is alive beside the new one.
+#[tokio::test]
+async fn leases_are_freed_only_when_their_holders_are_gone() {
+    let (dir, store) = sqlite_store().await;
+    let url = format!("sqlite://{}/t.db", dir.path().display());
+    let (t, k, d) = tenant("acme");
+    store.create_tenant(&t, &k, &d).await.unwrap();
+    store.insert_webhook_endpoint(&endpoint("ep_a", "acme")).await.unwrap();
+    let seq = append(&store, "acme", 1).await;
+    store.insert_deliveries(&[delivery("ep_a", seq)]).await.unwrap();
+    let far = i64::MAX / 2;
+    assert_eq!(
+        store
+            .claim_deliveries(10, far, "first", 5, 10, &[])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let beside = Store::connect(&url).await.unwrap();
+    assert!(
+        beside
+            .claim_deliveries(20, far, "beside", 5, 10, &[])
+            .await
+            .unwrap()
+            .is_empty(),
+        "a store opened beside a live one leaves its leases alone"
+    );
+    drop(beside);
+    drop(store);
+
+    let restarted = Store::connect(&url).await.unwrap();
+    let claimed = restarted
+        .claim_deliveries(20, far, "restarted", 5, 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "a store alone on the file frees what dead runs held");
+}
+
+/// Bookkeeping on the SQLite writer thread shares transactions, each task in a savepoint: a task
+/// that fails leaves no write behind, and the task beside it in the same transaction still commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_writer_task_undoes_only_its_own_writes() {
+    let (_dir, store) = sqlite_store().await;
+    let mut shared = 0;
+    for n in 0..50 {
+        let before = store.webhook_commits();
+        let write = |name: String, seq: i64, fail: bool| {
+            store.group_commit().run_on_writer(move |connection| {
+                connection.execute(
+                    "INSERT INTO event_cursors (name, seq) VALUES (?1, ?2)",
+                    rusqlite::params![name, seq],
+                )?;
+                if fail {
+                    return Err(StoreError::Conflict);
+                }
+                Ok(seq)
+            })
+        };
+        let (failed, kept) = tokio::join!(
+            write(format!("undone-{n}"), 1, true),
+            write(format!("kept-{n}"), 2, false)
+        );
+        assert!(matches!(failed, Some(Err(StoreError::Conflict))), "{failed:?}");
+        assert!(matches!(kept, Some(Ok(2))), "{kept:?}");
+        assert_eq!(
+            store.event_cursor(&format!("undone-{n}")).await.unwrap(),
+            0,
+            "the failed task's write is undone"
+        );
+        assert_eq!(store.event_cursor(&format!("kept-{n}")).await.unwrap(), 2);
+        if store.webhook_commits() == before + 1 {
+            shared += 1;
+        }
+    }
+    assert!(shared > 0, "no two tasks ever shared a transaction");
+}
+
+#[tokio::test]
+async fn renewed_leases_hold_until_their_new_end_on_sqlite() {
+    let (_dir, store) = sqlite_store().await;
+    renewed_leases(&store).await;
+}
+
+#[tokio::test]
+async fn renewed_leases_hold_until_their_new_end_on_postgres() {
+    let Some(database) = ScratchPostgres::create("store_lease_renewal").await else {
+        return;
+    };
+    renewed_leases(&database.store).await;
+    database.drop().await;
+}
+
+/// A dispatcher renews the leases of what it still holds; a delivery another claim leased, or
+/// one already finished, is not touched.
+async fn renewed_leases(store: &Store) {
+    let (t, k, d) = tenant("acme");
+    store.create_tenant(&t, &k, &d).await.unwrap();
+    store.insert_webhook_endpoint(&endpoint("ep_a", "acme")).await.unwrap();
+    store.insert_webhook_endpoint(&endpoint("ep_b", "acme")).await.unwrap();
+    let seq = append(store, "acme", 1).await;
+    store
+        .insert_deliveries(&[delivery("ep_a", seq), delivery("ep_b", seq)])
+        .await
+        .unwrap();
+    let held = store.claim_deliveries(10, 1_000, "held", 1, 1, &[]).await.unwrap();
+    let other = store.claim_deliveries(10, 1_000, "other", 1, 1, &[]).await.unwrap();
+    assert_eq!((held.len(), other.len()), (1, 1));
+
+    let renewed = store.renew_delivery_leases(&["held".to_owned()], 5_000).await.unwrap();
+    assert_eq!(renewed, 1, "only the held claim's delivery");
+    let after_old_end = store.claim_deliveries(2_000, 3_000, "late", 5, 10, &[]).await.unwrap();
+    assert_eq!(
+        after_old_end.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        vec![other[0].0],
+        "the renewed lease still holds; the other one ran out"
+    );
+    let after_new_end = store.claim_deliveries(6_000, 7_000, "later", 5, 10, &[]).await.unwrap();
+    assert!(
+        after_new_end.iter().any(|(id, _)| *id == held[0].0),
+        "a lease no longer renewed runs out: {after_new_end:?}"
+    );
+}
