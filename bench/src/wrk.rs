@@ -58,6 +58,9 @@ pub struct RequestShape {
     pub body: Option<String>,
     /// The per-request part.
     pub variation: Variation,
+    /// Milliseconds each connection waits after an answer before its next request (wrk's
+    /// `delay()`), to offer a set rate instead of as many requests as the service answers.
+    pub pause_ms: Option<u32>,
 }
 
 impl RequestShape {
@@ -69,6 +72,7 @@ impl RequestShape {
             headers: Vec::new(),
             body: None,
             variation: Variation::None,
+            pause_ms: None,
         }
     }
 
@@ -80,12 +84,19 @@ impl RequestShape {
             headers: vec![("Content-Type".into(), "application/json".into())],
             body: Some(body),
             variation: Variation::None,
+            pause_ms: None,
         }
     }
 
     /// Adds a constant header.
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Makes each connection pause this long between an answer and its next request.
+    pub fn paused(mut self, pause_ms: u32) -> Self {
+        self.pause_ms = Some(pause_ms);
         self
     }
 
@@ -146,6 +157,9 @@ end
 "#,
                 );
             }
+        }
+        if let Some(pause) = self.pause_ms {
+            let _ = writeln!(lua, "function delay()\n  return {pause}\nend");
         }
         lua.push_str(DONE_CALLBACK);
         lua
