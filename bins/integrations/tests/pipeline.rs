@@ -342,7 +342,7 @@ async fn two_replicas_on_one_postgres_and_one_nats_process_each_event_once() {
     // Both replicas' readers see each event once.
     for server in [&one, &two] {
         let mut seen = BTreeSet::new();
-        let mut after = String::from("0");
+        let mut after = String::new();
         loop {
             let (status, page) = request(
                 reqwest::Method::GET,

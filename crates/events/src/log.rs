@@ -75,8 +75,9 @@ pub enum EventError {
     /// An `Idempotency-Key` that is empty, too long or not printable ASCII.
     #[error("Idempotency-Key must be 1 to 255 printable ASCII characters")]
     InvalidIdempotencyKey,
-    /// A cursor no page handed out.
-    #[error("invalid cursor")]
+    /// A cursor that names none of the tenant's events: never handed out, or an event that
+    /// retention has removed since.
+    #[error("`after` names none of your events (an event older than the retention period is gone): read from the start without it")]
     InvalidCursor,
     /// Storage failed.
     #[error(transparent)]
@@ -120,8 +121,10 @@ impl EventView {
 pub struct EventPage {
     /// Oldest first.
     pub events: Vec<EventView>,
-    /// Pass as `after` to read on; the same cursor again when nothing new arrived.
-    pub next: String,
+    /// Pass as `after` to read on: the id of the last event read (the cursor given, or none,
+    /// when nothing new arrived). It names the tenant's own event, never a position in the
+    /// deployment-wide log, so it tells nothing of other tenants' traffic.
+    pub next: Option<String>,
 }
 
 /// What `emit` did.
@@ -237,12 +240,13 @@ impl EventLog {
         limit: i64,
         wait: Duration,
     ) -> Result<EventPage, EventError> {
-        let after = match after {
+        let cursor = after.filter(|id| !id.is_empty());
+        let after = match cursor {
             None => 0,
-            Some(cursor) => cursor
-                .parse::<i64>()
-                .ok()
-                .filter(|seq| *seq >= 0)
+            Some(id) => self
+                .store
+                .tenant_event_seq(tenant, id)
+                .await?
                 .ok_or(EventError::InvalidCursor)?,
         };
         let limit = limit.clamp(1, MAX_PAGE);
@@ -254,7 +258,7 @@ impl EventLog {
             let events = self.store.tenant_events_after(tenant, after, limit).await?;
             if let Some(last) = events.last() {
                 return Ok(EventPage {
-                    next: last.seq.to_string(),
+                    next: Some(last.id.clone()),
                     events: events.into_iter().map(EventView::from_stored).collect(),
                 });
             }
@@ -262,7 +266,7 @@ impl EventLog {
             if now >= deadline {
                 return Ok(EventPage {
                     events: Vec::new(),
-                    next: after.to_string(),
+                    next: cursor.map(str::to_owned),
                 });
             }
             let nap = (deadline - now).min(POLL_INTERVAL);

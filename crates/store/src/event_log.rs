@@ -177,6 +177,17 @@ impl Store {
         rows.iter().map(event_from_row).collect()
     }
 
+    /// The position in the log of the tenant's event `id`; `None` for another tenant's event, an
+    /// unknown id, or one that retention removed.
+    pub async fn tenant_event_seq(&self, tenant_id: &str, id: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT seq FROM events WHERE id = $1 AND tenant_id = $2")
+            .bind(id)
+            .bind(tenant_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
     /// Every tenant's events after `after`, oldest first: for the log's consumers.
     pub async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(&format!(

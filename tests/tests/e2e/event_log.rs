@@ -53,7 +53,9 @@ async fn read_events(app: &TestApp, key: &str, after: Option<&str>, count: usize
         assert_eq!(page.status, 200, "{}", page.text());
         let page = page.json();
         events.extend(page["events"].as_array().cloned().unwrap_or_default());
-        cursor = page["next"].as_str().map(str::to_owned);
+        if let Some(next) = page["next"].as_str() {
+            cursor = Some(next.to_owned());
+        }
         if events.len() >= count {
             break;
         }
@@ -142,12 +144,12 @@ async fn a_waiting_read_returns_the_event_appended_while_it_waits() {
     let key = app.tenant("acme", json!({})).await;
     let empty = app.get("/v1/events", &key).await.json();
     assert_eq!(empty["events"], json!([]));
-    let cursor = empty["next"].as_str().expect("cursor").to_owned();
+    assert_eq!(empty["next"], Value::Null, "no event yet: nothing to read on from");
 
     let reader = {
-        let (router, key, cursor) = (app.router.clone(), key.clone(), cursor.clone());
+        let (router, key) = (app.router.clone(), key.clone());
         tokio::spawn(async move {
-            let request = http::Request::get(format!("/v1/events?wait=10&after={cursor}"))
+            let request = http::Request::get("/v1/events?wait=10")
                 .header("authorization", format!("Bearer {key}"))
                 .body(Body::empty())
                 .unwrap();
@@ -164,7 +166,7 @@ async fn a_waiting_read_returns_the_event_appended_while_it_waits() {
         .expect("the waiting read ends when the event arrives")
         .unwrap();
     assert_eq!(page["events"][0]["id"], emitted["id"]);
-    assert_ne!(page["next"], json!(cursor));
+    assert_eq!(page["next"], emitted["id"], "the cursor is the last event read");
 }
 
 #[tokio::test]
@@ -178,8 +180,45 @@ async fn a_tenant_never_reads_another_tenants_events_even_with_its_cursor() {
 
     let globex_page = app.get("/v1/events", &globex).await.json();
     assert_eq!(globex_page["events"], json!([]));
-    let from_zero = app.get("/v1/events?after=0", &globex).await.json();
-    assert_eq!(from_zero["events"], json!([]));
+    // Another tenant's event is no cursor: it would tell where that event sits in the log.
+    let acme_event = acme_events[0]["id"].as_str().unwrap();
+    app.get(&format!("/v1/events?after={acme_event}"), &globex)
+        .await
+        .assert_problem(422, "invalid-request");
+    // Nor is a position in the deployment-wide log: cursors are the tenant's own event ids.
+    app.get("/v1/events?after=0", &globex)
+        .await
+        .assert_problem(422, "invalid-request");
+}
+
+/// Cursors are the tenant's own event ids, so reading on tells nothing of other tenants'
+/// traffic: between two of its events the cursor moves by one event, however many others
+/// appended meanwhile.
+#[tokio::test]
+async fn cursors_reveal_nothing_of_other_tenants_events() {
+    let app = TestApp::start().await;
+    let acme = app.tenant("acme", json!({})).await;
+    let globex = app.tenant("globex", json!({})).await;
+    let first = emit(&app, &acme, json!({"type": "one"}), None).await.json();
+    for _ in 0..5 {
+        emit(&app, &globex, json!({"type": "noise"}), None).await;
+    }
+    let second = emit(&app, &acme, json!({"type": "two"}), None).await.json();
+    let (events, next) = read_events(&app, &acme, None, 2).await;
+    assert_eq!(types(&events), ["one", "two"]);
+    assert_eq!(next, second["id"].as_str().unwrap());
+    let page = app
+        .get(&format!("/v1/events?after={}", first["id"].as_str().unwrap()), &acme)
+        .await
+        .json();
+    assert_eq!(page["events"].as_array().unwrap().len(), 1);
+    assert_eq!(page["next"], second["id"]);
+    for event in &events {
+        assert!(
+            event.get("seq").is_none(),
+            "no log position in the event either: {event}"
+        );
+    }
 }
 
 #[tokio::test]
