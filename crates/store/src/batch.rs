@@ -45,14 +45,40 @@ pub(crate) fn answer_batch(batch: &mut Vec<Pending>, written: Result<Vec<(String
 /// Stored webhooks turned into events, to be recorded by the SQLite writer in the transaction of
 /// its next batch (one writer, one fsync for both).
 pub(crate) struct ProcessedBatch {
-    pub(crate) processed: Vec<(String, Vec<NewEvent>)>,
+    pub(crate) processed: Vec<(String, Vec<EventRow>)>,
     pub(crate) reply: oneshot::Sender<Result<usize, StoreError>>,
 }
 
 /// An event a tenant emits, to append in the writer's next transaction.
 pub(crate) struct TenantAppend {
-    pub(crate) event: NewEvent,
+    pub(crate) event: EventRow,
     pub(crate) reply: oneshot::Sender<Inserted>,
+}
+
+/// An event as the SQLite writer inserts it: its data already serialized, by the task that
+/// queued it, so the one writer thread spends its time on the database alone.
+pub(crate) struct EventRow {
+    pub(crate) id: String,
+    pub(crate) tenant_id: String,
+    pub(crate) plugin: Option<String>,
+    pub(crate) event_type: String,
+    pub(crate) occurred_at: i64,
+    pub(crate) data: String,
+    pub(crate) idempotency_key: Option<String>,
+}
+
+impl From<NewEvent> for EventRow {
+    fn from(event: NewEvent) -> Self {
+        Self {
+            data: event.data.to_string(),
+            id: event.id,
+            tenant_id: event.tenant_id,
+            plugin: event.plugin,
+            event_type: event.event_type,
+            occurred_at: event.occurred_at,
+            idempotency_key: event.idempotency_key,
+        }
+    }
 }
 
 /// What the SQLite writer thread is asked to write.

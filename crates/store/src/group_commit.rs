@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use crate::batch::{Inserted, Pending, ProcessedBatch, Task, TenantAppend, WriterJob};
+use crate::batch::{EventRow, Inserted, Pending, ProcessedBatch, Task, TenantAppend, WriterJob};
 use crate::event_log::NewEvent;
 use crate::postgres_writer::{write_batches, SERVER_WRITERS};
 use crate::webhook_event::NewWebhookEvent;
@@ -113,7 +113,10 @@ impl GroupCommit {
         };
         let (reply, outcome) = oneshot::channel();
         if queue
-            .send(WriterJob::Append(TenantAppend { event, reply }))
+            .send(WriterJob::Append(TenantAppend {
+                event: event.into(),
+                reply,
+            }))
             .await
             .is_err()
         {
@@ -132,6 +135,10 @@ impl GroupCommit {
             return None;
         };
         let (reply, outcome) = oneshot::channel();
+        let processed = processed
+            .into_iter()
+            .map(|(webhook, events)| (webhook, events.into_iter().map(EventRow::from).collect()))
+            .collect();
         let job = WriterJob::Processed(ProcessedBatch { processed, reply });
         if queue.send(job).await.is_err() {
             return Some(Err(StoreError::Unavailable));

@@ -11,8 +11,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, Mutex};
 
-use crate::batch::{answer_batch, Pending, ProcessedBatch, TenantAppend, WriterJob, WriterTask, MAX_BATCH};
-use crate::event_log::NewEvent;
+use crate::batch::{answer_batch, EventRow, Pending, ProcessedBatch, TenantAppend, WriterJob, WriterTask, MAX_BATCH};
 use crate::webhook_event::NewWebhookEvent;
 use crate::StoreError;
 
@@ -67,9 +66,9 @@ pub(crate) fn run(
         }
         let _turn = writer.as_ref().map(|lock| lock.blocking_lock());
         let events: Vec<&NewWebhookEvent> = inserts.iter().map(|p| &p.event).collect();
-        let batches: Vec<&[(String, Vec<NewEvent>)]> = processed.iter().map(|b| b.processed.as_slice()).collect();
+        let batches: Vec<&[(String, Vec<EventRow>)]> = processed.iter().map(|b| b.processed.as_slice()).collect();
         tracing::trace!(inserts = events.len(), processed = batches.len(), "writer batch");
-        let emitted: Vec<&NewEvent> = appends.iter().map(|a| &a.event).collect();
+        let emitted: Vec<&EventRow> = appends.iter().map(|a| &a.event).collect();
         let written = write_batch(&mut connection, &events, &batches, &emitted, &mut tasks);
         commits.fetch_add(1, Ordering::Relaxed);
         let (inserted, recorded, appended) = match written {
@@ -148,8 +147,8 @@ struct Written {
 fn write_batch(
     connection: &mut Connection,
     events: &[&NewWebhookEvent],
-    processed: &[&[(String, Vec<NewEvent>)]],
-    emitted: &[&NewEvent],
+    processed: &[&[(String, Vec<EventRow>)]],
+    emitted: &[&EventRow],
     tasks: &mut Vec<Box<dyn WriterTask>>,
 ) -> rusqlite::Result<Written> {
     if tasks.is_empty() {
@@ -218,8 +217,8 @@ fn clone_error(error: &rusqlite::Error) -> rusqlite::Error {
 fn write_all(
     connection: &mut Connection,
     events: &[&NewWebhookEvent],
-    processed: &[&[(String, Vec<NewEvent>)]],
-    emitted: &[&NewEvent],
+    processed: &[&[(String, Vec<EventRow>)]],
+    emitted: &[&EventRow],
 ) -> rusqlite::Result<Written> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let written = write_ingest(&tx, events, processed, emitted)?;
@@ -232,8 +231,8 @@ fn write_all(
 fn write_ingest(
     tx: &rusqlite::Transaction<'_>,
     events: &[&NewWebhookEvent],
-    processed: &[&[(String, Vec<NewEvent>)]],
-    emitted: &[&NewEvent],
+    processed: &[&[(String, Vec<EventRow>)]],
+    emitted: &[&EventRow],
 ) -> rusqlite::Result<Written> {
     let mut outcomes = Vec::with_capacity(events.len());
     let mut counts = Vec::with_capacity(processed.len());
@@ -301,14 +300,14 @@ fn write_ingest(
 }
 
 /// Appends one event with the writer's prepared statement.
-fn append_event(statement: &mut rusqlite::CachedStatement<'_>, event: &NewEvent, now: i64) -> rusqlite::Result<()> {
+fn append_event(statement: &mut rusqlite::CachedStatement<'_>, event: &EventRow, now: i64) -> rusqlite::Result<()> {
     statement.execute(params![
         event.id,
         event.tenant_id,
         event.plugin,
         event.event_type,
         event.occurred_at,
-        event.data.to_string(),
+        event.data,
         event.idempotency_key,
         now
     ])?;
