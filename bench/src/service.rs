@@ -236,7 +236,8 @@ impl Setup {
 
     /// How many of the tenant's events have type `event_type` (reads the whole log, 500 a page).
     pub async fn count_events(&self, api_key: &str, event_type: &str) -> Result<u64, BenchError> {
-        let (mut count, mut after) = (0, String::from("0"));
+        // `next` is the last event read; none before the first.
+        let (mut count, mut after) = (0, String::new());
         loop {
             let response = self
                 .client
