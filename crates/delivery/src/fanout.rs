@@ -20,10 +20,17 @@ pub(crate) struct Fanout {
     /// stored cursor over them is bookkeeping, done at most once a second, instead of a write
     /// transaction per batch competing with ingest for the database.
     skipped: std::sync::Mutex<(i64, std::time::Instant)>,
+    /// The stored cursor as this replica last wrote or read it: read again only after another
+    /// replica moved it first (a compare-and-set that failed), not on every step.
+    stored: std::sync::Mutex<Option<i64>>,
 }
 
 /// How often the cursor is stored while events match no endpoint.
 const IDLE_CURSOR_WRITE: std::time::Duration = std::time::Duration::from_secs(1);
+/// After a batch smaller than a full one, how long to let appends gather before the next read:
+/// under load every commit wakes the fan-out, and reading a few events per commit costs more
+/// than the milliseconds this adds to delivery.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
 
 impl Fanout {
     pub(crate) fn new(
@@ -38,6 +45,7 @@ impl Fanout {
             appended: Mutex::new(appended),
             wake_dispatcher,
             skipped: std::sync::Mutex::new((0, std::time::Instant::now())),
+            stored: std::sync::Mutex::new(None),
         }
     }
 
@@ -47,8 +55,12 @@ impl Fanout {
             // Marked seen before reading, so an append during the step wakes the next wait.
             appended.borrow_and_update();
             match self.step().await {
-                Ok(true) => continue,
-                Ok(false) => {}
+                Ok(read) if read >= self.settings.fanout_batch as usize => continue,
+                Ok(0) => {}
+                Ok(_) => {
+                    tokio::time::sleep(GATHER).await;
+                    continue;
+                }
                 Err(error) => {
                     tracing::warn!(%error, "outbound fan-out failed; retrying");
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -58,9 +70,13 @@ impl Fanout {
         }
     }
 
-    /// Fans out one batch; returns whether there was one (more may follow).
-    pub(crate) async fn step(&self) -> Result<bool, StoreError> {
-        let from = self.store.event_cursor(CONSUMER).await?;
+    /// Fans out one batch; returns how many events it read (0: none left for now).
+    pub(crate) async fn step(&self) -> Result<usize, StoreError> {
+        let cached = *self.stored.lock().unwrap_or_else(|p| p.into_inner());
+        let from = match cached {
+            Some(from) => from,
+            None => self.store.event_cursor(CONSUMER).await?,
+        };
         let (skipped_to, last_write) = *self.skipped.lock().unwrap_or_else(|p| p.into_inner());
         // An endpoint created meanwhile only takes events after its `start_seq`, so the events
         // skipped over can never need a delivery later.
@@ -70,7 +86,7 @@ impl Fanout {
             .event_heads_after(read_from, self.settings.fanout_batch)
             .await?;
         let Some(to) = events.last().map(|(seq, _, _)| *seq) else {
-            return Ok(false);
+            return Ok(0);
         };
         let mut endpoints: HashMap<String, Vec<WebhookEndpoint>> = HashMap::new();
         let mut deliveries = Vec::new();
@@ -92,14 +108,22 @@ impl Fanout {
         }
         if deliveries.is_empty() && last_write.elapsed() < IDLE_CURSOR_WRITE {
             *self.skipped.lock().unwrap_or_else(|p| p.into_inner()) = (to, last_write);
-            return Ok(true);
+            return Ok(events.len());
         }
-        let written = self.store.record_fanout(CONSUMER, from, to, &deliveries).await?;
+        let written = match self.store.record_fanout(CONSUMER, from, to, &deliveries).await {
+            Ok(written) => written,
+            Err(error) => {
+                // Whether it was written is unknown: read the stored cursor again.
+                *self.stored.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                return Err(error);
+            }
+        };
+        *self.stored.lock().unwrap_or_else(|p| p.into_inner()) = written.then_some(to);
         // Written, or another replica moved the cursor first: read on from the stored one.
         *self.skipped.lock().unwrap_or_else(|p| p.into_inner()) = (0, std::time::Instant::now());
         if written && !deliveries.is_empty() {
             self.wake_dispatcher.notify_one();
         }
-        Ok(true)
+        Ok(events.len())
     }
 }
