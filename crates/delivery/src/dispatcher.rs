@@ -2,7 +2,7 @@
 //! flight, and each endpoint has at most `per_endpoint` of them (claims give an endpoint only the
 //! room it has left), so a slow or dead endpoint holds only its own deliveries back.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,10 +37,21 @@ pub(crate) struct Dispatcher {
     recorded: Mutex<Option<mpsc::Receiver<RecordedAttempt>>>,
     /// Opened signing secrets by endpoint and sealed value (a rotation changes the key).
     secrets: Mutex<HashMap<(String, Vec<u8>), SigningSecret>>,
-    /// Deliveries held (queued, in flight, or attempted and not yet recorded) per claim token:
-    /// the leases to renew.
-    held: Mutex<HashMap<String, usize>>,
+    /// Deliveries held here (queued, in flight, or attempted and not yet recorded) by claim
+    /// token: the leases to renew.
+    held: Mutex<HashMap<String, HeldClaim>>,
 }
+
+/// One claim's deliveries still held here, and until when their lease is known to hold.
+struct HeldClaim {
+    deliveries: HashSet<i64>,
+    /// Unix ms, from the claim or the last renewal that succeeded.
+    lease_until: i64,
+}
+
+/// An attempt starts only while its lease holds for at least the attempt's timeout and this
+/// much more (to record it): past that, the delivery may be claimed again elsewhere.
+const RECORD_MARGIN: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct EndpointQueue {
@@ -151,7 +162,14 @@ impl Dispatcher {
             let ids: Vec<i64> = claimed.iter().map(|(id, _)| *id).collect();
             let jobs = self.store.delivery_jobs(&ids).await?;
             if !jobs.is_empty() {
-                *self.held().entry(token.clone()).or_default() += jobs.len();
+                let deliveries = jobs.iter().map(|job| job.delivery_id).collect();
+                self.held().insert(
+                    token.clone(),
+                    HeldClaim {
+                        deliveries,
+                        lease_until,
+                    },
+                );
             }
             let mut queues = self.queues();
             for job in jobs {
@@ -204,13 +222,20 @@ impl Dispatcher {
             };
             let (job, token) = next;
             let delivery_id = job.delivery_id;
+            if !self.lease_holds(&token) {
+                // Renewals failed for a while: the lease may run out mid-attempt and another
+                // claim take the delivery too. Left to lapse and be claimed again.
+                tracing::warn!(delivery_id, "outbound delivery's lease may lapse; not attempted now");
+                self.let_go(&token, delivery_id);
+                continue;
+            }
             match self.attempt_job(job, &token).await {
-                // Released once the recorder has written it.
+                // Let go once the recorder has written it.
                 Ok(true) => {}
-                Ok(false) => self.let_go(&token, 1),
+                Ok(false) => self.let_go(&token, delivery_id),
                 Err(error) => {
                     tracing::warn!(%error, delivery_id, "outbound delivery not attempted; its lease will lapse");
-                    self.let_go(&token, 1);
+                    self.let_go(&token, delivery_id);
                 }
             }
         }
@@ -235,7 +260,7 @@ impl Dispatcher {
                 Err(error) => tracing::warn!(%error, attempts = batch.len(), "could not record outbound attempts"),
             }
             for recorded in &batch {
-                self.let_go(&recorded.token, 1);
+                self.let_go(&recorded.token, recorded.attempt.delivery_id);
             }
             batch.clear();
             // Recorded deliveries free their leases: due retries and queue room may follow.
@@ -243,35 +268,52 @@ impl Dispatcher {
         }
     }
 
-    /// Keeps the leases of held deliveries from running out while they wait their turn.
+    /// Keeps the leases of held deliveries from running out while they wait their turn. Only
+    /// deliveries still held are renewed: one let go (attempt failed, not recorded) lapses.
     async fn renew_leases(self: Arc<Self>) {
         let mut every = tokio::time::interval(self.settings.lease_renewal());
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            let tokens: Vec<String> = self.held().keys().cloned().collect();
-            if tokens.is_empty() {
-                continue;
-            }
-            let lease_until = now_millis() + self.settings.lease().as_millis() as i64;
-            if let Err(error) = self.store.renew_delivery_leases(&tokens, lease_until).await {
-                tracing::warn!(%error, "could not renew outbound delivery leases");
+            let claims: Vec<(String, Vec<i64>)> = self
+                .held()
+                .iter()
+                .map(|(token, claim)| (token.clone(), claim.deliveries.iter().copied().collect()))
+                .collect();
+            for (token, deliveries) in claims {
+                let lease_until = now_millis() + self.settings.lease().as_millis() as i64;
+                match self.store.renew_delivery_leases(&token, &deliveries, lease_until).await {
+                    Ok(_) => {
+                        if let Some(claim) = self.held().get_mut(&token) {
+                            claim.lease_until = claim.lease_until.max(lease_until);
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "could not renew outbound delivery leases"),
+                }
             }
         }
     }
 
-    /// `count` deliveries of claim `token` are no longer held here.
-    fn let_go(&self, token: &str, count: usize) {
+    /// Whether claim `token`'s lease holds long enough for an attempt and its record.
+    fn lease_holds(&self, token: &str) -> bool {
+        let needed = (self.settings.timeout + RECORD_MARGIN).as_millis() as i64;
+        self.held()
+            .get(token)
+            .is_some_and(|claim| claim.lease_until - now_millis() >= needed)
+    }
+
+    /// Delivery `delivery_id` of claim `token` is no longer held here.
+    fn let_go(&self, token: &str, delivery_id: i64) {
         let mut held = self.held();
-        if let Some(left) = held.get_mut(token) {
-            *left = left.saturating_sub(count);
-            if *left == 0 {
+        if let Some(claim) = held.get_mut(token) {
+            claim.deliveries.remove(&delivery_id);
+            if claim.deliveries.is_empty() {
                 held.remove(token);
             }
         }
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, HeldClaim>> {
         self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 

@@ -42,8 +42,11 @@ pub(crate) fn join(database: &Path) -> std::io::Result<Joining> {
         Err(TryLockError::WouldBlock) => false,
         Err(TryLockError::Error(error)) => return Err(error),
     };
-    // From exclusive to shared (or just shared): only joiners ever ask for the exclusive lock,
-    // and they wait on the start lock this one holds.
+    // From exclusive to shared, by unlocking first (converting a lock in place is not portable):
+    // only joiners ever ask for the exclusive lock, and they wait on the start lock this one holds.
+    if alone {
+        users.unlock()?;
+    }
     users.lock_shared()?;
     Ok(Joining {
         presence: Presence { _users: users },

@@ -170,6 +170,12 @@ fn write_batch(
     };
     let mut finished = Vec::with_capacity(tasks.len());
     for mut task in tasks.drain(..) {
+        // An error that ends the whole transaction (disk full, I/O) leaves no savepoint to roll
+        // back to: a task run now would commit on its own, outside the batch. Not run.
+        if tx.is_autocommit() {
+            task.finish(Err(StoreError::Unavailable));
+            continue;
+        }
         match in_savepoint(&tx, |tx| task.run(tx)) {
             Ok(()) => finished.push(task),
             Err(error) => task.finish(Err(error)),
@@ -193,10 +199,14 @@ fn in_savepoint<T, E: From<rusqlite::Error>>(
 ) -> Result<T, E> {
     tx.execute_batch("SAVEPOINT part")?;
     match work(tx) {
-        Ok(value) => {
-            tx.execute_batch("RELEASE part")?;
-            Ok(value)
-        }
+        Ok(value) => match tx.execute_batch("RELEASE part") {
+            Ok(()) => Ok(value),
+            Err(error) => {
+                // Not released: undone, so it cannot commit with the batch after all.
+                let _ = tx.execute_batch("ROLLBACK TO part; RELEASE part");
+                Err(error.into())
+            }
+        },
         Err(error) => {
             tx.execute_batch("ROLLBACK TO part; RELEASE part")?;
             Err(error)

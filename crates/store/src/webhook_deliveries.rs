@@ -402,23 +402,30 @@ impl Store {
         Ok(jobs)
     }
 
-    /// Extends, to `lease_until`, the leases of pending deliveries claimed under `tokens` (those
-    /// a dispatcher still holds); returns how many it extended.
-    pub async fn renew_delivery_leases(&self, tokens: &[String], lease_until: i64) -> Result<u64, StoreError> {
-        if tokens.is_empty() {
+    /// Extends, to `lease_until`, the leases of the given deliveries while claim `token` still
+    /// holds them (a dispatcher renews what it still has queued or in flight); returns how many
+    /// it extended.
+    pub async fn renew_delivery_leases(
+        &self,
+        token: &str,
+        delivery_ids: &[i64],
+        lease_until: i64,
+    ) -> Result<u64, StoreError> {
+        if delivery_ids.is_empty() {
             return Ok(0);
         }
         let update = format!(
-            "UPDATE webhook_deliveries SET lease_until = $1 WHERE status = 'pending' AND lease_token IN ({})",
-            placeholders(2, tokens.len())
+            "UPDATE webhook_deliveries SET lease_until = $1 \
+             WHERE status = 'pending' AND lease_token = $2 AND id IN ({})",
+            placeholders(3, delivery_ids.len())
         );
         if self.sqlite_file.is_some() {
-            let (update, tokens) = (numbered(&update), tokens.to_vec());
+            let (update, token, ids) = (numbered(&update), token.to_owned(), delivery_ids.to_vec());
             let renewed = self
                 .group_commit()
                 .run_on_writer(move |connection| {
-                    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&lease_until];
-                    values.extend(tokens.iter().map(|token| token as &dyn rusqlite::ToSql));
+                    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&lease_until, &token];
+                    values.extend(ids.iter().map(|id| id as &dyn rusqlite::ToSql));
                     Ok(connection.prepare_cached(&update)?.execute(values.as_slice())? as u64)
                 })
                 .await;
@@ -427,9 +434,9 @@ impl Store {
             }
         }
         let _turn = self.write_turn().await;
-        let mut query = sqlx::query(&update).bind(lease_until);
-        for token in tokens {
-            query = query.bind(token);
+        let mut query = sqlx::query(&update).bind(lease_until).bind(token);
+        for id in delivery_ids {
+            query = query.bind(id);
         }
         Ok(query.execute(&self.relaxed).await?.rows_affected())
     }

@@ -405,8 +405,9 @@ async fn renewed_leases(store: &Store) {
     let other = store.claim_deliveries(10, 1_000, "other", 1, 1, &[]).await.unwrap();
     assert_eq!((held.len(), other.len()), (1, 1));
 
-    let renewed = store.renew_delivery_leases(&["held".to_owned()], 5_000).await.unwrap();
-    assert_eq!(renewed, 1, "only the held claim's delivery");
+    let both = [held[0].0, other[0].0];
+    let renewed = store.renew_delivery_leases("held", &both, 5_000).await.unwrap();
+    assert_eq!(renewed, 1, "only the deliveries that claim still holds");
     let after_old_end = store.claim_deliveries(2_000, 3_000, "late", 5, 10, &[]).await.unwrap();
     assert_eq!(
         after_old_end.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
