@@ -239,29 +239,22 @@ async fn join_sqlite_users(file: &std::path::Path, pool: &AnyPool) -> Result<sql
         )
         .fetch_all(pool)
         .await?;
-        if tables.iter().any(|t| t == "webhook_deliveries") {
-            let freed = sqlx::query(
+        // What a dead run held: deliveries it was attempting, jobs it was running.
+        let leases = [
+            (
+                "webhook_deliveries",
                 "UPDATE webhook_deliveries SET lease_until = 0, lease_token = NULL \
                  WHERE status = 'pending' AND lease_until > 0",
-            )
-            .execute(pool)
-            .await?;
-            if freed.rows_affected() > 0 {
-                tracing::info!(
-                    freed = freed.rows_affected(),
-                    "freed outbound deliveries leased before a restart"
-                );
+            ),
+            ("jobs", "UPDATE jobs SET lease_until = 0 WHERE state = 'running'"),
+        ];
+        for (table, free) in leases {
+            if !tables.iter().any(|t| t == table) {
+                continue;
             }
-        }
-        if tables.iter().any(|t| t == "jobs") {
-            let freed = sqlx::query("UPDATE jobs SET lease_until = 0 WHERE state = 'running'")
-                .execute(pool)
-                .await?;
-            if freed.rows_affected() > 0 {
-                tracing::info!(
-                    freed = freed.rows_affected(),
-                    "freed jobs left running before a restart"
-                );
+            let freed = sqlx::query(free).execute(pool).await?.rows_affected();
+            if freed > 0 {
+                tracing::info!(table, freed, "freed leases held by a run that stopped before this one");
             }
         }
     }

@@ -8,6 +8,15 @@ use crate::event_log::{event_from_row, event_from_row_at, EVENT_COLUMNS};
 use crate::webhook_endpoints::{endpoint_from_row, ENDPOINT_COLUMNS};
 use crate::{now_unix, Store, StoreError, StoredEvent, WebhookEndpoint};
 
+/// A constant `$n` statement in SQLite's `?n` form, converted once per call site rather than on
+/// every execution (attempt records run these per attempt).
+macro_rules! sqlite_form {
+    ($sql:expr) => {{
+        static FORM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| numbered($sql));
+        FORM.as_str()
+    }};
+}
+
 /// The endpoints with pending deliveries, found by skipping through the pending-by-endpoint index
 /// one endpoint at a time (a loose index scan: as many probes as such endpoints, however many
 /// deliveries they have).
@@ -140,11 +149,11 @@ impl Store {
             let written = self
                 .group_commit()
                 .run_on_writer(move |connection| {
-                    connection.execute(&numbered(INSERT_CURSOR), rusqlite::params![consumer])?;
-                    if connection.execute(&numbered(MOVE_CURSOR), rusqlite::params![to, consumer, from])? == 0 {
+                    connection.execute(sqlite_form!(INSERT_CURSOR), rusqlite::params![consumer])?;
+                    if connection.execute(sqlite_form!(MOVE_CURSOR), rusqlite::params![to, consumer, from])? == 0 {
                         return Ok(false);
                     }
-                    let mut insert = connection.prepare_cached(&numbered(INSERT_DELIVERY))?;
+                    let mut insert = connection.prepare_cached(sqlite_form!(INSERT_DELIVERY))?;
                     let now = now_unix();
                     for delivery in &deliveries {
                         insert.execute(rusqlite::params![
@@ -220,11 +229,11 @@ impl Store {
                 .run_on_writer(move |connection| {
                     // Each endpoint with room gives its earliest due deliveries, then the
                     // earliest of all of them are taken.
-                    let mut endpoints = connection.prepare_cached(&numbered(PENDING_ENDPOINTS))?;
+                    let mut endpoints = connection.prepare_cached(sqlite_form!(PENDING_ENDPOINTS))?;
                     let endpoints = endpoints
                         .query_map([], |row| row.get::<_, String>(0))?
                         .collect::<Result<Vec<String>, _>>()?;
-                    let mut due = connection.prepare_cached(&numbered(DUE_OF_ENDPOINT))?;
+                    let mut due = connection.prepare_cached(sqlite_form!(DUE_OF_ENDPOINT))?;
                     let mut candidates: Vec<(i64, i64)> = Vec::new();
                     for endpoint in &endpoints {
                         let room = rooms.get(endpoint).copied().unwrap_or(per_endpoint);
@@ -727,7 +736,7 @@ fn failing_reason(disable_after_secs: i64) -> String {
 fn record_one_sqlite(connection: &rusqlite::Connection, recorded: &RecordedAttempt) -> Result<bool, StoreError> {
     let attempt = &recorded.attempt;
     connection
-        .prepare_cached(&numbered(INSERT_ATTEMPT))?
+        .prepare_cached(sqlite_form!(INSERT_ATTEMPT))?
         .execute(rusqlite::params![
             attempt.delivery_id,
             attempt.endpoint_id,
@@ -742,7 +751,7 @@ fn record_one_sqlite(connection: &rusqlite::Connection, recorded: &RecordedAttem
         ])?;
     let (status, next_at) = next_state(attempt, recorded.next);
     connection
-        .prepare_cached(&numbered(MOVE_DELIVERY))?
+        .prepare_cached(sqlite_form!(MOVE_DELIVERY))?
         .execute(rusqlite::params![
             status,
             attempt.attempt,
@@ -753,7 +762,7 @@ fn record_one_sqlite(connection: &rusqlite::Connection, recorded: &RecordedAttem
     let now = now_unix();
     let disable = |reason: &str, failing_before: Option<i64>| -> Result<bool, StoreError> {
         let disabled = connection
-            .prepare_cached(&numbered(DISABLE))?
+            .prepare_cached(sqlite_form!(DISABLE))?
             .execute(rusqlite::params![
                 reason,
                 now,
@@ -766,13 +775,13 @@ fn record_one_sqlite(connection: &rusqlite::Connection, recorded: &RecordedAttem
     match &recorded.health {
         EndpointHealth::Healthy => {
             connection
-                .prepare_cached(&numbered(HEALTHY))?
+                .prepare_cached(sqlite_form!(HEALTHY))?
                 .execute(rusqlite::params![attempt.endpoint_id])?;
             Ok(false)
         }
         EndpointHealth::Failing { disable_after_secs } => {
             connection
-                .prepare_cached(&numbered(FAILING))?
+                .prepare_cached(sqlite_form!(FAILING))?
                 .execute(rusqlite::params![now, attempt.endpoint_id])?;
             disable(&failing_reason(*disable_after_secs), Some(now - disable_after_secs))
         }
