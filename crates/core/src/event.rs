@@ -22,19 +22,33 @@ pub struct NormalizedEvent {
     /// When it happened, unix milliseconds, when the vendor says; else the delivery's arrival.
     pub occurred_at_ms: Option<i64>,
     /// The event's data.
-    pub data: Value,
+    pub data: EventData,
+}
+
+/// What an event carries as its data.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EventData {
+    /// The delivery's body itself, when it is JSON (the host checks; a body that is not JSON
+    /// becomes `{"body": "<the body as text>"}`). The host stores it once, with the delivery,
+    /// instead of decoding it and storing a second copy.
+    Body,
+    /// Data the plugin built.
+    Json(Value),
 }
 
 /// The default normalization: one event per delivery, typed from its event name, carrying the
-/// body as JSON (or, for a body that is not JSON, as text under `body`).
+/// body (as JSON, or for a body that is not JSON, as text under `body`).
 pub fn default_normalized_event(plugin: &str, delivery: &WebhookDelivery<'_>) -> NormalizedEvent {
-    let data = serde_json::from_slice(delivery.payload)
-        .unwrap_or_else(|_| json!({"body": String::from_utf8_lossy(delivery.payload)}));
     NormalizedEvent {
         event_type: event_type_name(plugin, delivery.event_type),
         occurred_at_ms: None,
-        data,
+        data: EventData::Body,
     }
+}
+
+/// The data of a [`EventData::Body`] event whose body is not JSON: the body as text.
+pub fn body_as_text_data(payload: &[u8]) -> Value {
+    json!({"body": String::from_utf8_lossy(payload)})
 }
 
 /// A vendor's event name as an event type: `jira:issue_created` → `issue_created` (the plugin's own
@@ -78,22 +92,17 @@ mod tests {
     }
 
     #[test]
-    fn the_default_event_carries_the_body_as_json_or_text() {
-        let json_delivery = WebhookDelivery {
+    fn the_default_event_carries_the_body() {
+        let delivery = WebhookDelivery {
             event_type: Some("jira:issue_created"),
             payload: br#"{"issue":{"key":"A-1"}}"#,
             received_at_ms: 5,
         };
-        let event = default_normalized_event("jira", &json_delivery);
+        let event = default_normalized_event("jira", &delivery);
         assert_eq!(event.event_type, "issue_created");
-        assert_eq!(event.data, json!({"issue": {"key": "A-1"}}));
-        let form = WebhookDelivery {
-            event_type: None,
-            payload: b"token=x&text=hi",
-            received_at_ms: 5,
-        };
+        assert_eq!(event.data, EventData::Body);
         assert_eq!(
-            default_normalized_event("slack", &form).data,
+            body_as_text_data(b"token=x&text=hi"),
             json!({"body": "token=x&text=hi"})
         );
     }

@@ -14,7 +14,9 @@ mod tool;
 mod webhook;
 
 pub use config::{PluginConfig, Secret};
-pub use event::{default_normalized_event, event_type_name, NormalizedEvent, WebhookDelivery};
+pub use event::{
+    body_as_text_data, default_normalized_event, event_type_name, EventData, NormalizedEvent, WebhookDelivery,
+};
 pub use http_client::{retry_after_secs, HttpClient, HttpError, HttpRequest, HttpResponse};
 pub use oauth2::{NoTokenProvider, TokenError, TokenGrant, TokenProvider, TokenRequest};
 pub use plugin::{Lifecycle, Plugin, PluginContext, PluginError, PluginManifest};

@@ -2,8 +2,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use integrations_core::{default_normalized_event, PluginRegistry, WebhookDelivery};
-use integrations_store::{NewEvent, PendingWebhook, Store, StoreError, StoredEvent};
+use integrations_core::{body_as_text_data, default_normalized_event, PluginRegistry, WebhookDelivery};
+use integrations_store::{EventData, NewEvent, PendingWebhook, Store, StoreError, StoredEvent};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
@@ -175,7 +175,7 @@ impl EventLog {
             plugin: Some(plugin.to_owned()),
             event_type: change.event_type().to_owned(),
             occurred_at: now_millis(),
-            data: serde_json::json!({"plugin": plugin}),
+            data: EventData::Json(serde_json::json!({"plugin": plugin})),
             idempotency_key: None,
         }
     }
@@ -221,7 +221,7 @@ impl EventLog {
             plugin: None,
             event_type: event_type.to_owned(),
             occurred_at: now_millis(),
-            data,
+            data: EventData::Json(data),
             idempotency_key,
         };
         let (id, replayed) = self.store.append_tenant_event(&event).await?;
@@ -318,6 +318,8 @@ impl EventLog {
             // Installed before a rebuild without the connector.
             None => vec![default_normalized_event(plugin, &delivery)],
         };
+        // Checked once, and only if some event carries the body: not decoded into a tree.
+        let mut body_is_json = None;
         normalized
             .into_iter()
             .map(|event| NewEvent {
@@ -329,7 +331,19 @@ impl EventLog {
                     integrations_core::event_type_name(plugin, Some(&event.event_type))
                 ),
                 occurred_at: event.occurred_at_ms.unwrap_or(delivery.received_at_ms),
-                data: event.data,
+                data: match event.data {
+                    integrations_core::EventData::Json(value) => EventData::Json(value),
+                    integrations_core::EventData::Body => {
+                        let is_json = *body_is_json.get_or_insert_with(|| {
+                            serde_json::from_slice::<serde::de::IgnoredAny>(&webhook.payload).is_ok()
+                        });
+                        if is_json {
+                            EventData::WebhookBody(webhook.id.clone())
+                        } else {
+                            EventData::Json(body_as_text_data(&webhook.payload))
+                        }
+                    }
+                },
                 idempotency_key: None,
             })
             .collect()

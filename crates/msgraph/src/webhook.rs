@@ -6,7 +6,8 @@
 //! `clientState` chosen at subscription time is the only proof of origin and every item must carry it.
 
 use integrations_core::{
-    NormalizedEvent, PluginConfig, VerifiedWebhook, WebhookDelivery, WebhookError, WebhookOutcome, WebhookRequest,
+    EventData, NormalizedEvent, PluginConfig, VerifiedWebhook, WebhookDelivery, WebhookError, WebhookOutcome,
+    WebhookRequest,
 };
 use ring::hmac;
 use serde_json::Value;
@@ -233,7 +234,7 @@ pub fn normalize_change_notifications(delivery: &WebhookDelivery<'_>) -> Vec<Nor
         return vec![NormalizedEvent {
             event_type: MIXED_EVENT_TYPE.into(),
             occurred_at_ms: None,
-            data: serde_json::json!({"body": String::from_utf8_lossy(delivery.payload)}),
+            data: EventData::Json(integrations_core::body_as_text_data(delivery.payload)),
         }];
     };
     items
@@ -245,7 +246,7 @@ pub fn normalize_change_notifications(delivery: &WebhookDelivery<'_>) -> Vec<Nor
             NormalizedEvent {
                 event_type: MIXED_EVENT_TYPE.into(),
                 occurred_at_ms: None,
-                data: item,
+                data: EventData::Json(item),
             }
         })
         .collect()
@@ -267,9 +268,12 @@ mod normalize_tests {
         assert!(events.iter().all(|e| e.event_type == "change_notification"));
         assert_eq!(
             events[0].data,
-            serde_json::json!({"changeType": "created", "resource": "a"})
+            EventData::Json(serde_json::json!({"changeType": "created", "resource": "a"}))
         );
-        assert_eq!(events[1].data["resource"], "b");
+        assert_eq!(
+            events[1].data,
+            EventData::Json(serde_json::json!({"changeType": "deleted", "resource": "b"}))
+        );
         assert!(!format!("{events:?}").contains("s3cret"));
     }
 }

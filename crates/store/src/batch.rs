@@ -2,7 +2,7 @@
 
 use tokio::sync::oneshot;
 
-use crate::event_log::NewEvent;
+use crate::event_log::{EventData, NewEvent};
 use crate::webhook_event::NewWebhookEvent;
 use crate::StoreError;
 
@@ -64,13 +64,20 @@ pub(crate) struct EventRow {
     pub(crate) event_type: String,
     pub(crate) occurred_at: i64,
     pub(crate) data: String,
+    /// The webhook whose body is the data (then `data` is empty).
+    pub(crate) webhook_id: Option<String>,
     pub(crate) idempotency_key: Option<String>,
 }
 
 impl From<NewEvent> for EventRow {
     fn from(event: NewEvent) -> Self {
+        let (data, webhook_id) = match event.data {
+            EventData::Json(value) => (value.to_string(), None),
+            EventData::WebhookBody(webhook_id) => (String::new(), Some(webhook_id)),
+        };
         Self {
-            data: event.data.to_string(),
+            data,
+            webhook_id,
             id: event.id,
             tenant_id: event.tenant_id,
             plugin: event.plugin,

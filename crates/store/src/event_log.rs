@@ -27,9 +27,30 @@ pub struct NewEvent {
     /// When it happened, unix milliseconds.
     pub occurred_at: i64,
     /// The event's data.
-    pub data: Value,
+    pub data: EventData,
     /// The tenant's `Idempotency-Key`, for events it emitted.
     pub idempotency_key: Option<String>,
+}
+
+/// An event's data as appended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EventData {
+    /// JSON stored with the event.
+    Json(Value),
+    /// The body of the stored webhook with this id, which is JSON. Read back from the webhook's
+    /// row, so that ingest writes each body once; retention removes a webhook only after its
+    /// events.
+    WebhookBody(String),
+}
+
+impl EventData {
+    /// The `data` and `webhook_id` columns: an event that refers to its webhook stores no data.
+    fn columns(&self) -> (String, Option<&str>) {
+        match self {
+            Self::Json(value) => (value.to_string(), None),
+            Self::WebhookBody(webhook_id) => (String::new(), Some(webhook_id)),
+        }
+    }
 }
 
 /// An event as read back.
@@ -77,7 +98,26 @@ pub struct Expired {
     pub events: u64,
 }
 
-pub(crate) const EVENT_COLUMNS: &str = "seq, id, tenant_id, plugin, type, occurred_at, data";
+/// The columns `event_from_row` reads, of `events e` joined by [`EVENTS_FROM`]; an event that
+/// refers to its webhook's body reads its data from there.
+pub(crate) fn event_columns(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "e.seq, e.id, e.tenant_id, e.plugin, e.type, e.occurred_at, \
+             CASE WHEN e.webhook_id IS NULL THEN e.data ELSE COALESCE(CAST(w.payload AS TEXT), 'null') END"
+        }
+        Backend::Postgres => {
+            "e.seq, e.id, e.tenant_id, e.plugin, e.type, e.occurred_at, \
+             CASE WHEN e.webhook_id IS NULL THEN e.data ELSE COALESCE(convert_from(w.payload, 'UTF8'), 'null') END"
+        }
+    }
+}
+
+/// The events, as `e`, each with the webhook whose body it may carry, as `w`.
+pub(crate) const EVENTS_FROM: &str = "events e LEFT JOIN webhook_events w ON w.id = e.webhook_id";
+
+/// The webhook whose body event `e` may carry, as `w`, for queries that join `events e` themselves.
+pub(crate) const WEBHOOK_OF_EVENT: &str = "LEFT JOIN webhook_events w ON w.id = e.webhook_id";
 
 impl Store {
     /// Appends an event the tenant emitted. With an idempotency key already used by this tenant,
@@ -151,7 +191,7 @@ impl Store {
                 continue;
             }
             for event in events {
-                insert_event(&mut tx, event).await?;
+                insert_event_at(&mut tx, event, now).await?;
             }
             count += 1;
         }
@@ -167,7 +207,8 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+            "SELECT {} FROM {EVENTS_FROM} WHERE e.tenant_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3",
+            event_columns(self.backend)
         ))
         .bind(tenant_id)
         .bind(after)
@@ -191,7 +232,8 @@ impl Store {
     /// Every tenant's events after `after`, oldest first: for the log's consumers.
     pub async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE seq > $1 ORDER BY seq LIMIT $2"
+            "SELECT {} FROM {EVENTS_FROM} WHERE e.seq > $1 ORDER BY e.seq LIMIT $2",
+            event_columns(self.backend)
         ))
         .bind(after)
         .bind(limit)
@@ -242,21 +284,36 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes processed webhooks received, and events created, before `before` (unix seconds).
+    /// Deletes events created, and webhooks received and processed, before `before` (unix
+    /// seconds).
+    ///
+    /// Events go by id, which is time-ordered, through the id index (an index on the creation
+    /// time would cost every append a page write). An event's id is taken before its webhook is
+    /// marked processed, so a webhook processed before `before` has no event left after the
+    /// first delete: the events that carry its body go before it does.
     pub async fn expire_events(&self, before: i64) -> Result<Expired, StoreError> {
         let _turn = self.write_turn().await;
-        let webhooks = sqlx::query("DELETE FROM webhook_events WHERE received_at < $1 AND processed_at IS NOT NULL")
-            .bind(before)
+        let events = sqlx::query("DELETE FROM events WHERE id < $1")
+            .bind(event_ids_before(before))
             .execute(&self.pool)
             .await?
             .rows_affected();
-        let events = sqlx::query("DELETE FROM events WHERE created_at < $1")
-            .bind(before)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let webhooks = sqlx::query(
+            "DELETE FROM webhook_events WHERE received_at < $1 AND processed_at IS NOT NULL AND processed_at < $1",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
         Ok(Expired { webhooks, events })
     }
+}
+
+/// The lowest id an event created at `before` (unix seconds) or later can have: ids are `evt_`,
+/// then the creation time in milliseconds as 12 hex digits, then random hex.
+fn event_ids_before(before: i64) -> String {
+    let millis = before.max(0).saturating_mul(1000) as u64;
+    format!("evt_{:012x}", millis & 0xffff_ffff_ffff)
 }
 
 /// Takes the log's lock for the rest of the transaction.
@@ -275,18 +332,29 @@ pub(crate) async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     event: &NewEvent,
 ) -> Result<(), StoreError> {
+    insert_event_at(tx, event, now_unix()).await
+}
+
+/// Appends one event created at `now` (unix seconds); the caller holds the log's lock.
+async fn insert_event_at(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    event: &NewEvent,
+    now: i64,
+) -> Result<(), StoreError> {
+    let (data, webhook_id) = event.data.columns();
     sqlx::query(
-        "INSERT INTO events (id, tenant_id, plugin, type, occurred_at, data, idempotency_key, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO events (id, tenant_id, plugin, type, occurred_at, data, idempotency_key, created_at, webhook_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&event.id)
     .bind(&event.tenant_id)
     .bind(&event.plugin)
     .bind(&event.event_type)
     .bind(event.occurred_at)
-    .bind(event.data.to_string())
+    .bind(data)
     .bind(&event.idempotency_key)
-    .bind(now_unix())
+    .bind(now)
+    .bind(webhook_id)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -27,7 +27,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::AnyPool;
 
-pub use event_log::{Expired, NewEvent, PendingWebhook, StoredEvent};
+pub use event_log::{EventData, Expired, NewEvent, PendingWebhook, StoredEvent};
 pub use event_pages::{EventPage, EventPageQuery, EventPosition};
 pub use installations::{Installation, InstallationState, SecretRow};
 pub use invalidations::{Change, Heard, InvalidationListener, INVALIDATION_CHANNEL};

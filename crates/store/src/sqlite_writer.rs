@@ -22,8 +22,8 @@ const EXISTING: &str = "SELECT id FROM webhook_events WHERE tenant_id = ?1 AND p
 const MARK_PROCESSED: &str = "UPDATE webhook_events SET processed_at = ?1 WHERE id = ?2 AND processed_at IS NULL";
 const IDEMPOTENT_EVENT: &str = "SELECT id FROM events WHERE tenant_id = ?1 AND idempotency_key = ?2";
 const INSERT_EVENT: &str =
-    "INSERT INTO events (id, tenant_id, plugin, type, occurred_at, data, idempotency_key, created_at) \
-                            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    "INSERT INTO events (id, tenant_id, plugin, type, occurred_at, data, idempotency_key, created_at, webhook_id) \
+                            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
 /// Runs until every sender (every clone of the store) is gone.
 pub(crate) fn run(
@@ -319,7 +319,8 @@ fn append_event(statement: &mut rusqlite::CachedStatement<'_>, event: &EventRow,
         event.occurred_at,
         event.data,
         event.idempotency_key,
-        now
+        now,
+        event.webhook_id
     ])?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use crate::event_log::{event_from_row, event_from_row_at, EVENT_COLUMNS};
+use crate::event_log::{event_columns, event_from_row, event_from_row_at, EVENTS_FROM, WEBHOOK_OF_EVENT};
 use crate::webhook_endpoints::{endpoint_from_row, ENDPOINT_COLUMNS};
 use crate::{now_unix, Store, StoreError, StoredEvent, WebhookEndpoint};
 
@@ -340,10 +340,13 @@ impl Store {
         .bind(&endpoint_id)
         .fetch_optional(&self.pool)
         .await?;
-        let event = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq = $1"))
-            .bind(seq)
-            .fetch_optional(&self.pool)
-            .await?;
+        let event = sqlx::query(&format!(
+            "SELECT {} FROM {EVENTS_FROM} WHERE e.seq = $1",
+            event_columns(self.backend)
+        ))
+        .bind(seq)
+        .fetch_optional(&self.pool)
+        .await?;
         let (Some(endpoint), Some(event)) = (endpoint, event) else {
             return Ok(None);
         };
@@ -361,14 +364,10 @@ impl Store {
         if delivery_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let qualified: String = EVENT_COLUMNS
-            .split(',')
-            .map(|column| format!("e.{}", column.trim()))
-            .collect::<Vec<_>>()
-            .join(", ");
         let select = format!(
-            "SELECT d.id, d.attempts, d.endpoint_id, {qualified} FROM webhook_deliveries d \
-             JOIN events e ON e.seq = d.event_seq WHERE d.id IN ({})",
+            "SELECT d.id, d.attempts, d.endpoint_id, {} FROM webhook_deliveries d \
+             JOIN events e ON e.seq = d.event_seq {WEBHOOK_OF_EVENT} WHERE d.id IN ({})",
+            event_columns(self.backend),
             placeholders(1, delivery_ids.len())
         );
         let mut query = sqlx::query(&select);
@@ -574,8 +573,9 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND occurred_at >= $2 AND seq > $3 \
-             ORDER BY seq LIMIT $4"
+            "SELECT {} FROM {EVENTS_FROM} WHERE e.tenant_id = $1 AND e.occurred_at >= $2 AND e.seq > $3 \
+             ORDER BY e.seq LIMIT $4",
+            event_columns(self.backend)
         ))
         .bind(tenant_id)
         .bind(since_ms)

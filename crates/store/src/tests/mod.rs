@@ -20,7 +20,7 @@ fn lifecycle(tenant: &str, plugin: &str, event_type: &str) -> NewEvent {
         plugin: Some(plugin.into()),
         event_type: event_type.into(),
         occurred_at: 1,
-        data: json!({"plugin": plugin}),
+        data: EventData::Json(json!({"plugin": plugin})),
         idempotency_key: None,
     }
 }
@@ -343,4 +343,5 @@ async fn debug_output_never_shows_the_database_url() {
     assert!(!format!("{store:?}").contains("secret-password-path"));
 }
 
+mod event_bodies;
 mod outbound;

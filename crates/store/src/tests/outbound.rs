@@ -31,7 +31,7 @@ async fn append(store: &Store, tenant: &str, n: usize) -> i64 {
         plugin: None,
         event_type: "order.created".into(),
         occurred_at: 1_000,
-        data: json!({"n": n}),
+        data: EventData::Json(json!({"n": n})),
         idempotency_key: None,
     };
     store.append_tenant_event(&event).await.unwrap();
