@@ -318,7 +318,9 @@ impl EventLog {
             // Installed before a rebuild without the connector.
             None => vec![default_normalized_event(plugin, &delivery)],
         };
-        // Checked once, and only if some event carries the body: not decoded into a tree.
+        // Checked once, and only if some event carries the body, exactly as readers will decode
+        // it: a body that only looks like JSON (bytes that are not UTF-8 inside a string, a lone
+        // surrogate escape, a number out of range) must not be stored as the data.
         let mut body_is_json = None;
         normalized
             .into_iter()
@@ -334,9 +336,8 @@ impl EventLog {
                 data: match event.data {
                     integrations_core::EventData::Json(value) => EventData::Json(value),
                     integrations_core::EventData::Body => {
-                        let is_json = *body_is_json.get_or_insert_with(|| {
-                            serde_json::from_slice::<serde::de::IgnoredAny>(&webhook.payload).is_ok()
-                        });
+                        let is_json = *body_is_json
+                            .get_or_insert_with(|| serde_json::from_slice::<Value>(&webhook.payload).is_ok());
                         if is_json {
                             EventData::WebhookBody(webhook.id.clone())
                         } else {

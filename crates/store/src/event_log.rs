@@ -293,18 +293,22 @@ impl Store {
     /// first delete: the events that carry its body go before it does.
     pub async fn expire_events(&self, before: i64) -> Result<Expired, StoreError> {
         let _turn = self.write_turn().await;
+        // Under the log's lock, so that no webhook is marked processed between the two deletes.
+        let mut tx = self.pool.begin().await?;
+        lock_log(self.backend, &mut tx).await?;
         let events = sqlx::query("DELETE FROM events WHERE id < $1")
             .bind(event_ids_before(before))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
         let webhooks = sqlx::query(
             "DELETE FROM webhook_events WHERE received_at < $1 AND processed_at IS NOT NULL AND processed_at < $1",
         )
         .bind(before)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        tx.commit().await?;
         Ok(Expired { webhooks, events })
     }
 }

@@ -92,6 +92,37 @@ async fn a_verified_webhook_becomes_one_normalized_event_after_the_install_event
 }
 
 #[tokio::test]
+async fn a_body_that_only_looks_like_json_is_carried_as_text_and_reads_keep_working() {
+    let (app, key) = app_with_jira().await;
+    // Jira's check of the body skips over string contents: bytes that are not UTF-8 inside a
+    // string pass it, but no reader could decode such a body as the event's data.
+    let body: &[u8] = b"{\"webhookEvent\":\"jira:issue_created\",\"note\":\"\xff\"}";
+    let request = http::Request::post("/v1/webhooks/jira/acme")
+        .header("content-type", "application/json")
+        .header("x-atlassian-webhook-identifier", "d-odd")
+        .header("x-hub-signature", jira_signature("hook-secret", body))
+        .body(Body::from(body.to_vec()))
+        .unwrap();
+    assert_eq!(app.send(request).await.status, 202);
+    assert_eq!(deliver(&app, "d-fine").await, 202);
+
+    let (events, _) = read_events(&app, &key, None, 3).await;
+    assert_eq!(
+        types(&events),
+        ["plugin.installed", "jira.issue_created", "jira.issue_created"]
+    );
+    assert_eq!(
+        events[1]["data"],
+        json!({"body": String::from_utf8_lossy(body)}),
+        "carried as text, not by reference"
+    );
+    assert_eq!(
+        events[2]["data"],
+        json!({"webhookEvent": "jira:issue_created", "issue": {"key": "ABC-1"}})
+    );
+}
+
+#[tokio::test]
 async fn every_lifecycle_change_is_an_event_in_order() {
     let (app, key) = app_with_jira().await;
     let jira = jira_server().await;
