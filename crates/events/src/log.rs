@@ -324,8 +324,9 @@ impl EventLog {
         let mut body_is_json = None;
         normalized
             .into_iter()
-            .map(|event| NewEvent {
-                id: new_event_id(),
+            .enumerate()
+            .map(|(n, event)| NewEvent {
+                id: event_id_of_webhook(&webhook.id, n),
                 tenant_id: webhook.tenant_id.clone(),
                 plugin: Some(plugin.to_owned()),
                 event_type: format!(
@@ -419,6 +420,18 @@ impl EventLog {
                 Err(error) => tracing::warn!(%error, "event retention failed"),
             }
         }
+    }
+}
+
+/// The id of a webhook's `n`th event: the webhook's own id, then `_n` after the first. The same
+/// however often the webhook is processed, so a redone processing cannot give an event a second
+/// id; and in the webhook's place in time, so retention (which goes by id) removes a webhook and
+/// the events carrying its body together.
+fn event_id_of_webhook(webhook_id: &str, n: usize) -> String {
+    if n == 0 {
+        webhook_id.to_owned()
+    } else {
+        format!("{webhook_id}_{n}")
     }
 }
 

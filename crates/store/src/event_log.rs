@@ -148,8 +148,9 @@ impl Store {
     /// (unix seconds).
     pub async fn pending_webhooks(&self, limit: i64, received_before: i64) -> Result<Vec<PendingWebhook>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, tenant_id, plugin, event_type, payload, received_at FROM webhook_events \
-             WHERE processed_at IS NULL AND received_at < $2 ORDER BY id LIMIT $1",
+            "SELECT w.id, w.tenant_id, w.plugin, w.event_type, w.payload, w.received_at \
+             FROM webhook_backlog b JOIN webhook_events w ON w.id = b.id \
+             WHERE w.received_at < $2 ORDER BY b.id LIMIT $1",
         )
         .bind(limit)
         .bind(received_before)
@@ -181,12 +182,10 @@ impl Store {
         let now = now_unix();
         let mut count = 0;
         for (webhook_id, events) in processed {
-            let claimed =
-                sqlx::query("UPDATE webhook_events SET processed_at = $1 WHERE id = $2 AND processed_at IS NULL")
-                    .bind(now)
-                    .bind(webhook_id)
-                    .execute(&mut *tx)
-                    .await?;
+            let claimed = sqlx::query("DELETE FROM webhook_backlog WHERE id = $1")
+                .bind(webhook_id)
+                .execute(&mut *tx)
+                .await?;
             if claimed.rows_affected() == 0 {
                 continue;
             }
@@ -284,26 +283,30 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes events created, and webhooks received and processed, before `before` (unix
-    /// seconds).
+    /// Deletes events, and processed webhooks, older than `before` (unix seconds).
     ///
-    /// Events go by id, which is time-ordered, through the id index (an index on the creation
-    /// time would cost every append a page write). An event's id is taken before its webhook is
-    /// marked processed, so a webhook processed before `before` has no event left after the
-    /// first delete: the events that carry its body go before it does.
+    /// Both go by id, which is time-ordered, through their primary indexes: an index on a time
+    /// column would cost every ingest commit a page write. A webhook's events take their ids from
+    /// the webhook's (the host's convention), so they fall on the same side of the cut as it does:
+    /// no event outlives the webhook whose body it carries. A webhook still waiting to be
+    /// processed is kept, however old.
     pub async fn expire_events(&self, before: i64) -> Result<Expired, StoreError> {
+        let cut = ids_before(before);
         let _turn = self.write_turn().await;
-        // Under the log's lock, so that no webhook is marked processed between the two deletes.
+        // Under the log's lock: no webhook is processed between the two deletes.
         let mut tx = self.pool.begin().await?;
         lock_log(self.backend, &mut tx).await?;
         let events = sqlx::query("DELETE FROM events WHERE id < $1")
-            .bind(event_ids_before(before))
+            .bind(&cut)
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        // `received_at` as well: ids made before ids were time-ordered sort anywhere.
         let webhooks = sqlx::query(
-            "DELETE FROM webhook_events WHERE received_at < $1 AND processed_at IS NOT NULL AND processed_at < $1",
+            "DELETE FROM webhook_events WHERE id < $1 AND received_at < $2 \
+             AND NOT EXISTS (SELECT 1 FROM webhook_backlog b WHERE b.id = webhook_events.id)",
         )
+        .bind(&cut)
         .bind(before)
         .execute(&mut *tx)
         .await?
@@ -313,9 +316,9 @@ impl Store {
     }
 }
 
-/// The lowest id an event created at `before` (unix seconds) or later can have: ids are `evt_`,
-/// then the creation time in milliseconds as 12 hex digits, then random hex.
-fn event_ids_before(before: i64) -> String {
+/// The lowest id made at `before` (unix seconds) or later: event and webhook ids are `evt_`, then
+/// the time they were made in milliseconds as 12 hex digits, then more.
+fn ids_before(before: i64) -> String {
     let millis = before.max(0).saturating_mul(1000) as u64;
     format!("evt_{:012x}", millis & 0xffff_ffff_ffff)
 }

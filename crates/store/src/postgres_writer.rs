@@ -88,8 +88,8 @@ async fn insert_all(pool: &AnyPool, events: &[&NewWebhookEvent]) -> Result<Vec<(
     Ok(outcomes)
 }
 
-/// `INSERT … VALUES (…), (…) … ON CONFLICT DO NOTHING RETURNING id` for `rows` rows, built once
-/// per size.
+/// `INSERT … VALUES (…), (…) … ON CONFLICT DO NOTHING`, each new webhook entered in the backlog
+/// in the same statement, returning the new ids; for `rows` rows, built once per size.
 fn insert_statement(rows: usize) -> &'static str {
     static STATEMENTS: OnceLock<Vec<String>> = OnceLock::new();
     let statements = STATEMENTS.get_or_init(|| {
@@ -103,8 +103,10 @@ fn insert_statement(rows: usize) -> &'static str {
                     })
                     .collect();
                 format!(
-                    "INSERT INTO webhook_events (id, tenant_id, plugin, delivery_id, event_type, payload, received_at) \
-                     VALUES {} ON CONFLICT (tenant_id, plugin, delivery_id) DO NOTHING RETURNING id",
+                    "WITH inserted AS (\
+                     INSERT INTO webhook_events (id, tenant_id, plugin, delivery_id, event_type, payload, received_at) \
+                     VALUES {} ON CONFLICT (tenant_id, plugin, delivery_id) DO NOTHING RETURNING id) \
+                     INSERT INTO webhook_backlog (id) SELECT id FROM inserted RETURNING id",
                     values.join(", ")
                 )
             })

@@ -18,8 +18,9 @@ use crate::StoreError;
 const INSERT: &str =
     "INSERT INTO webhook_events (id, tenant_id, plugin, delivery_id, event_type, payload, received_at) \
                       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (tenant_id, plugin, delivery_id) DO NOTHING";
+const INTO_BACKLOG: &str = "INSERT INTO webhook_backlog (id) VALUES (?1)";
 const EXISTING: &str = "SELECT id FROM webhook_events WHERE tenant_id = ?1 AND plugin = ?2 AND delivery_id = ?3";
-const MARK_PROCESSED: &str = "UPDATE webhook_events SET processed_at = ?1 WHERE id = ?2 AND processed_at IS NULL";
+const OUT_OF_BACKLOG: &str = "DELETE FROM webhook_backlog WHERE id = ?1";
 const IDEMPOTENT_EVENT: &str = "SELECT id FROM events WHERE tenant_id = ?1 AND idempotency_key = ?2";
 const INSERT_EVENT: &str =
     "INSERT INTO events (id, tenant_id, plugin, type, occurred_at, data, idempotency_key, created_at, webhook_id) \
@@ -249,6 +250,7 @@ fn write_ingest(
     let mut appended = Vec::with_capacity(emitted.len());
     {
         let mut insert = tx.prepare_cached(INSERT)?;
+        let mut backlog = tx.prepare_cached(INTO_BACKLOG)?;
         let mut existing = tx.prepare_cached(EXISTING)?;
         for event in events {
             let inserted = insert.execute(params![
@@ -261,6 +263,7 @@ fn write_ingest(
                 event.received_at
             ])?;
             if inserted > 0 {
+                backlog.execute(params![event.id])?;
                 outcomes.push((event.id.clone(), false));
             } else {
                 // A delivery stored before (or earlier in this batch): report the stored event.
@@ -271,13 +274,13 @@ fn write_ingest(
                 outcomes.push((id, true));
             }
         }
-        let mut mark = tx.prepare_cached(MARK_PROCESSED)?;
+        let mut take = tx.prepare_cached(OUT_OF_BACKLOG)?;
         let mut append = tx.prepare_cached(INSERT_EVENT)?;
         let now = crate::now_unix();
         for batch in processed {
             let mut count = 0;
             for (webhook_id, normalized) in batch.iter() {
-                if mark.execute(params![now, webhook_id])? == 0 {
+                if take.execute(params![webhook_id])? == 0 {
                     continue;
                 }
                 for event in normalized {

@@ -92,6 +92,25 @@ async fn a_verified_webhook_becomes_one_normalized_event_after_the_install_event
 }
 
 #[tokio::test]
+async fn a_webhooks_event_has_the_id_its_acknowledgement_gave() {
+    let (app, key) = app_with_jira().await;
+    let request = http::Request::post("/v1/webhooks/jira/acme")
+        .header("content-type", "application/json")
+        .header("x-atlassian-webhook-identifier", "d-id")
+        .header("x-hub-signature", jira_signature("hook-secret", BODY))
+        .body(Body::from(BODY.to_vec()))
+        .unwrap();
+    let acknowledged = app.send(request).await;
+    assert_eq!(acknowledged.status, 202);
+    let webhook_id = acknowledged.json()["id"].as_str().unwrap().to_owned();
+
+    // Derived from the webhook, not drawn when it is processed: processing it again could not
+    // give the same event a second id.
+    let (events, _) = read_events(&app, &key, None, 2).await;
+    assert_eq!(events[1]["id"], webhook_id.as_str());
+}
+
+#[tokio::test]
 async fn a_body_that_only_looks_like_json_is_carried_as_text_and_reads_keep_working() {
     let (app, key) = app_with_jira().await;
     // Jira's check of the body skips over string contents: bytes that are not UTF-8 inside a

@@ -1,5 +1,5 @@
 //! Events that carry their webhook's body by reference: read back whole on every path, and never
-//! left without the body by retention.
+//! left without the body by retention; the backlog of webhooks still to process.
 
 use serde_json::json;
 
@@ -13,32 +13,47 @@ fn event_id_at(millis: i64, n: u8) -> String {
 async fn bodies_by_reference(store: &Store) {
     let (t, k, d) = tenant("acme");
     store.create_tenant(&t, &k, &d).await.unwrap();
+    let now = now_unix();
     let body = br#"{"issue":{"key":"A-1"},"note":"caf\u00e9 \u2603"}"#;
-    let webhook = NewWebhookEvent {
+    let processed = NewWebhookEvent {
+        id: event_id_at(now * 1000, 1),
         payload: body.to_vec(),
+        received_at: now,
         ..webhook(1, "acme", "d-1")
     };
-    store.insert_webhook_event(&webhook).await.unwrap();
-    let now_ms = now_unix() * 1000;
+    let waiting = NewWebhookEvent {
+        id: event_id_at(now * 1000, 2),
+        received_at: now,
+        ..webhook(2, "acme", "d-2")
+    };
+    for webhook in [&processed, &waiting] {
+        assert!(!store.insert_webhook_event(webhook).await.unwrap().1);
+    }
+    // The host's convention: a webhook's events take their ids from it.
     let carried = NewEvent {
-        id: event_id_at(now_ms, 1),
+        id: processed.id.clone(),
         tenant_id: "acme".into(),
         plugin: Some("jira".into()),
         event_type: "jira.issue_created".into(),
         occurred_at: 5,
-        data: EventData::WebhookBody(webhook.id.clone()),
+        data: EventData::WebhookBody(processed.id.clone()),
         idempotency_key: None,
     };
     let built = NewEvent {
-        id: event_id_at(now_ms, 2),
+        id: format!("{}_1", processed.id),
         data: EventData::Json(json!({"built": true})),
         ..carried.clone()
     };
     let recorded = store
-        .record_processed_webhooks(&[(webhook.id.clone(), vec![carried.clone(), built.clone()])])
+        .record_processed_webhooks(&[(processed.id.clone(), vec![carried.clone(), built.clone()])])
         .await
         .unwrap();
     assert_eq!(recorded, 1);
+    let again = store
+        .record_processed_webhooks(&[(processed.id.clone(), vec![carried.clone()])])
+        .await
+        .unwrap();
+    assert_eq!(again, 0, "processed once");
 
     let body_text = std::str::from_utf8(body).unwrap();
     let datas = |events: Vec<StoredEvent>| events.into_iter().map(|e| (e.id, e.data)).collect::<Vec<_>>();
@@ -48,17 +63,32 @@ async fn bodies_by_reference(store: &Store) {
     ];
     assert_eq!(datas(store.tenant_events_after("acme", 0, 10).await.unwrap()), expected);
     assert_eq!(datas(store.events_after(0, 10).await.unwrap()), expected);
+    let pending = |store: &Store| {
+        let store = store.clone();
+        async move {
+            let pending = store.pending_webhooks(10, i64::MAX).await.unwrap();
+            pending.into_iter().map(|w| w.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(pending(store).await, vec![waiting.id.clone()]);
 
-    // Received long ago but processed just now: its events are younger than the cut, so the
-    // webhook holding their body stays with them.
-    let expired = store.expire_events(now_unix() - 5).await.unwrap();
-    assert_eq!(expired, Expired::default());
+    // Younger than the cut: everything stays.
+    assert_eq!(store.expire_events(now - 5).await.unwrap(), Expired::default());
     assert_eq!(datas(store.tenant_events_after("acme", 0, 10).await.unwrap()), expected);
 
-    let expired = store.expire_events(now_unix() + 5).await.unwrap();
+    // Older: the processed webhook goes with its events; the waiting one stays to be processed.
+    let expired = store.expire_events(now + 5).await.unwrap();
     assert_eq!(expired, Expired { webhooks: 1, events: 2 });
     assert!(store.tenant_events_after("acme", 0, 10).await.unwrap().is_empty());
-    assert!(store.list_webhook_events("acme", None, 10).await.unwrap().is_empty());
+    let kept: Vec<String> = store
+        .list_webhook_events("acme", None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
+    assert_eq!(kept, vec![waiting.id.clone()]);
+    assert_eq!(pending(store).await, vec![waiting.id.clone()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
