@@ -1,5 +1,11 @@
 use ring::rand::{SecureRandom, SystemRandom};
 
+/// Whether `id` is one [`new_event_id`] makes. Ids made before ids were time-ordered (`evt_` and
+/// 24 random hex digits) are not.
+pub(crate) fn is_time_ordered(id: &str) -> bool {
+    id.len() == 36 && id.starts_with("evt_") && id.bytes().skip(4).all(|b| b.is_ascii_hexdigit())
+}
+
 /// `evt_` + milliseconds since the epoch (12 hex digits) + 80 random bits: unguessable, and in
 /// creation order, so each insert lands at the end of the id index instead of at a random page.
 pub fn new_event_id() -> String {

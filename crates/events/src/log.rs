@@ -9,6 +9,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::ids::is_time_ordered;
 use crate::{new_event_id, rfc3339_millis};
 
 /// How often a waiting reader or an idle pipeline looks at the database anyway: events appended by
@@ -318,15 +319,22 @@ impl EventLog {
             // Installed before a rebuild without the connector.
             None => vec![default_normalized_event(plugin, &delivery)],
         };
-        // Checked once, and only if some event carries the body, exactly as readers will decode
+        // Decoded once, and only if some event carries the body, exactly as readers will decode
         // it: a body that only looks like JSON (bytes that are not UTF-8 inside a string, a lone
         // surrogate escape, a number out of range) must not be stored as the data.
-        let mut body_is_json = None;
+        let mut body: Option<Option<Value>> = None;
+        // A webhook stored before ids were time-ordered keeps the old ways: events with ids of
+        // their own and a copy of the body, since retention cannot tell its age by its id.
+        let derived = is_time_ordered(&webhook.id);
         normalized
             .into_iter()
             .enumerate()
             .map(|(n, event)| NewEvent {
-                id: event_id_of_webhook(&webhook.id, n),
+                id: if derived {
+                    event_id_of_webhook(&webhook.id, n)
+                } else {
+                    new_event_id()
+                },
                 tenant_id: webhook.tenant_id.clone(),
                 plugin: Some(plugin.to_owned()),
                 event_type: format!(
@@ -337,12 +345,10 @@ impl EventLog {
                 data: match event.data {
                     integrations_core::EventData::Json(value) => EventData::Json(value),
                     integrations_core::EventData::Body => {
-                        let is_json = *body_is_json
-                            .get_or_insert_with(|| serde_json::from_slice::<Value>(&webhook.payload).is_ok());
-                        if is_json {
-                            EventData::WebhookBody(webhook.id.clone())
-                        } else {
-                            EventData::Json(body_as_text_data(&webhook.payload))
+                        match body.get_or_insert_with(|| serde_json::from_slice::<Value>(&webhook.payload).ok()) {
+                            Some(_) if derived => EventData::WebhookBody(webhook.id.clone()),
+                            Some(value) => EventData::Json(value.clone()),
+                            None => EventData::Json(body_as_text_data(&webhook.payload)),
                         }
                     }
                 },

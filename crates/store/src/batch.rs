@@ -92,7 +92,7 @@ impl From<NewEvent> for EventRow {
 pub(crate) enum WriterJob {
     /// A webhook to insert.
     Insert(Pending),
-    /// Webhooks to mark processed, with their events.
+    /// Webhooks to take out of the backlog, with their events.
     Processed(ProcessedBatch),
     /// A tenant's event to append (idempotency key honoured).
     Append(TenantAppend),

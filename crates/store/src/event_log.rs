@@ -169,9 +169,13 @@ impl Store {
             .collect())
     }
 
-    /// Appends each webhook's events and marks it processed, in one transaction; a webhook another
-    /// replica processed meanwhile is skipped with its events. Returns how many webhooks this call
-    /// processed.
+    /// Appends each webhook's events and takes it out of the backlog, in one transaction; a webhook
+    /// another replica processed meanwhile is skipped with its events. Returns how many webhooks
+    /// this call processed.
+    ///
+    /// An event that carries a webhook's body (`EventData::WebhookBody`) must take its id from
+    /// that webhook (as the event log does), or retention, which goes by id, could remove the
+    /// webhook before the event.
     pub async fn record_processed_webhooks(&self, processed: &[(String, Vec<NewEvent>)]) -> Result<usize, StoreError> {
         if let Some(recorded) = self.group_commit().record_processed(processed.to_vec()).await {
             return recorded;
@@ -301,9 +305,10 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        // `received_at` as well: ids made before ids were time-ordered sort anywhere.
+        // Ids made before ids were time-ordered (`evt_` and 24 random hex digits) sort anywhere:
+        // those webhooks go by arrival alone (their events carry copies of their bodies).
         let webhooks = sqlx::query(
-            "DELETE FROM webhook_events WHERE id < $1 AND received_at < $2 \
+            "DELETE FROM webhook_events WHERE (id < $1 OR length(id) <> 36) AND received_at < $2 \
              AND NOT EXISTS (SELECT 1 FROM webhook_backlog b WHERE b.id = webhook_events.id)",
         )
         .bind(&cut)

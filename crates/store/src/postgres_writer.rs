@@ -30,10 +30,12 @@ pub(crate) async fn write_batches(
             None => None,
         };
         let events: Vec<&NewWebhookEvent> = batch.iter().map(|p| &p.event).collect();
-        let written = insert_all(&pool, &events).await;
+        // The turn is SQLite's (an in-memory database, which has no writer thread of its own).
+        let server = writer.is_none();
+        let written = insert_all(&pool, &events, server).await;
         commits.fetch_add(1, Ordering::Relaxed);
         for pending in answer_batch(&mut batch, written) {
-            let outcome = insert_all(&pool, &[&pending.event])
+            let outcome = insert_all(&pool, &[&pending.event], server)
                 .await
                 .and_then(|mut outcomes| outcomes.pop().ok_or(StoreError::Unavailable));
             let _ = pending.reply.send(outcome);
@@ -41,8 +43,14 @@ pub(crate) async fn write_batches(
     }
 }
 
-/// Inserts events in one transaction; for each, our id and whether its delivery was stored before.
-async fn insert_all(pool: &AnyPool, events: &[&NewWebhookEvent]) -> Result<Vec<(String, bool)>, StoreError> {
+/// Inserts events in one transaction, each new one entered in the backlog; for each, our id and
+/// whether its delivery was stored before. `server`: PostgreSQL, which takes both inserts as one
+/// statement (SQLite allows no insert inside `WITH`).
+async fn insert_all(
+    pool: &AnyPool,
+    events: &[&NewWebhookEvent],
+    server: bool,
+) -> Result<Vec<(String, bool)>, StoreError> {
     let mut tx = pool.begin().await?;
     let mut inserted: HashSet<String> = HashSet::with_capacity(events.len());
     // Multi-row statements in power-of-two sizes: one round trip per chunk instead of per event,
@@ -51,7 +59,7 @@ async fn insert_all(pool: &AnyPool, events: &[&NewWebhookEvent]) -> Result<Vec<(
     while !rest.is_empty() {
         let size = 1usize << rest.len().ilog2();
         let (chunk, tail) = rest.split_at(size);
-        let mut query = sqlx::query(insert_statement(size));
+        let mut query = sqlx::query(insert_statement(size, server));
         for event in chunk {
             query = query
                 .bind(&event.id)
@@ -63,7 +71,14 @@ async fn insert_all(pool: &AnyPool, events: &[&NewWebhookEvent]) -> Result<Vec<(
                 .bind(event.received_at);
         }
         for row in query.fetch_all(&mut *tx).await? {
-            inserted.insert(row.get(0));
+            let id: String = row.get(0);
+            if !server {
+                sqlx::query("INSERT INTO webhook_backlog (id) VALUES ($1)")
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            inserted.insert(id);
         }
         rest = tail;
     }
@@ -88,11 +103,13 @@ async fn insert_all(pool: &AnyPool, events: &[&NewWebhookEvent]) -> Result<Vec<(
     Ok(outcomes)
 }
 
-/// `INSERT … VALUES (…), (…) … ON CONFLICT DO NOTHING`, each new webhook entered in the backlog
-/// in the same statement, returning the new ids; for `rows` rows, built once per size.
-fn insert_statement(rows: usize) -> &'static str {
-    static STATEMENTS: OnceLock<Vec<String>> = OnceLock::new();
-    let statements = STATEMENTS.get_or_init(|| {
+/// `INSERT … VALUES (…), (…) … ON CONFLICT DO NOTHING RETURNING id` for `rows` rows, built once
+/// per size; with `backlog`, each new webhook is entered in the backlog in the same statement.
+fn insert_statement(rows: usize, backlog: bool) -> &'static str {
+    static WITH_BACKLOG: OnceLock<Vec<String>> = OnceLock::new();
+    static ALONE: OnceLock<Vec<String>> = OnceLock::new();
+    let cache = if backlog { &WITH_BACKLOG } else { &ALONE };
+    let statements = cache.get_or_init(|| {
         (0..=MAX_BATCH.ilog2())
             .map(|power| {
                 let values: Vec<String> = (0..1usize << power)
@@ -102,13 +119,16 @@ fn insert_statement(rows: usize) -> &'static str {
                         format!("({})", params.join(", "))
                     })
                     .collect();
-                format!(
-                    "WITH inserted AS (\
-                     INSERT INTO webhook_events (id, tenant_id, plugin, delivery_id, event_type, payload, received_at) \
-                     VALUES {} ON CONFLICT (tenant_id, plugin, delivery_id) DO NOTHING RETURNING id) \
-                     INSERT INTO webhook_backlog (id) SELECT id FROM inserted RETURNING id",
+                let insert = format!(
+                    "INSERT INTO webhook_events (id, tenant_id, plugin, delivery_id, event_type, payload, received_at) \
+                     VALUES {} ON CONFLICT (tenant_id, plugin, delivery_id) DO NOTHING RETURNING id",
                     values.join(", ")
-                )
+                );
+                if backlog {
+                    format!("WITH inserted AS ({insert}) INSERT INTO webhook_backlog (id) SELECT id FROM inserted RETURNING id")
+                } else {
+                    insert
+                }
             })
             .collect()
     });

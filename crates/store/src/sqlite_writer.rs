@@ -1,6 +1,6 @@
 //! The SQLite webhook writer thread: drains the group-commit queue, one transaction per batch,
 //! on a connection of its own (WAL, synchronous FULL: a batch is durable when its commit returns).
-//! The event pipeline's writes (webhooks marked processed, their events) ride in the same
+//! The event pipeline's writes (webhooks taken out of the backlog, their events) ride in the same
 //! transactions: SQLite has one writer, and sharing it through a lock cost ingest most of its rate.
 
 use std::path::Path;
@@ -134,8 +134,8 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
 struct Written {
     /// Each webhook insert's stored id and whether it was a duplicate, in order.
     inserted: Vec<(String, bool)>,
-    /// How many webhooks of each processed batch this transaction marked (one another replica
-    /// marked first is skipped).
+    /// How many webhooks of each processed batch this transaction took out of the backlog (one
+    /// another replica took first is skipped).
     recorded: Vec<usize>,
     /// Each tenant event's id and whether its idempotency key had been used, in order.
     appended: Vec<(String, bool)>,

@@ -111,6 +111,38 @@ async fn a_webhooks_event_has_the_id_its_acknowledgement_gave() {
 }
 
 #[tokio::test]
+async fn a_webhook_stored_before_ids_were_time_ordered_gets_event_ids_of_its_own() {
+    let (app, key) = app_with_jira().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // As an older release stored it: `evt_` and 24 random hex digits, not yet processed.
+    let legacy = integrations_store::NewWebhookEvent {
+        id: "evt_9f3c2a7b1d0e4f5a6b7c8d9e".into(),
+        tenant_id: "acme".into(),
+        plugin: "jira".into(),
+        delivery_id: "d-legacy".into(),
+        event_type: Some("jira:issue_created".into()),
+        payload: BODY.to_vec(),
+        received_at: now - 60,
+    };
+    app.store().insert_webhook_event(&legacy).await.unwrap();
+
+    let (events, _) = read_events(&app, &key, None, 2).await;
+    assert_eq!(types(&events), ["plugin.installed", "jira.issue_created"]);
+    let id = events[1]["id"].as_str().unwrap();
+    // Retention cannot tell such a webhook's age by its id, so its events neither share it nor
+    // carry its body by reference.
+    assert_ne!(id, legacy.id);
+    assert!(id.starts_with("evt_") && id.len() == 36, "{id}");
+    assert_eq!(
+        events[1]["data"],
+        json!({"webhookEvent": "jira:issue_created", "issue": {"key": "ABC-1"}})
+    );
+}
+
+#[tokio::test]
 async fn a_body_that_only_looks_like_json_is_carried_as_text_and_reads_keep_working() {
     let (app, key) = app_with_jira().await;
     // Jira's check of the body skips over string contents: bytes that are not UTF-8 inside a

@@ -105,3 +105,93 @@ async fn events_carry_their_webhooks_body_until_both_expire_on_postgres() {
     bodies_by_reference(&database.store).await;
     database.drop().await;
 }
+
+/// An in-memory database has no writer thread: its inserts take the server path, in SQLite's
+/// dialect.
+#[tokio::test]
+async fn an_in_memory_database_stores_webhooks_in_its_backlog() {
+    let store = Store::connect("sqlite:file:backlogmem?mode=memory&cache=shared")
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let (t, k, d) = tenant("acme");
+    store.create_tenant(&t, &k, &d).await.unwrap();
+    let first = webhook(1, "acme", "d-1");
+    assert_eq!(
+        store.insert_webhook_event(&first).await.unwrap(),
+        (first.id.clone(), false)
+    );
+    let again = webhook(2, "acme", "d-1");
+    assert_eq!(
+        store.insert_webhook_event(&again).await.unwrap(),
+        (first.id.clone(), true)
+    );
+    let pending: Vec<String> = store
+        .pending_webhooks(10, i64::MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
+    assert_eq!(pending, vec![first.id]);
+}
+
+/// Webhooks stored before ids were time-ordered (`evt_` and 24 random hex digits) sort anywhere
+/// against the cut: they expire by arrival, once processed.
+async fn legacy_ids_expire_by_arrival(store: &Store) {
+    let (t, k, d) = tenant("acme");
+    store.create_tenant(&t, &k, &d).await.unwrap();
+    let processed = NewWebhookEvent {
+        id: "evt_ffffffffffffffffffffffff".into(),
+        received_at: 100,
+        ..webhook(1, "acme", "d-1")
+    };
+    let waiting = NewWebhookEvent {
+        id: "evt_fffffffffffffffffffffffe".into(),
+        received_at: 100,
+        ..webhook(2, "acme", "d-2")
+    };
+    for webhook in [&processed, &waiting] {
+        store.insert_webhook_event(webhook).await.unwrap();
+    }
+    let copied = NewEvent {
+        id: event_id_at(now_unix() * 1000, 3),
+        tenant_id: "acme".into(),
+        plugin: Some("jira".into()),
+        event_type: "jira.webhook".into(),
+        occurred_at: 5,
+        data: EventData::Json(json!({})),
+        idempotency_key: None,
+    };
+    store
+        .record_processed_webhooks(&[(processed.id.clone(), vec![copied])])
+        .await
+        .unwrap();
+
+    assert_eq!(store.expire_events(50).await.unwrap(), Expired::default());
+    let expired = store.expire_events(200).await.unwrap();
+    assert_eq!(expired, Expired { webhooks: 1, events: 0 });
+    let kept: Vec<String> = store
+        .list_webhook_events("acme", None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
+    assert_eq!(kept, vec![waiting.id.clone()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_with_ids_from_before_time_ordering_expire_by_arrival() {
+    let (_dir, store) = sqlite_store().await;
+    legacy_ids_expire_by_arrival(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_with_ids_from_before_time_ordering_expire_by_arrival_on_postgres() {
+    let Some(database) = ScratchPostgres::create("store_legacy_ids").await else {
+        return;
+    };
+    legacy_ids_expire_by_arrival(&database.store).await;
+    database.drop().await;
+}
