@@ -2,7 +2,7 @@
 
 use tokio::sync::oneshot;
 
-use crate::event_log::{EventData, NewEvent};
+use crate::event_log::NewEvent;
 use crate::webhook_event::NewWebhookEvent;
 use crate::StoreError;
 
@@ -71,10 +71,8 @@ pub(crate) struct EventRow {
 
 impl From<NewEvent> for EventRow {
     fn from(event: NewEvent) -> Self {
-        let (data, webhook_id) = match event.data {
-            EventData::Json(value) => (value.to_string(), None),
-            EventData::WebhookBody(webhook_id) => (String::new(), Some(webhook_id)),
-        };
+        let (data, webhook_id) = event.data.columns();
+        let webhook_id = webhook_id.map(str::to_owned);
         Self {
             data,
             webhook_id,

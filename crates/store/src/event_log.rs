@@ -45,7 +45,7 @@ pub enum EventData {
 
 impl EventData {
     /// The `data` and `webhook_id` columns: an event that refers to its webhook stores no data.
-    fn columns(&self) -> (String, Option<&str>) {
+    pub(crate) fn columns(&self) -> (String, Option<&str>) {
         match self {
             Self::Json(value) => (value.to_string(), None),
             Self::WebhookBody(webhook_id) => (String::new(), Some(webhook_id)),

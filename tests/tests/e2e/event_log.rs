@@ -20,14 +20,18 @@ async fn app_with_jira() -> (TestApp, String) {
     (app, key)
 }
 
-async fn deliver(app: &TestApp, delivery_id: &str) -> u16 {
-    let request = http::Request::post("/v1/webhooks/jira/acme")
+/// `body` delivered to acme's Jira webhook URL, signed with its secret.
+fn signed_delivery(delivery_id: &str, body: &[u8]) -> http::Request<Body> {
+    http::Request::post("/v1/webhooks/jira/acme")
         .header("content-type", "application/json")
         .header("x-atlassian-webhook-identifier", delivery_id)
-        .header("x-hub-signature", jira_signature("hook-secret", BODY))
-        .body(Body::from(BODY.to_vec()))
-        .unwrap();
-    app.send(request).await.status.as_u16()
+        .header("x-hub-signature", jira_signature("hook-secret", body))
+        .body(Body::from(body.to_vec()))
+        .unwrap()
+}
+
+async fn deliver(app: &TestApp, delivery_id: &str) -> u16 {
+    app.send(signed_delivery(delivery_id, BODY)).await.status.as_u16()
 }
 
 async fn emit(app: &TestApp, key: &str, body: Value, idempotency_key: Option<&str>) -> crate::harness::TestResponse {
@@ -94,13 +98,7 @@ async fn a_verified_webhook_becomes_one_normalized_event_after_the_install_event
 #[tokio::test]
 async fn a_webhooks_event_has_the_id_its_acknowledgement_gave() {
     let (app, key) = app_with_jira().await;
-    let request = http::Request::post("/v1/webhooks/jira/acme")
-        .header("content-type", "application/json")
-        .header("x-atlassian-webhook-identifier", "d-id")
-        .header("x-hub-signature", jira_signature("hook-secret", BODY))
-        .body(Body::from(BODY.to_vec()))
-        .unwrap();
-    let acknowledged = app.send(request).await;
+    let acknowledged = app.send(signed_delivery("d-id", BODY)).await;
     assert_eq!(acknowledged.status, 202);
     let webhook_id = acknowledged.json()["id"].as_str().unwrap().to_owned();
 
@@ -148,13 +146,7 @@ async fn a_body_that_only_looks_like_json_is_carried_as_text_and_reads_keep_work
     // Jira's check of the body skips over string contents: bytes that are not UTF-8 inside a
     // string pass it, but no reader could decode such a body as the event's data.
     let body: &[u8] = b"{\"webhookEvent\":\"jira:issue_created\",\"note\":\"\xff\"}";
-    let request = http::Request::post("/v1/webhooks/jira/acme")
-        .header("content-type", "application/json")
-        .header("x-atlassian-webhook-identifier", "d-odd")
-        .header("x-hub-signature", jira_signature("hook-secret", body))
-        .body(Body::from(body.to_vec()))
-        .unwrap();
-    assert_eq!(app.send(request).await.status, 202);
+    assert_eq!(app.send(signed_delivery("d-odd", body)).await.status, 202);
     assert_eq!(deliver(&app, "d-fine").await, 202);
 
     let (events, _) = read_events(&app, &key, None, 3).await;

@@ -10,6 +10,18 @@ fn event_id_at(millis: i64, n: u8) -> String {
     format!("evt_{millis:012x}{n:020x}")
 }
 
+/// The ids of acme's stored webhooks.
+async fn stored_ids(store: &Store) -> Vec<String> {
+    let stored = store.list_webhook_events("acme", None, 10).await.unwrap();
+    stored.into_iter().map(|w| w.id).collect()
+}
+
+/// The ids of the webhooks waiting in the backlog.
+async fn pending_ids(store: &Store) -> Vec<String> {
+    let pending = store.pending_webhooks(10, i64::MAX).await.unwrap();
+    pending.into_iter().map(|w| w.id).collect()
+}
+
 async fn bodies_by_reference(store: &Store) {
     let (t, k, d) = tenant("acme");
     store.create_tenant(&t, &k, &d).await.unwrap();
@@ -63,14 +75,7 @@ async fn bodies_by_reference(store: &Store) {
     ];
     assert_eq!(datas(store.tenant_events_after("acme", 0, 10).await.unwrap()), expected);
     assert_eq!(datas(store.events_after(0, 10).await.unwrap()), expected);
-    let pending = |store: &Store| {
-        let store = store.clone();
-        async move {
-            let pending = store.pending_webhooks(10, i64::MAX).await.unwrap();
-            pending.into_iter().map(|w| w.id).collect::<Vec<_>>()
-        }
-    };
-    assert_eq!(pending(store).await, vec![waiting.id.clone()]);
+    assert_eq!(pending_ids(store).await, vec![waiting.id.clone()]);
 
     // Younger than the cut: everything stays.
     assert_eq!(store.expire_events(now - 5).await.unwrap(), Expired::default());
@@ -80,15 +85,8 @@ async fn bodies_by_reference(store: &Store) {
     let expired = store.expire_events(now + 5).await.unwrap();
     assert_eq!(expired, Expired { webhooks: 1, events: 2 });
     assert!(store.tenant_events_after("acme", 0, 10).await.unwrap().is_empty());
-    let kept: Vec<String> = store
-        .list_webhook_events("acme", None, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|w| w.id)
-        .collect();
-    assert_eq!(kept, vec![waiting.id.clone()]);
-    assert_eq!(pending(store).await, vec![waiting.id.clone()]);
+    assert_eq!(stored_ids(store).await, vec![waiting.id.clone()]);
+    assert_eq!(pending_ids(store).await, vec![waiting.id.clone()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,14 +124,7 @@ async fn an_in_memory_database_stores_webhooks_in_its_backlog() {
         store.insert_webhook_event(&again).await.unwrap(),
         (first.id.clone(), true)
     );
-    let pending: Vec<String> = store
-        .pending_webhooks(10, i64::MAX)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|w| w.id)
-        .collect();
-    assert_eq!(pending, vec![first.id]);
+    assert_eq!(pending_ids(&store).await, vec![first.id]);
 }
 
 /// Webhooks stored before ids were time-ordered (`evt_` and 24 random hex digits) sort anywhere
@@ -171,14 +162,7 @@ async fn legacy_ids_expire_by_arrival(store: &Store) {
     assert_eq!(store.expire_events(50).await.unwrap(), Expired::default());
     let expired = store.expire_events(200).await.unwrap();
     assert_eq!(expired, Expired { webhooks: 1, events: 0 });
-    let kept: Vec<String> = store
-        .list_webhook_events("acme", None, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|w| w.id)
-        .collect();
-    assert_eq!(kept, vec![waiting.id.clone()]);
+    assert_eq!(stored_ids(store).await, vec![waiting.id.clone()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
