@@ -98,7 +98,7 @@ pub struct Expired {
     pub events: u64,
 }
 
-/// The columns `event_from_row` reads, of `events e` joined by [`EVENTS_FROM`]; an event that
+/// The columns `event_from_row` reads, of `events e` joined by [`WEBHOOK_OF_EVENT`]; an event that
 /// refers to its webhook's body reads its data from there.
 pub(crate) fn event_columns(backend: Backend) -> &'static str {
     match backend {
@@ -113,10 +113,8 @@ pub(crate) fn event_columns(backend: Backend) -> &'static str {
     }
 }
 
-/// The events, as `e`, each with the webhook whose body it may carry, as `w`.
-pub(crate) const EVENTS_FROM: &str = "events e LEFT JOIN webhook_events w ON w.id = e.webhook_id";
-
-/// The webhook whose body event `e` may carry, as `w`, for queries that join `events e` themselves.
+/// The webhook whose body event `e` may carry, as `w`: queries read `FROM events e
+/// {WEBHOOK_OF_EVENT}`.
 pub(crate) const WEBHOOK_OF_EVENT: &str = "LEFT JOIN webhook_events w ON w.id = e.webhook_id";
 
 impl Store {
@@ -210,7 +208,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {} FROM {EVENTS_FROM} WHERE e.tenant_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3",
+            "SELECT {} FROM events e {WEBHOOK_OF_EVENT} WHERE e.tenant_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3",
             event_columns(self.backend)
         ))
         .bind(tenant_id)
@@ -235,7 +233,7 @@ impl Store {
     /// Every tenant's events after `after`, oldest first: for the log's consumers.
     pub async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {} FROM {EVENTS_FROM} WHERE e.seq > $1 ORDER BY e.seq LIMIT $2",
+            "SELECT {} FROM events e {WEBHOOK_OF_EVENT} WHERE e.seq > $1 ORDER BY e.seq LIMIT $2",
             event_columns(self.backend)
         ))
         .bind(after)

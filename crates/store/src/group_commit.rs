@@ -108,21 +108,13 @@ impl GroupCommit {
     /// Appends a tenant's event through the SQLite writer thread (group-committed); `None` on
     /// PostgreSQL (the caller appends it itself).
     pub(crate) async fn append_tenant_event(&self, event: NewEvent) -> Option<Inserted> {
-        let Queue::Sqlite(queue) = &self.queue else {
+        // Checked before the event is serialized for the writer.
+        if !self.has_writer_thread() {
             return None;
-        };
-        let (reply, outcome) = oneshot::channel();
-        if queue
-            .send(WriterJob::Append(TenantAppend {
-                event: event.into(),
-                reply,
-            }))
-            .await
-            .is_err()
-        {
-            return Some(Err(StoreError::Unavailable));
         }
-        Some(outcome.await.unwrap_or(Err(StoreError::Unavailable)))
+        let event = event.into();
+        self.submit(|reply| WriterJob::Append(TenantAppend { event, reply }))
+            .await
     }
 
     /// Hands processed webhooks to the SQLite writer thread; `None` on PostgreSQL (the caller
@@ -131,19 +123,15 @@ impl GroupCommit {
         &self,
         processed: Vec<(String, Vec<NewEvent>)>,
     ) -> Option<Result<usize, StoreError>> {
-        let Queue::Sqlite(queue) = &self.queue else {
+        if !self.has_writer_thread() {
             return None;
-        };
-        let (reply, outcome) = oneshot::channel();
+        }
         let processed = processed
             .into_iter()
             .map(|(webhook, events)| (webhook, events.into_iter().map(EventRow::from).collect()))
             .collect();
-        let job = WriterJob::Processed(ProcessedBatch { processed, reply });
-        if queue.send(job).await.is_err() {
-            return Some(Err(StoreError::Unavailable));
-        }
-        Some(outcome.await.unwrap_or(Err(StoreError::Unavailable)))
+        self.submit(|reply| WriterJob::Processed(ProcessedBatch { processed, reply }))
+            .await
     }
 
     /// Runs `work` on the SQLite writer thread, in the transaction of its next batch, and returns
@@ -153,15 +141,25 @@ impl GroupCommit {
         T: Send + 'static,
         F: FnMut(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.submit(|reply| WriterJob::Task(Box::new(Task::new(work, reply))))
+            .await
+    }
+
+    fn has_writer_thread(&self) -> bool {
+        matches!(self.queue, Queue::Sqlite(_))
+    }
+
+    /// Queues the job `make` builds around its reply channel for the SQLite writer thread and
+    /// waits for the answer; `None` on PostgreSQL.
+    async fn submit<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> WriterJob,
+    ) -> Option<Result<T, StoreError>> {
         let Queue::Sqlite(queue) = &self.queue else {
             return None;
         };
         let (reply, outcome) = oneshot::channel();
-        if queue
-            .send(WriterJob::Task(Box::new(Task::new(work, reply))))
-            .await
-            .is_err()
-        {
+        if queue.send(make(reply)).await.is_err() {
             return Some(Err(StoreError::Unavailable));
         }
         Some(outcome.await.unwrap_or(Err(StoreError::Unavailable)))

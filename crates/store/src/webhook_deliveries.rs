@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use crate::event_log::{event_columns, event_from_row, event_from_row_at, EVENTS_FROM, WEBHOOK_OF_EVENT};
+use crate::event_log::{event_columns, event_from_row, event_from_row_at, WEBHOOK_OF_EVENT};
 use crate::webhook_endpoints::{endpoint_from_row, ENDPOINT_COLUMNS};
 use crate::{now_unix, Store, StoreError, StoredEvent, WebhookEndpoint};
 
@@ -144,7 +144,7 @@ impl Store {
         to: i64,
         deliveries: &[NewDelivery],
     ) -> Result<bool, StoreError> {
-        if self.backend == crate::Backend::Sqlite {
+        if self.sqlite_file.is_some() {
             let (consumer, deliveries) = (consumer.to_owned(), deliveries.to_vec());
             let written = self
                 .group_commit()
@@ -252,7 +252,9 @@ impl Store {
                     }
                     candidates.sort_unstable();
                     candidates.truncate(limit as usize);
-                    let mut update = connection.prepare_cached(&numbered(&update(candidates.len())))?;
+                    // Not cached: one statement per claim size would push the ingest statements
+                    // out of the writer's cache.
+                    let mut update = connection.prepare(&numbered(&update(candidates.len())))?;
                     let mut values: Vec<&dyn rusqlite::ToSql> = vec![&lease_until, &token, &now_ms];
                     values.extend(candidates.iter().map(|(_, id)| id as &dyn rusqlite::ToSql));
                     let claimed = update
@@ -341,7 +343,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let event = sqlx::query(&format!(
-            "SELECT {} FROM {EVENTS_FROM} WHERE e.seq = $1",
+            "SELECT {} FROM events e {WEBHOOK_OF_EVENT} WHERE e.seq = $1",
             event_columns(self.backend)
         ))
         .bind(seq)
@@ -434,7 +436,8 @@ impl Store {
                 .run_on_writer(move |connection| {
                     let mut values: Vec<&dyn rusqlite::ToSql> = vec![&lease_until, &token];
                     values.extend(ids.iter().map(|id| id as &dyn rusqlite::ToSql));
-                    Ok(connection.prepare_cached(&update)?.execute(values.as_slice())? as u64)
+                    // Not cached, as claims: one statement per number of deliveries held.
+                    Ok(connection.prepare(&update)?.execute(values.as_slice())? as u64)
                 })
                 .await;
             if let Some(renewed) = renewed {
@@ -485,7 +488,7 @@ impl Store {
     /// Records many attempts in one transaction (one fsync for all); returns, for each, whether
     /// it disabled its endpoint.
     pub async fn record_attempts(&self, attempts: &[RecordedAttempt]) -> Result<Vec<bool>, StoreError> {
-        if self.backend == crate::Backend::Sqlite {
+        if self.sqlite_file.is_some() {
             let attempts = attempts.to_vec();
             let recorded = self
                 .group_commit()
@@ -573,7 +576,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {} FROM {EVENTS_FROM} WHERE e.tenant_id = $1 AND e.occurred_at >= $2 AND e.seq > $3 \
+            "SELECT {} FROM events e {WEBHOOK_OF_EVENT} WHERE e.tenant_id = $1 AND e.occurred_at >= $2 AND e.seq > $3 \
              ORDER BY e.seq LIMIT $4",
             event_columns(self.backend)
         ))
