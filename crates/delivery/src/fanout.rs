@@ -2,10 +2,9 @@
 //! endpoint of its tenant. Deliveries and the cursor move in one transaction, and the cursor only
 //! from where it was read, so a crash or a second replica never loses or doubles a delivery.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use integrations_store::{NewDelivery, Store, StoreError, WebhookEndpoint};
+use integrations_store::{NewDelivery, Store, StoreError};
 use tokio::sync::{watch, Mutex, Notify};
 
 use crate::{matches, now_millis, DeliverySettings, CONSUMER};
@@ -70,7 +69,7 @@ impl Fanout {
         }
     }
 
-    /// Fans out one batch; returns how many events it read (0: none left for now).
+    /// Fans out one span of the log; returns how many positions it covered (0: none left for now).
     pub(crate) async fn step(&self) -> Result<usize, StoreError> {
         let cached = *self.stored.lock().unwrap_or_else(|p| p.into_inner());
         let from = match cached {
@@ -81,34 +80,34 @@ impl Fanout {
         // An endpoint created meanwhile only takes events after its `start_seq`, so the events
         // skipped over can never need a delivery later.
         let read_from = from.max(skipped_to);
-        let events = self
+        // A span of the log rather than a number of events: which of them have endpoints is
+        // left to the database.
+        let to = self
             .store
-            .event_heads_after(read_from, self.settings.fanout_batch)
-            .await?;
-        let Some(to) = events.last().map(|(seq, _, _)| *seq) else {
+            .last_event_seq()
+            .await?
+            .min(read_from.saturating_add(self.settings.fanout_batch));
+        if to <= read_from {
             return Ok(0);
-        };
-        let mut endpoints: HashMap<String, Vec<WebhookEndpoint>> = HashMap::new();
-        let mut deliveries = Vec::new();
-        for (seq, tenant_id, event_type) in &events {
-            if !endpoints.contains_key(tenant_id) {
-                let enabled = self.store.enabled_webhook_endpoints(tenant_id).await?;
-                endpoints.insert(tenant_id.clone(), enabled);
-            }
-            for endpoint in &endpoints[tenant_id] {
-                if *seq > endpoint.start_seq && matches(&endpoint.event_types, event_type) {
-                    deliveries.push(NewDelivery {
-                        tenant_id: tenant_id.clone(),
-                        endpoint_id: endpoint.id.clone(),
-                        event_seq: *seq,
-                        next_attempt_at: now_millis() + self.settings.schedule.first_delay().as_millis() as i64,
-                    });
-                }
-            }
         }
+        let first_attempt_at = now_millis() + self.settings.schedule.first_delay().as_millis() as i64;
+        let deliveries: Vec<NewDelivery> = self
+            .store
+            .event_routes(read_from, to)
+            .await?
+            .into_iter()
+            .filter(|route| matches(&route.event_types, &route.event_type))
+            .map(|route| NewDelivery {
+                tenant_id: route.tenant_id,
+                endpoint_id: route.endpoint_id,
+                event_seq: route.seq,
+                next_attempt_at: first_attempt_at,
+            })
+            .collect();
+        let span = (to - read_from) as usize;
         if deliveries.is_empty() && last_write.elapsed() < IDLE_CURSOR_WRITE {
             *self.skipped.lock().unwrap_or_else(|p| p.into_inner()) = (to, last_write);
-            return Ok(events.len());
+            return Ok(span);
         }
         let written = match self.store.record_fanout(CONSUMER, from, to, &deliveries).await {
             Ok(written) => written,
@@ -124,6 +123,6 @@ impl Fanout {
         if written && !deliveries.is_empty() {
             self.wake_dispatcher.notify_one();
         }
-        Ok(events.len())
+        Ok(span)
     }
 }

@@ -52,7 +52,7 @@ pub struct DeliverySettings {
     pub prefetch_rounds: usize,
     /// An endpoint failing for this long without a success is disabled.
     pub disable_after: Duration,
-    /// Events the fan-out reads per transaction.
+    /// Positions of the log (events) the fan-out covers per step.
     pub fanout_batch: i64,
     /// How often the fan-out and the dispatcher look at the database when nothing woke them
     /// (another replica's appends and due retries wake nobody here).

@@ -243,17 +243,6 @@ impl Store {
         rows.iter().map(event_from_row).collect()
     }
 
-    /// Every tenant's events after `after` without their data: `(seq, tenant, type)`, for
-    /// consumers that only route events.
-    pub async fn event_heads_after(&self, after: i64, limit: i64) -> Result<Vec<(i64, String, String)>, StoreError> {
-        let rows = sqlx::query("SELECT seq, tenant_id, type FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
-    }
-
     /// The highest `seq` in the log (0 when empty).
     pub async fn last_event_seq(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")

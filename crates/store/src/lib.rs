@@ -36,7 +36,7 @@ pub use tenants::{ApiKeyRecord, DataKeyRecord, Tenant};
 pub use webhook_deliveries::{
     AttemptRecord, DeliveryJob, DeliveryNext, EndpointHealth, NewDelivery, RecordedAttempt, StoredAttempt,
 };
-pub use webhook_endpoints::{WebhookEndpoint, WebhookEndpointSettings};
+pub use webhook_endpoints::{EventRoute, WebhookEndpoint, WebhookEndpointSettings};
 pub use webhook_event::{NewWebhookEvent, StoredWebhookEvent};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");

@@ -37,6 +37,22 @@ pub struct WebhookEndpoint {
     pub updated_at: i64,
 }
 
+/// An event paired with an enabled endpoint of its tenant created before it: a delivery, if the
+/// endpoint's type filter takes the event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventRoute {
+    /// The event's position in the log.
+    pub seq: i64,
+    /// The event's tenant, and the endpoint's.
+    pub tenant_id: String,
+    /// The event's type.
+    pub event_type: String,
+    /// The endpoint.
+    pub endpoint_id: String,
+    /// The endpoint's type filters.
+    pub event_types: Vec<String>,
+}
+
 /// What a tenant may change of an endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebhookEndpointSettings {
@@ -93,15 +109,42 @@ impl Store {
         rows.iter().map(endpoint_from_row).collect()
     }
 
-    /// The tenant's enabled endpoints, for the fan-out.
-    pub async fn enabled_webhook_endpoints(&self, tenant_id: &str) -> Result<Vec<WebhookEndpoint>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND state = 'enabled' ORDER BY id"
-        ))
-        .bind(tenant_id)
+    /// The events in `(after, upto]` paired with each enabled endpoint of their tenant created
+    /// before them, in log order, for the fan-out. The pairing is a join in the database, so the
+    /// events of tenants without endpoints (often most of the log) never leave it: shipping every
+    /// event's head to the fan-out took a tenth of webhook ingest's rate.
+    pub async fn event_routes(&self, after: i64, upto: i64) -> Result<Vec<EventRoute>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.seq, e.tenant_id, e.type, w.id, w.event_types FROM events e \
+             JOIN webhook_endpoints w ON w.tenant_id = e.tenant_id AND w.state = 'enabled' AND w.start_seq < e.seq \
+             WHERE e.seq > $1 AND e.seq <= $2 ORDER BY e.seq, w.id",
+        )
+        .bind(after)
+        .bind(upto)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(endpoint_from_row).collect()
+        // Each endpoint's filters are decoded once per call, not once per event.
+        let mut filters: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+        let mut routes = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let endpoint_id: String = row.try_get(3)?;
+            let event_types = match filters.get(&endpoint_id) {
+                Some(types) => types.clone(),
+                None => {
+                    let types = parse_types(row.try_get(4)?)?;
+                    filters.insert(endpoint_id.clone(), types.clone());
+                    types
+                }
+            };
+            routes.push(EventRoute {
+                seq: row.try_get(0)?,
+                tenant_id: row.try_get(1)?,
+                event_type: row.try_get(2)?,
+                endpoint_id,
+                event_types,
+            });
+        }
+        Ok(routes)
     }
 
     /// One of the tenant's endpoints; `None` for another tenant's.
@@ -188,13 +231,17 @@ fn state(enabled: bool) -> &'static str {
     }
 }
 
+fn parse_types(types: String) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(&types).map_err(|e| StoreError::Corrupt(format!("event_types: {e}")))
+}
+
 fn types_json(types: &[String]) -> String {
     serde_json::Value::from(types.to_vec()).to_string()
 }
 
 pub(crate) fn endpoint_from_row(row: &sqlx::any::AnyRow) -> Result<WebhookEndpoint, StoreError> {
     let types: String = row.get(3);
-    let event_types = serde_json::from_str(&types).map_err(|e| StoreError::Corrupt(format!("event_types: {e}")))?;
+    let event_types = parse_types(types)?;
     let state: String = row.get(5);
     Ok(WebhookEndpoint {
         id: row.get(0),

@@ -420,3 +420,73 @@ async fn renewed_leases(store: &Store) {
         "a lease no longer renewed runs out: {after_new_end:?}"
     );
 }
+
+#[tokio::test]
+async fn event_routes_pair_events_with_enabled_endpoints_on_sqlite() {
+    let (_dir, store) = sqlite_store().await;
+    event_routes(&store).await;
+}
+
+#[tokio::test]
+async fn event_routes_pair_events_with_enabled_endpoints_on_postgres() {
+    let Some(database) = ScratchPostgres::create("store_event_routes").await else {
+        return;
+    };
+    event_routes(&database.store).await;
+    database.drop().await;
+}
+
+async fn event_routes(store: &Store) {
+    for id in ["acme", "beta", "other"] {
+        let (t, k, d) = tenant(id);
+        store.create_tenant(&t, &k, &d).await.unwrap();
+    }
+    let before = append(store, "acme", 0).await;
+    store.insert_webhook_endpoint(&endpoint("ep_a", "acme")).await.unwrap();
+    let every_type = WebhookEndpoint {
+        event_types: vec!["*".into(), "order.*".into()],
+        ..endpoint("ep_b", "acme")
+    };
+    store.insert_webhook_endpoint(&every_type).await.unwrap();
+    store.insert_webhook_endpoint(&endpoint("ep_c", "beta")).await.unwrap();
+    let disabled = WebhookEndpointSettings {
+        url: "https://example.com/hook".into(),
+        event_types: vec![],
+        description: "d".into(),
+        enabled: false,
+    };
+    assert!(store.update_webhook_endpoint("beta", "ep_c", &disabled).await.unwrap());
+    let acme_first = append(store, "acme", 1).await;
+    append(store, "other", 2).await;
+    append(store, "beta", 3).await;
+    let acme_last = append(store, "acme", 4).await;
+
+    let routes = store.event_routes(0, acme_last).await.unwrap();
+    let pairs: Vec<(i64, &str)> = routes.iter().map(|r| (r.seq, r.endpoint_id.as_str())).collect();
+    assert_eq!(
+        pairs,
+        [
+            (acme_first, "ep_a"),
+            (acme_first, "ep_b"),
+            (acme_last, "ep_a"),
+            (acme_last, "ep_b")
+        ],
+        "only events after an endpoint's start, of tenants with enabled endpoints (event {before} came first)"
+    );
+    let route = &routes[1];
+    assert_eq!(route.tenant_id, "acme");
+    assert_eq!(route.event_type, "order.created");
+    assert_eq!(route.event_types, ["*", "order.*"]);
+    assert_eq!(routes[0].event_types, ["jira.*"]);
+
+    // The span is (after, upto].
+    assert!(store.event_routes(acme_first, acme_last - 1).await.unwrap().is_empty());
+    let last: Vec<i64> = store
+        .event_routes(acme_first, acme_last)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(last, [acme_last, acme_last]);
+}
