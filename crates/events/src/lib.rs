@@ -3,6 +3,7 @@
 //! transactional outbox), then read by tenants (long-poll) and by the log's consumers.
 
 mod ids;
+mod json;
 mod log;
 mod time;
 

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::ids::is_time_ordered;
+use crate::json::decodes_as_json;
 use crate::{new_event_id, rfc3339_millis};
 
 /// How often a waiting reader or an idle pipeline looks at the database anyway: events appended by
@@ -319,10 +320,10 @@ impl EventLog {
             // Installed before a rebuild without the connector.
             None => vec![default_normalized_event(plugin, &delivery)],
         };
-        // Decoded once, and only if some event carries the body, exactly as readers will decode
-        // it: a body that only looks like JSON (bytes that are not UTF-8 inside a string, a lone
-        // surrogate escape, a number out of range) must not be stored as the data.
-        let mut body: Option<Option<Value>> = None;
+        // Checked once, and only if some event carries the body, against what readers will
+        // decode: a body that only looks like JSON (bytes that are not UTF-8 inside a string, a
+        // lone surrogate escape, a number out of range) must not be stored as the data.
+        let mut body_is_json: Option<bool> = None;
         // A webhook stored before ids were time-ordered keeps the old ways: events with ids of
         // their own and a copy of the body, since retention cannot tell its age by its id.
         let derived = is_time_ordered(&webhook.id);
@@ -345,10 +346,14 @@ impl EventLog {
                 data: match event.data {
                     integrations_core::EventData::Json(value) => EventData::Json(value),
                     integrations_core::EventData::Body => {
-                        match body.get_or_insert_with(|| serde_json::from_slice::<Value>(&webhook.payload).ok()) {
-                            Some(_) if derived => EventData::WebhookBody(webhook.id.clone()),
-                            Some(value) => EventData::Json(value.clone()),
-                            None => EventData::Json(body_as_text_data(&webhook.payload)),
+                        let is_json = *body_is_json.get_or_insert_with(|| decodes_as_json(&webhook.payload));
+                        match (is_json, derived) {
+                            (true, true) => EventData::WebhookBody(webhook.id.clone()),
+                            (true, false) => serde_json::from_slice(&webhook.payload).map_or_else(
+                                |_| EventData::Json(body_as_text_data(&webhook.payload)),
+                                EventData::Json,
+                            ),
+                            (false, _) => EventData::Json(body_as_text_data(&webhook.payload)),
                         }
                     }
                 },
