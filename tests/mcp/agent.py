@@ -19,6 +19,7 @@ import signal
 
 import httpx2
 from mcp import ClientSession
+from mcp.shared.exceptions import MCPError
 from mcp.client.streamable_http import streamable_http_client
 
 # Never outlive the test that started us, whatever hangs.
@@ -69,6 +70,15 @@ async def as_jira_agent(session):
     assert tools == json.loads(os.environ["MCP_OTHER_EXPECTED_TOOLS"]), tools
     names = [tool["name"] for tool in tools]
     assert names and all(name.startswith("jira_") for name in names), names
+
+    # Another tenant's tool is an unknown tool here: a protocol error (Invalid params), not a result.
+    try:
+        result = await session.call_tool("slack_send_message", {"channel": "C123", "text": "x"})
+    except MCPError as error:
+        assert error.error.code == -32602, error.error
+        assert error.error.data["type"] == "https://integrations.dev/problems/tool-not-found", error.error
+    else:
+        raise AssertionError(f"another tenant's tool was called: {result}")
 
 
 async def main():

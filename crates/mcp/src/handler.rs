@@ -56,8 +56,13 @@ impl ServerHandler for TenantTools {
         let tenant = tenant(&context)?;
         // No arguments means `{}`, as an empty body does on the REST API.
         let arguments = Value::Object(request.arguments.unwrap_or_default());
-        let outcome = self.service.call_tool(tenant, &request.name, arguments).await;
-        Ok(tool_result(outcome).into())
+        match self.service.call_tool(tenant, &request.name, arguments).await {
+            // A tool this tenant does not have (never installed, disabled, another tenant's) is an
+            // unknown tool, which the specification makes a protocol error (2025-06-18, "Error
+            // Handling"); everything that went wrong in a call is a result the model can read.
+            Err(ServiceError::ToolNotFound(name)) => Err(unknown_tool(&name)),
+            outcome => Ok(tool_result(outcome).into()),
+        }
     }
 }
 
@@ -94,6 +99,12 @@ pub(crate) fn tool_result(outcome: Result<Value, ServiceError>) -> CallToolResul
         Ok(result) => CallToolResult::success(vec![ContentBlock::text(result.to_string())]),
         Err(error) => CallToolResult::structured_error(ApiError::from(error).problem_document().1),
     }
+}
+
+/// `Invalid params` (-32602) naming the tool, with the problem document the REST API answers.
+fn unknown_tool(name: &str) -> ErrorData {
+    let (_, problem) = ApiError::from(ServiceError::ToolNotFound(name.to_owned())).problem_document();
+    ErrorData::invalid_params(format!("unknown tool: {name}"), Some(problem))
 }
 
 /// A failure outside any tool call (listing): a protocol error carrying the problem document.
@@ -141,6 +152,16 @@ mod tests {
             problem["type"],
             json!("https://integrations.dev/problems/tool-not-found")
         );
+    }
+
+    #[test]
+    fn an_unknown_tool_is_invalid_params_with_the_rest_problem_document() {
+        let wire = serde_json::to_value(unknown_tool("nope")).unwrap();
+        assert_eq!(wire["code"], json!(-32602));
+        assert_eq!(wire["message"], json!("unknown tool: nope"));
+        let (status, problem) = ApiError::from(ServiceError::ToolNotFound("nope".into())).problem_document();
+        assert_eq!(status, 404);
+        assert_eq!(wire["data"], problem);
     }
 
     #[test]

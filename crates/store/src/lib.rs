@@ -146,6 +146,9 @@ impl Store {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
+            // A SQLite connection is a file handle on a thread of its own, with no peer to lose:
+            // pinging it on every checkout was a round trip to that thread per query.
+            .test_before_acquire(backend == Backend::Postgres)
             .connect_with(options)
             .await?;
         if backend == Backend::Sqlite {
@@ -158,6 +161,7 @@ impl Store {
             Backend::Sqlite => {
                 AnyPoolOptions::new()
                     .max_connections(1)
+                    .test_before_acquire(false)
                     .after_connect(|connection, _| {
                         Box::pin(async move {
                             sqlx::query("PRAGMA synchronous = NORMAL")

@@ -163,6 +163,27 @@ impl Client {
             .await["result"]
             .clone()
     }
+
+    /// Calls a tool this tenant does not have: a protocol error, `Invalid params`; returns the
+    /// problem document it carries.
+    async fn unknown_tool(&mut self, name: &str, arguments: Value) -> Value {
+        let answer = self
+            .try_request("tools/call", json!({"name": name, "arguments": arguments}))
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        let message = answer.messages().pop().unwrap();
+        assert!(
+            message.get("result").is_none(),
+            "an unknown tool is no result: {message}"
+        );
+        assert_eq!(message["error"]["code"], -32602, "{message}");
+        assert_eq!(
+            message["error"]["message"],
+            format!("unknown tool: {name}"),
+            "{message}"
+        );
+        message["error"]["data"].clone()
+    }
 }
 
 fn initialize_params() -> Value {
@@ -315,10 +336,8 @@ async fn a_failing_tool_is_an_error_result_carrying_the_rest_problem_document() 
     let problem: Value = serde_json::from_str(invalid["content"][0]["text"].as_str().unwrap()).unwrap();
     assert_eq!(problem["type"], "https://integrations.dev/problems/invalid-arguments");
     assert_eq!(problem["status"], 422);
-    let missing = client.call_tool("jira_get_issue", json!({"issue_key": "A-1"})).await;
-    assert_eq!(missing["isError"], true);
-    let problem: Value = serde_json::from_str(missing["content"][0]["text"].as_str().unwrap()).unwrap();
-    assert_eq!(problem["type"], "https://integrations.dev/problems/tool-not-found");
+    let missing = client.unknown_tool("jira_get_issue", json!({"issue_key": "A-1"})).await;
+    assert_eq!(missing["type"], "https://integrations.dev/problems/tool-not-found");
     assert_eq!(slack.received_requests().await.unwrap().len(), before);
 }
 
@@ -426,9 +445,9 @@ async fn each_tenant_lists_only_its_own_tools() {
     assert!(prefixes(&globex_tools, "jira_"), "{globex_tools}");
     // Nor can one call the other's tools.
     let refused = globex
-        .call_tool("slack_send_message", json!({"channel": "C1", "text": "x"}))
+        .unknown_tool("slack_send_message", json!({"channel": "C1", "text": "x"}))
         .await;
-    assert_eq!(refused["isError"], true);
+    assert_eq!(refused["status"], 404);
 }
 
 #[tokio::test]
@@ -450,9 +469,9 @@ async fn the_tool_list_follows_lifecycle_changes_without_reconnecting() {
     assert_eq!(app.post("/v1/plugins/slack/disable", &key, json!({})).await.status, 200);
     assert_eq!(client.list_tools().await, json!([]));
     let disabled = client
-        .call_tool("slack_send_message", json!({"channel": "C1", "text": "x"}))
+        .unknown_tool("slack_send_message", json!({"channel": "C1", "text": "x"}))
         .await;
-    assert_eq!(disabled["isError"], true);
+    assert_eq!(disabled["type"], "https://integrations.dev/problems/tool-not-found");
 
     assert_eq!(app.post("/v1/plugins/slack/enable", &key, json!({})).await.status, 200);
     assert_eq!(client.list_tools().await, tools);
