@@ -1,6 +1,7 @@
 //! The event pipeline's promise, with real processes: a webhook that got a 2xx is delivered
-//! downstream (NATS JetStream, and an outbound webhook receiver) under exactly one id, whatever crashes; two replicas process each
-//! event once; a client that hangs up after sending loses nothing that was committed.
+//! downstream (NATS JetStream, and an outbound webhook receiver) under exactly one id, whatever
+//! crashes, also when a replica dies beside a live one; two replicas process each event once; a
+//! client that hangs up after sending loses nothing that was committed.
 //!
 //! Uses the machine's NATS (127.0.0.1:4222) with a stream and subjects of each test's own.
 
@@ -162,10 +163,18 @@ fn embedded(data_dir: &Path, master_key: &str, stream: &Stream) -> Vec<(&'static
     env
 }
 
-/// An outbound webhook receiver: for each delivery number, the distinct `webhook-id`s it came with.
-type Received = Arc<std::sync::Mutex<BTreeMap<u64, BTreeSet<String>>>>;
+/// What an outbound webhook receiver got: for each delivery number, the distinct `webhook-id`s it
+/// came with, and when it first came.
+#[derive(Default)]
+struct Arrivals {
+    ids: BTreeMap<u64, BTreeSet<String>>,
+    first: BTreeMap<u64, tokio::time::Instant>,
+}
 
-async fn start_receiver() -> (String, Received) {
+type Received = Arc<std::sync::Mutex<Arrivals>>;
+
+/// A receiver that answers each delivery after `delay`.
+async fn start_receiver(delay: Duration) -> (String, Received) {
     use axum::routing::post;
     let received: Received = Arc::default();
     let record = received.clone();
@@ -181,8 +190,11 @@ async fn start_receiver() -> (String, Received) {
                     .to_owned();
                 let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 if let Some(number) = event["data"]["issue"]["number"].as_u64() {
-                    record.lock().unwrap().entry(number).or_default().insert(id);
+                    let mut arrivals = record.lock().unwrap();
+                    arrivals.ids.entry(number).or_default().insert(id);
+                    arrivals.first.entry(number).or_insert_with(tokio::time::Instant::now);
                 }
+                tokio::time::sleep(delay).await;
                 axum::http::StatusCode::NO_CONTENT
             }
         }),
@@ -193,6 +205,61 @@ async fn start_receiver() -> (String, Received) {
     (url, received)
 }
 
+/// Webhooks 0..1,000 sent by 64 concurrent senders, each to `bases[number % bases.len()]`.
+struct Burst {
+    senders: Vec<tokio::task::JoinHandle<()>>,
+    acknowledged: Arc<std::sync::Mutex<BTreeSet<u64>>>,
+}
+
+impl Burst {
+    /// Starts sending; returns once `answers` webhooks were answered (a kill then falls mid-burst).
+    async fn start(bases: Vec<String>, answers: usize) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let acknowledged = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+        let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let senders = (0..64)
+            .map(|_| {
+                let (client, bases) = (client.clone(), bases.clone());
+                let (acknowledged, answered, next) = (acknowledged.clone(), answered.clone(), next.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let number = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        if number >= 1000 {
+                            return;
+                        }
+                        let base = &bases[number as usize % bases.len()];
+                        if let Some(status) = deliver(&client, base, number).await {
+                            answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            if (200..300).contains(&status) {
+                                acknowledged.lock().unwrap().insert(number);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        while answered.load(std::sync::atomic::Ordering::SeqCst) < answers {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Self { senders, acknowledged }
+    }
+
+    /// Waits for the rest of the burst; returns the webhooks that got a 2xx.
+    async fn finish(self) -> BTreeSet<u64> {
+        for sender in self.senders {
+            sender.await.unwrap();
+        }
+        let acknowledged = self.acknowledged.lock().unwrap().clone();
+        assert!(acknowledged.len() >= 300, "only {} acknowledged", acknowledged.len());
+        assert!(acknowledged.len() < 1000, "the kill came too late to test anything");
+        acknowledged
+    }
+}
+
 /// Waits until the receiver has every acknowledged delivery (or 60 s), then checks each came
 /// under exactly one `webhook-id` (a redelivery reuses it).
 async fn assert_delivered_once(received: &Received, acknowledged: &BTreeSet<u64>) {
@@ -200,14 +267,14 @@ async fn assert_delivered_once(received: &Received, acknowledged: &BTreeSet<u64>
     while tokio::time::Instant::now() < deadline {
         let missing = acknowledged
             .iter()
-            .filter(|n| !received.lock().unwrap().contains_key(n))
+            .filter(|n| !received.lock().unwrap().ids.contains_key(n))
             .count();
         if missing == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let received = received.lock().unwrap();
+    let received = &received.lock().unwrap().ids;
     let lost: Vec<&u64> = acknowledged.iter().filter(|n| !received.contains_key(n)).collect();
     assert!(
         lost.is_empty(),
@@ -245,7 +312,7 @@ async fn a_crash_mid_burst_loses_no_acknowledged_webhook_and_publishes_none_twic
     let server = Server::start(&env, dir.path()).await;
     let jira = jira().await;
     let key = tenant_with_jira(&server, &jira).await;
-    let (receiver, received) = start_receiver().await;
+    let (receiver, received) = start_receiver(Duration::ZERO).await;
     let (status, endpoint) = request(
         reqwest::Method::POST,
         server.url("/v1/webhook-endpoints"),
@@ -256,43 +323,9 @@ async fn a_crash_mid_burst_loses_no_acknowledged_webhook_and_publishes_none_twic
     assert_eq!(status, 201, "{endpoint}");
 
     // 1,000 webhooks from 64 concurrent senders; the server is killed after the 300th answer.
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let acknowledged = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
-    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let senders: Vec<_> = (0..64)
-        .map(|_| {
-            let (client, base) = (client.clone(), server.base.clone());
-            let (acknowledged, answered, next) = (acknowledged.clone(), answered.clone(), next.clone());
-            tokio::spawn(async move {
-                loop {
-                    let number = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    if number >= 1000 {
-                        return;
-                    }
-                    if let Some(status) = deliver(&client, &base, number).await {
-                        answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        if (200..300).contains(&status) {
-                            acknowledged.lock().unwrap().insert(number);
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
-    while answered.load(std::sync::atomic::Ordering::SeqCst) < 300 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let burst = Burst::start(vec![server.base.clone()], 300).await;
     server.kill();
-    for sender in senders {
-        sender.await.unwrap();
-    }
-    let acknowledged = acknowledged.lock().unwrap().clone();
-    assert!(acknowledged.len() >= 300, "only {} acknowledged", acknowledged.len());
-    assert!(acknowledged.len() < 1000, "the kill came too late to test anything");
+    let acknowledged = burst.finish().await;
 
     let restarted = Server::start(&env, dir.path()).await;
     let events = stream.issue_events(acknowledged.len()).await;
@@ -367,6 +400,62 @@ async fn two_replicas_on_one_postgres_and_one_nats_process_each_event_once() {
         assert_eq!(seen, acknowledged);
     }
     drop((one, two));
+    stream.delete().await;
+    database.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_mid_burst_on_postgres_leaves_its_deliveries_to_the_other() {
+    let Some(database) = ScratchDatabase::create("pipeline_takeover").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (_, master_key) = MasterKey::generate().unwrap();
+    let stream = Stream::unique("takeover");
+    let mut env = embedded(dir.path(), &master_key, &stream);
+    env.push(("DATABASE_URL", database.url.clone()));
+    // A lease is the timeout + 30 s: deliveries the killed replica held come back after ~31 s.
+    env.push(("INTEGRATIONS_OUTBOUND_TIMEOUT_SECS", "1".to_owned()));
+    let doomed = Server::start(&env, dir.path()).await;
+    let survivor = Server::start(&env, dir.path()).await;
+    let jira = jira().await;
+    let key = tenant_with_jira(&doomed, &jira).await;
+    // A slow receiver, so that each replica holds leased deliveries, queued and in flight.
+    let (receiver, received) = start_receiver(Duration::from_millis(20)).await;
+    let (status, endpoint) = request(
+        reqwest::Method::POST,
+        survivor.url("/v1/webhook-endpoints"),
+        &key,
+        Some(json!({"url": receiver, "event_types": ["jira.*"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{endpoint}");
+
+    // Half the burst goes to the replica killed after the 300th answer, once deliveries are under
+    // way (so that it holds leases); the other keeps running.
+    let burst = Burst::start(vec![doomed.base.clone(), survivor.base.clone()], 300).await;
+    let under_way = tokio::time::Instant::now() + Duration::from_secs(10);
+    while received.lock().unwrap().ids.len() < 20 && tokio::time::Instant::now() < under_way {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    doomed.kill();
+    let killed_at = tokio::time::Instant::now();
+    let acknowledged = burst.finish().await;
+
+    let events = stream.issue_events(acknowledged.len()).await;
+    assert_exactly_once(&events, &acknowledged);
+    assert_delivered_once(&received, &acknowledged).await;
+    // The killed replica's leases lapsed and the survivor sent what they held: without the
+    // takeover these would be missing above; this shows the test reached it.
+    let late = received
+        .lock()
+        .unwrap()
+        .first
+        .values()
+        .filter(|at| at.saturating_duration_since(killed_at) > Duration::from_secs(25))
+        .count();
+    assert!(late > 0, "no delivery waited for the killed replica's leases to lapse");
+    drop(survivor);
     stream.delete().await;
     database.drop_database().await;
 }
