@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, Mutex};
 
-use crate::batch::{answer_batch, Pending, MAX_BATCH};
+use crate::batch::{answer_batch, power_of_two_chunks, row_placeholders, statement_for_rows, Pending, MAX_BATCH};
 use crate::webhook_event::NewWebhookEvent;
 use crate::StoreError;
 
@@ -55,11 +55,8 @@ async fn insert_all(
     let mut inserted: HashSet<String> = HashSet::with_capacity(events.len());
     // Multi-row statements in power-of-two sizes: one round trip per chunk instead of per event,
     // and few distinct statements for the prepared-statement cache.
-    let mut rest = events;
-    while !rest.is_empty() {
-        let size = 1usize << rest.len().ilog2();
-        let (chunk, tail) = rest.split_at(size);
-        let mut query = sqlx::query(insert_statement(size, server));
+    for chunk in power_of_two_chunks(events) {
+        let mut query = sqlx::query(insert_statement(chunk.len(), server));
         for event in chunk {
             query = query
                 .bind(&event.id)
@@ -80,7 +77,6 @@ async fn insert_all(
             }
             inserted.insert(id);
         }
-        rest = tail;
     }
     let mut outcomes = Vec::with_capacity(events.len());
     for event in events {
@@ -108,29 +104,22 @@ async fn insert_all(
 fn insert_statement(rows: usize, backlog: bool) -> &'static str {
     static WITH_BACKLOG: OnceLock<Vec<String>> = OnceLock::new();
     static ALONE: OnceLock<Vec<String>> = OnceLock::new();
-    let cache = if backlog { &WITH_BACKLOG } else { &ALONE };
-    let statements = cache.get_or_init(|| {
-        (0..=MAX_BATCH.ilog2())
-            .map(|power| {
-                let values: Vec<String> = (0..1usize << power)
-                    .map(|row| {
-                        let first = row * 7;
-                        let params: Vec<String> = (1..=7).map(|column| format!("${}", first + column)).collect();
-                        format!("({})", params.join(", "))
-                    })
-                    .collect();
-                let insert = format!(
-                    "INSERT INTO webhook_events (id, tenant_id, plugin, delivery_id, event_type, payload, received_at) \
-                     VALUES {} ON CONFLICT (tenant_id, plugin, delivery_id) DO NOTHING RETURNING id",
-                    values.join(", ")
-                );
-                if backlog {
-                    format!("WITH inserted AS ({insert}) INSERT INTO webhook_backlog (id) SELECT id FROM inserted RETURNING id")
-                } else {
-                    insert
-                }
-            })
-            .collect()
-    });
-    &statements[rows.ilog2() as usize]
+    if backlog {
+        statement_for_rows(&WITH_BACKLOG, rows, |rows| {
+            format!(
+                "WITH inserted AS ({}) INSERT INTO webhook_backlog (id) SELECT id FROM inserted RETURNING id",
+                insert_webhooks(rows)
+            )
+        })
+    } else {
+        statement_for_rows(&ALONE, rows, insert_webhooks)
+    }
+}
+
+fn insert_webhooks(rows: usize) -> String {
+    format!(
+        "INSERT INTO webhook_events (id, tenant_id, plugin, delivery_id, event_type, payload, received_at) \
+         VALUES {} ON CONFLICT (tenant_id, plugin, delivery_id) DO NOTHING RETURNING id",
+        row_placeholders(rows, 7)
+    )
 }

@@ -179,3 +179,84 @@ async fn webhooks_with_ids_from_before_time_ordering_expire_by_arrival_on_postgr
     legacy_ids_expire_by_arrival(&database.store).await;
     database.drop().await;
 }
+
+/// A batch of processed webhooks: each leaves the backlog once (also when listed twice, or
+/// already taken), and their events enter the log in the order given.
+async fn processed_batch(store: &Store) {
+    let (t, k, d) = tenant("acme");
+    store.create_tenant(&t, &k, &d).await.unwrap();
+    let now = now_unix();
+    let webhooks: Vec<NewWebhookEvent> = (1..=3u8)
+        .map(|n| NewWebhookEvent {
+            id: event_id_at(now * 1000, n),
+            received_at: now,
+            ..webhook(n.into(), "acme", &format!("d-{n}"))
+        })
+        .collect();
+    for webhook in &webhooks {
+        store.insert_webhook_event(webhook).await.unwrap();
+    }
+    let event = |id: String| NewEvent {
+        data: EventData::WebhookBody(webhooks[0].id.clone()),
+        id,
+        tenant_id: "acme".into(),
+        plugin: Some("jira".into()),
+        event_type: "jira.issue_created".into(),
+        occurred_at: 5,
+        idempotency_key: None,
+    };
+    let (first, second, third) = (&webhooks[0].id, &webhooks[1].id, &webhooks[2].id);
+    let taken_before = store
+        .record_processed_webhooks(&[(third.clone(), vec![event(third.clone())])])
+        .await
+        .unwrap();
+    assert_eq!(taken_before, 1);
+    let first_events: Vec<NewEvent> = ["", "_1", "_2"].iter().map(|s| event(format!("{first}{s}"))).collect();
+    let batch = vec![
+        (first.clone(), first_events.clone()),
+        (third.clone(), vec![event(format!("{third}_again"))]),
+        (second.clone(), vec![event(second.clone())]),
+        (first.clone(), first_events),
+    ];
+    assert_eq!(store.record_processed_webhooks(&batch).await.unwrap(), 2);
+    let logged: Vec<String> = store
+        .events_after(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    let expected = [
+        third.clone(),
+        first.clone(),
+        format!("{first}_1"),
+        format!("{first}_2"),
+        second.clone(),
+    ];
+    assert_eq!(logged, expected);
+    assert!(pending_ids(store).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_processed_batch_enters_the_log_once_and_in_order() {
+    let (_dir, store) = sqlite_store().await;
+    processed_batch(&store).await;
+}
+
+#[tokio::test]
+async fn a_processed_batch_enters_the_log_once_and_in_order_in_memory() {
+    let store = Store::connect("sqlite:file:batchmem?mode=memory&cache=shared")
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    processed_batch(&store).await;
+}
+
+#[tokio::test]
+async fn a_processed_batch_enters_the_log_once_and_in_order_on_postgres() {
+    let Some(database) = ScratchPostgres::create("store_processed_batch").await else {
+        return;
+    };
+    processed_batch(&database.store).await;
+    database.drop().await;
+}
