@@ -53,8 +53,6 @@ async fn insert_all(
 ) -> Result<Vec<(String, bool)>, StoreError> {
     let mut tx = pool.begin().await?;
     let mut inserted: HashSet<String> = HashSet::with_capacity(events.len());
-    // Multi-row statements in power-of-two sizes: one round trip per chunk instead of per event,
-    // and few distinct statements for the prepared-statement cache.
     for chunk in power_of_two_chunks(events) {
         let mut query = sqlx::query(insert_statement(chunk.len(), server));
         for event in chunk {
