@@ -205,15 +205,16 @@ async fn start_receiver(delay: Duration) -> (String, Received) {
     (url, received)
 }
 
-/// Webhooks 0..1,000 sent by 64 concurrent senders, each to `bases[number % bases.len()]`.
+/// Webhooks `0..total` sent by 64 concurrent senders, each to `bases[number % bases.len()]`.
 struct Burst {
+    total: u64,
     senders: Vec<tokio::task::JoinHandle<()>>,
     acknowledged: Arc<std::sync::Mutex<BTreeSet<u64>>>,
 }
 
 impl Burst {
     /// Starts sending; returns once `answers` webhooks were answered (a kill then falls mid-burst).
-    async fn start(bases: Vec<String>, answers: usize) -> Self {
+    async fn start(bases: Vec<String>, total: u64, answers: usize) -> Self {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
@@ -228,7 +229,7 @@ impl Burst {
                 tokio::spawn(async move {
                     loop {
                         let number = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        if number >= 1000 {
+                        if number >= total {
                             return;
                         }
                         let base = &bases[number as usize % bases.len()];
@@ -245,7 +246,11 @@ impl Burst {
         while answered.load(std::sync::atomic::Ordering::SeqCst) < answers {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        Self { senders, acknowledged }
+        Self {
+            total,
+            senders,
+            acknowledged,
+        }
     }
 
     /// Waits for the rest of the burst; returns the webhooks that got a 2xx.
@@ -255,7 +260,10 @@ impl Burst {
         }
         let acknowledged = self.acknowledged.lock().unwrap().clone();
         assert!(acknowledged.len() >= 300, "only {} acknowledged", acknowledged.len());
-        assert!(acknowledged.len() < 1000, "the kill came too late to test anything");
+        assert!(
+            (acknowledged.len() as u64) < self.total,
+            "the kill came too late to test anything"
+        );
         acknowledged
     }
 }
@@ -323,7 +331,7 @@ async fn a_crash_mid_burst_loses_no_acknowledged_webhook_and_publishes_none_twic
     assert_eq!(status, 201, "{endpoint}");
 
     // 1,000 webhooks from 64 concurrent senders; the server is killed after the 300th answer.
-    let burst = Burst::start(vec![server.base.clone()], 300).await;
+    let burst = Burst::start(vec![server.base.clone()], 1000, 300).await;
     server.kill();
     let acknowledged = burst.finish().await;
 
@@ -417,27 +425,27 @@ async fn a_replica_killed_mid_burst_on_postgres_leaves_its_deliveries_to_the_oth
     // A lease is the timeout + 30 s: deliveries the killed replica held come back after ~31 s.
     env.push(("INTEGRATIONS_OUTBOUND_TIMEOUT_SECS", "1".to_owned()));
     let doomed = Server::start(&env, dir.path()).await;
-    let survivor = Server::start(&env, dir.path()).await;
     let jira = jira().await;
     let key = tenant_with_jira(&doomed, &jira).await;
-    // A slow receiver, so that each replica holds leased deliveries, queued and in flight.
+    // A slow receiver, so that the replica holds leased deliveries, queued and in flight.
     let (receiver, received) = start_receiver(Duration::from_millis(20)).await;
     let (status, endpoint) = request(
         reqwest::Method::POST,
-        survivor.url("/v1/webhook-endpoints"),
+        doomed.url("/v1/webhook-endpoints"),
         &key,
         Some(json!({"url": receiver, "event_types": ["jira.*"]})),
     )
     .await;
     assert_eq!(status, 201, "{endpoint}");
 
-    // Half the burst goes to the replica killed after the 300th answer, once deliveries are under
-    // way (so that it holds leases); the other keeps running.
-    let burst = Burst::start(vec![doomed.base.clone(), survivor.base.clone()], 300).await;
+    // The burst goes to the replica to be killed. Once deliveries are under way it holds leases
+    // (it is alone); the second replica starts beside it, and then it is killed mid-burst.
+    let burst = Burst::start(vec![doomed.base.clone()], 5000, 300).await;
     let under_way = tokio::time::Instant::now() + Duration::from_secs(10);
-    while received.lock().unwrap().ids.len() < 20 && tokio::time::Instant::now() < under_way {
+    while received.lock().unwrap().ids.len() < 40 && tokio::time::Instant::now() < under_way {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    let survivor = Server::start(&env, dir.path()).await;
     doomed.kill();
     let killed_at = tokio::time::Instant::now();
     let acknowledged = burst.finish().await;

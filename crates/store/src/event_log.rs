@@ -210,17 +210,7 @@ impl Store {
         for chunk in power_of_two_chunks(&events) {
             let mut query = sqlx::query(statement_for_rows(&INSERT_EVENTS, chunk.len(), insert_events));
             for event in chunk {
-                let (data, webhook_id) = event.data.columns();
-                query = query
-                    .bind(&event.id)
-                    .bind(&event.tenant_id)
-                    .bind(&event.plugin)
-                    .bind(&event.event_type)
-                    .bind(event.occurred_at)
-                    .bind(data)
-                    .bind(&event.idempotency_key)
-                    .bind(now)
-                    .bind(webhook_id);
+                query = bind_event(query, event, now);
             }
             // Rows take their `seq` in the order they are listed, so a webhook's events stay in order.
             query.execute(&mut *tx).await?;
@@ -363,7 +353,7 @@ pub(crate) async fn insert_event(
     insert_event_at(tx, event, now_unix()).await
 }
 
-/// Processed webhooks' multi-row statements, one text per power-of-two size.
+/// The log's multi-row statements, one text per power-of-two size.
 static OUT_OF_BACKLOG: OnceLock<Vec<String>> = OnceLock::new();
 static INSERT_EVENTS: OnceLock<Vec<String>> = OnceLock::new();
 
@@ -389,23 +379,28 @@ async fn insert_event_at(
     event: &NewEvent,
     now: i64,
 ) -> Result<(), StoreError> {
-    let (data, webhook_id) = event.data.columns();
-    sqlx::query(
-        "INSERT INTO events (id, tenant_id, plugin, type, occurred_at, data, idempotency_key, created_at, webhook_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(&event.id)
-    .bind(&event.tenant_id)
-    .bind(&event.plugin)
-    .bind(&event.event_type)
-    .bind(event.occurred_at)
-    .bind(data)
-    .bind(&event.idempotency_key)
-    .bind(now)
-    .bind(webhook_id)
-    .execute(&mut **tx)
-    .await?;
+    let query = sqlx::query(statement_for_rows(&INSERT_EVENTS, 1, insert_events));
+    bind_event(query, event, now).execute(&mut **tx).await?;
     Ok(())
+}
+
+/// Binds one row of [`insert_events`]: the event, created at `now`.
+fn bind_event<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    event: &'q NewEvent,
+    now: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    let (data, webhook_id) = event.data.columns();
+    query
+        .bind(&event.id)
+        .bind(&event.tenant_id)
+        .bind(&event.plugin)
+        .bind(&event.event_type)
+        .bind(event.occurred_at)
+        .bind(data)
+        .bind(&event.idempotency_key)
+        .bind(now)
+        .bind(webhook_id)
 }
 
 pub(crate) fn event_from_row(row: &sqlx::any::AnyRow) -> Result<StoredEvent, StoreError> {
