@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 use sqlx::Row;
 
-use crate::batch::{power_of_two_chunks, row_placeholders, statement_for_rows};
+use crate::multi_row::{power_of_two_chunks, row_placeholders, statement_for_rows};
 use crate::{now_unix, Backend, Store, StoreError};
 
 /// Key of the PostgreSQL advisory lock that orders appends to the log.

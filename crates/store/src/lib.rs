@@ -11,6 +11,7 @@ mod group_commit;
 mod installations;
 mod invalidations;
 mod jobs;
+mod multi_row;
 mod postgres_writer;
 mod sqlite_presence;
 mod sqlite_writer;

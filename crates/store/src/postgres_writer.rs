@@ -8,7 +8,8 @@ use std::sync::{Arc, OnceLock};
 use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, Mutex};
 
-use crate::batch::{answer_batch, power_of_two_chunks, row_placeholders, statement_for_rows, Pending, MAX_BATCH};
+use crate::batch::{answer_batch, Pending, MAX_BATCH};
+use crate::multi_row::{power_of_two_chunks, row_placeholders, statement_for_rows};
 use crate::webhook_event::NewWebhookEvent;
 use crate::StoreError;
 
