@@ -642,7 +642,7 @@ impl Bench<'_> {
     async fn webhook(&self, setup: &Setup, base: &str) -> Result<WrkStats, BenchError> {
         let body = webhook_body(1024);
         let shape = RequestShape::post_json("/v1/webhooks/jira/bench", body.clone())
-            .header("X-Hub-Signature", &jira_signature(WEBHOOK_SECRET, body.as_bytes()))
+            .header("X-Hub-Signature", &integrations_hub_signature::sign(WEBHOOK_SECRET, body.as_bytes()))
             .varying(Variation::UniqueHeader("X-Atlassian-Webhook-Identifier"));
         let probe_shape = shape
             .clone()
@@ -679,12 +679,6 @@ fn webhook_body(size: usize) -> String {
     let tail = r#""}"#;
     let padding = size.saturating_sub(head.len() + tail.len());
     format!("{head}{}{tail}", "x".repeat(padding))
-}
-
-/// `sha256=<hex HMAC-SHA256(secret, body)>`, Jira's `X-Hub-Signature`.
-fn jira_signature(secret: &str, body: &[u8]) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
-    format!("sha256={}", hex::encode(ring::hmac::sign(&key, body).as_ref()))
 }
 
 /// `n` random bytes as hex.

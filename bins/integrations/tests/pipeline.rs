@@ -100,11 +100,7 @@ impl Stream {
 
 fn signed(number: u64) -> (String, String) {
     let body = json!({"webhookEvent": "jira:issue_created", "issue": {"number": number}}).to_string();
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, HOOK_SECRET.as_bytes());
-    let signature = format!(
-        "sha256={}",
-        hex::encode(ring::hmac::sign(&key, body.as_bytes()).as_ref())
-    );
+    let signature = integrations_hub_signature::sign(HOOK_SECRET, body.as_bytes());
     (body, signature)
 }
 

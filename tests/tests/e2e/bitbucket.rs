@@ -319,10 +319,6 @@ async fn install_is_refused_with_both_credential_forms() {
     assert_eq!(problem["errors"][0]["field"], "access_token");
 }
 
-fn signature(secret: &str, body: &[u8]) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
-    format!("sha256={}", hex::encode(ring::hmac::sign(&key, body).as_ref()))
-}
 
 fn delivery(signature: &str, request_uuid: &str, body: &[u8]) -> http::Request<Body> {
     http::Request::post("/v1/webhooks/bitbucket/acme")
@@ -343,7 +339,7 @@ const REQUEST_UUID: &str = "5b4c7a1e-2a9b-4a39-8c6e-6a1f0b7f1d22";
 #[tokio::test]
 async fn signed_webhooks_are_stored_once_per_request_uuid() {
     let (app, _vendor, key) = setup().await;
-    let signed = signature(WEBHOOK_SECRET, EVENT);
+    let signed = integrations_hub_signature::sign(WEBHOOK_SECRET, EVENT);
     let first = app.send(delivery(&signed, REQUEST_UUID, EVENT)).await;
     assert_eq!(first.status, 202, "{}", first.text());
     assert_eq!(first.json()["duplicate"], false);
@@ -366,12 +362,12 @@ async fn signed_webhooks_are_stored_once_per_request_uuid() {
 #[tokio::test]
 async fn bad_signatures_are_the_uniform_refusal() {
     let (app, _vendor, _key) = setup().await;
-    let wrong = signature("not-the-secret", EVENT);
+    let wrong = integrations_hub_signature::sign("not-the-secret", EVENT);
     app.send(delivery(&wrong, REQUEST_UUID, EVENT))
         .await
         .assert_problem(404, "webhook-rejected");
     // A signature over another body does not carry over.
-    let other = signature(WEBHOOK_SECRET, br#"{"pullrequest":{"id":1}}"#);
+    let other = integrations_hub_signature::sign(WEBHOOK_SECRET, br#"{"pullrequest":{"id":1}}"#);
     app.send(delivery(&other, REQUEST_UUID, EVENT))
         .await
         .assert_problem(404, "webhook-rejected");

@@ -354,11 +354,8 @@ pub fn jira_basic(token: &str) -> String {
     )
 }
 
-/// Hex HMAC-SHA256 signature as Jira sends it.
-pub fn jira_signature(secret: &str, body: &[u8]) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
-    format!("sha256={}", hex::encode(ring::hmac::sign(&key, body).as_ref()))
-}
+/// `X-Hub-Signature` as Jira sends it.
+pub use integrations_hub_signature::sign as jira_signature;
 
 /// `X-Slack-Signature` (v0) over `v0:{timestamp}:{body}`, as Slack sends it.
 pub fn slack_signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
