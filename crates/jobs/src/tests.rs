@@ -2,7 +2,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use integrations_store::{ApiKeyRecord, DataKeyRecord, Tenant};
 use serde_json::json;
 
 use super::*;
@@ -13,29 +12,8 @@ async fn sqlite_store() -> (tempfile::TempDir, Store) {
         .await
         .unwrap();
     store.migrate().await.unwrap();
-    add_tenant(&store).await;
+    integrations_store::testing::add_tenant(&store, "acme").await.unwrap();
     (dir, store)
-}
-
-async fn add_tenant(store: &Store) {
-    let tenant = Tenant {
-        id: "acme".into(),
-        traits: Default::default(),
-        outbound_allow_cidrs: vec![],
-        created_at: 1,
-    };
-    let key = ApiKeyRecord {
-        id: "key-acme".into(),
-        tenant_id: "acme".into(),
-        digest: vec![1],
-        created_at: 1,
-    };
-    let data_key = DataKeyRecord {
-        tenant_id: "acme".into(),
-        master_key_id: "m1".into(),
-        wrapped_key: vec![9; 60],
-    };
-    store.create_tenant(&tenant, &key, &data_key).await.unwrap();
 }
 
 fn fast() -> JobSettings {
@@ -255,7 +233,7 @@ async fn two_workers_on_postgres_run_each_job_once() {
     let (base, _) = admin_url.rsplit_once('/').unwrap();
     let store = Store::connect(&format!("{base}/{name}")).await.unwrap();
     store.migrate().await.unwrap();
-    add_tenant(&store).await;
+    integrations_store::testing::add_tenant(&store, "acme").await.unwrap();
     two_workers_run_each_job_once(&store).await;
     store.close().await;
     sqlx_execute(&admin, &drop_database).await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use integrations_jobs::{Job, JobHandler, JobOutcome, JobQueue, JobSettings};
 use integrations_nats::{NatsJobFeed, NatsSettings};
-use integrations_store::{ApiKeyRecord, DataKeyRecord, JobState, Store, Tenant};
+use integrations_store::{JobState, Store};
 use serde_json::json;
 
 async fn store() -> (tempfile::TempDir, Store) {
@@ -18,24 +18,7 @@ async fn store() -> (tempfile::TempDir, Store) {
         .await
         .unwrap();
     store.migrate().await.unwrap();
-    let tenant = Tenant {
-        id: "acme".into(),
-        traits: Default::default(),
-        outbound_allow_cidrs: vec![],
-        created_at: 1,
-    };
-    let key = ApiKeyRecord {
-        id: "key-acme".into(),
-        tenant_id: "acme".into(),
-        digest: vec![1],
-        created_at: 1,
-    };
-    let data_key = DataKeyRecord {
-        tenant_id: "acme".into(),
-        master_key_id: "m1".into(),
-        wrapped_key: vec![9; 60],
-    };
-    store.create_tenant(&tenant, &key, &data_key).await.unwrap();
+    integrations_store::testing::add_tenant(&store, "acme").await.unwrap();
     (dir, store)
 }
 

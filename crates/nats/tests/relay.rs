@@ -9,7 +9,7 @@ use async_nats::jetstream;
 use integrations_core::PluginRegistry;
 use integrations_events::EventLog;
 use integrations_nats::{EventRelay, NatsSettings};
-use integrations_store::{ApiKeyRecord, DataKeyRecord, Store, Tenant};
+use integrations_store::Store;
 use serde_json::json;
 
 const SHARED_NATS: &str = "nats://127.0.0.1:4222";
@@ -20,24 +20,7 @@ async fn log_with_tenant() -> (tempfile::TempDir, Store, Arc<EventLog>) {
         .await
         .unwrap();
     store.migrate().await.unwrap();
-    let tenant = Tenant {
-        id: "acme".into(),
-        traits: Default::default(),
-        outbound_allow_cidrs: vec![],
-        created_at: 1,
-    };
-    let key = ApiKeyRecord {
-        id: "key-acme".into(),
-        tenant_id: "acme".into(),
-        digest: vec![1],
-        created_at: 1,
-    };
-    let data_key = DataKeyRecord {
-        tenant_id: "acme".into(),
-        master_key_id: "m1".into(),
-        wrapped_key: vec![9; 60],
-    };
-    store.create_tenant(&tenant, &key, &data_key).await.unwrap();
+    integrations_store::testing::add_tenant(&store, "acme").await.unwrap();
     let log = EventLog::new(store.clone(), Arc::new(PluginRegistry::from_plugins(vec![]).unwrap()));
     (dir, store, log)
 }

@@ -280,5 +280,7 @@ fn now_unix() -> i64 {
         .unwrap_or_default()
 }
 
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
-use serde_json::{json, Map, Value};
+use serde_json::{json, Map};
 
 use super::*;
+use crate::testing::tenant_records as tenant;
 
 async fn sqlite_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -23,32 +24,6 @@ fn lifecycle(tenant: &str, plugin: &str, event_type: &str) -> NewEvent {
         data: EventData::Json(json!({"plugin": plugin})),
         idempotency_key: None,
     }
-}
-
-fn tenant(id: &str) -> (Tenant, ApiKeyRecord, DataKeyRecord) {
-    let traits = match json!({"plan": "pro"}) {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
-    (
-        Tenant {
-            id: id.into(),
-            traits,
-            outbound_allow_cidrs: vec![],
-            created_at: 1,
-        },
-        ApiKeyRecord {
-            id: format!("key-{id}"),
-            tenant_id: id.into(),
-            digest: vec![1, 2, 3],
-            created_at: 1,
-        },
-        DataKeyRecord {
-            tenant_id: id.into(),
-            master_key_id: "m1".into(),
-            wrapped_key: vec![9; 60],
-        },
-    )
 }
 
 #[tokio::test]
