@@ -116,6 +116,46 @@ async fn deleting_a_tenant_removes_everything_it_owns() {
     assert!(!store.delete_tenant("acme").await.unwrap());
 }
 
+#[tokio::test]
+async fn deleting_a_tenant_takes_its_webhooks_out_of_the_backlog() {
+    let (_dir, store) = sqlite_store().await;
+    backlog_after_tenant_deletion(&store).await;
+}
+
+#[tokio::test]
+async fn deleting_a_tenant_takes_its_webhooks_out_of_the_backlog_on_postgres() {
+    let Some(database) = ScratchPostgres::create("store_tenant_backlog").await else {
+        return;
+    };
+    backlog_after_tenant_deletion(&database.store).await;
+    database.drop().await;
+}
+
+/// A deleted tenant's webhooks leave the backlog with it (or the pipeline would look for them
+/// forever), and only its own.
+async fn backlog_after_tenant_deletion(store: &Store) {
+    for id in ["acme", "globex"] {
+        let (t, k, d) = tenant(id);
+        store.create_tenant(&t, &k, &d).await.unwrap();
+    }
+    store.insert_webhook_event(&webhook(1, "acme", "d1")).await.unwrap();
+    store.insert_webhook_event(&webhook(2, "globex", "d1")).await.unwrap();
+    assert!(store.delete_tenant("acme").await.unwrap());
+    let backlog: Vec<String> = sqlx::query_scalar("SELECT id FROM webhook_backlog ORDER BY id")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(backlog, ["evt_2"]);
+    let pending: Vec<String> = store
+        .pending_webhooks(10, i64::MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|webhook| webhook.id)
+        .collect();
+    assert_eq!(pending, ["evt_2"]);
+}
+
 fn webhook(id: usize, tenant: &str, delivery: &str) -> NewWebhookEvent {
     NewWebhookEvent {
         id: format!("evt_{id}"),
