@@ -642,7 +642,10 @@ impl Bench<'_> {
     async fn webhook(&self, setup: &Setup, base: &str) -> Result<WrkStats, BenchError> {
         let body = webhook_body(1024);
         let shape = RequestShape::post_json("/v1/webhooks/jira/bench", body.clone())
-            .header("X-Hub-Signature", &integrations_hub_signature::sign(WEBHOOK_SECRET, body.as_bytes()))
+            .header(
+                "X-Hub-Signature",
+                &integrations_hub_signature::sign(WEBHOOK_SECRET, body.as_bytes()),
+            )
             .varying(Variation::UniqueHeader("X-Atlassian-Webhook-Identifier"));
         let probe_shape = shape
             .clone()

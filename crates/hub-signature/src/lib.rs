@@ -91,16 +91,31 @@ mod tests {
         let missing = verdict(Some("s3cret"), None, BODY);
         assert!(matches!(missing, Err(WebhookError::MissingSignature)), "{missing:?}");
         let refused = [
-            ("another secret", verdict(Some("s3cret"), Some(&sign("other", BODY)), BODY)),
+            (
+                "another secret",
+                verdict(Some("s3cret"), Some(&sign("other", BODY)), BODY),
+            ),
             ("no secret configured", verdict(None, Some(&good), BODY)),
-            ("a changed body", verdict(Some("s3cret"), Some(&good), br#"{"webhookEvent":"x"}"#)),
+            (
+                "a changed body",
+                verdict(Some("s3cret"), Some(&good), br#"{"webhookEvent":"x"}"#),
+            ),
             ("not hex", verdict(Some("s3cret"), Some("sha256=zz"), BODY)),
-            ("another algorithm", verdict(Some("s3cret"), Some(&good.replacen("sha256", "sha1", 1)), BODY)),
-            ("a truncated tag", verdict(Some("s3cret"), Some(&good[..good.len() - 2]), BODY)),
+            (
+                "another algorithm",
+                verdict(Some("s3cret"), Some(&good.replacen("sha256", "sha1", 1)), BODY),
+            ),
+            (
+                "a truncated tag",
+                verdict(Some("s3cret"), Some(&good[..good.len() - 2]), BODY),
+            ),
             ("an empty tag", verdict(Some("s3cret"), Some("sha256="), BODY)),
         ];
         for (case, verdict) in refused {
-            assert!(matches!(verdict, Err(WebhookError::InvalidSignature)), "{case}: {verdict:?}");
+            assert!(
+                matches!(verdict, Err(WebhookError::InvalidSignature)),
+                "{case}: {verdict:?}"
+            );
         }
     }
 }

@@ -319,7 +319,6 @@ async fn install_is_refused_with_both_credential_forms() {
     assert_eq!(problem["errors"][0]["field"], "access_token");
 }
 
-
 fn delivery(signature: &str, request_uuid: &str, body: &[u8]) -> http::Request<Body> {
     http::Request::post("/v1/webhooks/bitbucket/acme")
         .header("content-type", "application/json")
