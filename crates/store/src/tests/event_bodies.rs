@@ -97,11 +97,7 @@ async fn events_carry_their_webhooks_body_until_both_expire() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_carry_their_webhooks_body_until_both_expire_on_postgres() {
-    let Some(database) = ScratchPostgres::create("store_event_bodies").await else {
-        return;
-    };
-    bodies_by_reference(&database.store).await;
-    database.drop().await;
+    on_postgres!("store_event_bodies", bodies_by_reference);
 }
 
 /// An in-memory database has no writer thread: its inserts take the server path, in SQLite's
@@ -173,11 +169,7 @@ async fn webhooks_with_ids_from_before_time_ordering_expire_by_arrival() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_with_ids_from_before_time_ordering_expire_by_arrival_on_postgres() {
-    let Some(database) = ScratchPostgres::create("store_legacy_ids").await else {
-        return;
-    };
-    legacy_ids_expire_by_arrival(&database.store).await;
-    database.drop().await;
+    on_postgres!("store_legacy_ids", legacy_ids_expire_by_arrival);
 }
 
 /// A batch of processed webhooks: each leaves the backlog once (also when listed twice, or
@@ -254,9 +246,5 @@ async fn a_processed_batch_enters_the_log_once_and_in_order_in_memory() {
 
 #[tokio::test]
 async fn a_processed_batch_enters_the_log_once_and_in_order_on_postgres() {
-    let Some(database) = ScratchPostgres::create("store_processed_batch").await else {
-        return;
-    };
-    processed_batch(&database.store).await;
-    database.drop().await;
+    on_postgres!("store_processed_batch", processed_batch);
 }

@@ -3,6 +3,18 @@ use serde_json::{json, Map};
 use super::*;
 use crate::testing::tenant_records as tenant;
 
+/// Runs `check(&Store)` on a PostgreSQL database of its own (named after `label`), dropped
+/// afterwards; skips when `TEST_DATABASE_URL` names no server.
+macro_rules! on_postgres {
+    ($label:literal, $check:path) => {{
+        let Some(database) = ScratchPostgres::create($label).await else {
+            return;
+        };
+        $check(&database.store).await;
+        database.drop().await;
+    }};
+}
+
 async fn sqlite_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::connect(&format!("sqlite://{}/t.db", dir.path().display()))
@@ -124,11 +136,7 @@ async fn deleting_a_tenant_takes_its_webhooks_out_of_the_backlog() {
 
 #[tokio::test]
 async fn deleting_a_tenant_takes_its_webhooks_out_of_the_backlog_on_postgres() {
-    let Some(database) = ScratchPostgres::create("store_tenant_backlog").await else {
-        return;
-    };
-    backlog_after_tenant_deletion(&database.store).await;
-    database.drop().await;
+    on_postgres!("store_tenant_backlog", backlog_after_tenant_deletion);
 }
 
 /// A deleted tenant's webhooks leave the backlog with it (or the pipeline would look for them
@@ -177,11 +185,7 @@ async fn concurrent_webhook_inserts_share_transactions_and_keep_their_own_outcom
 /// The same on PostgreSQL, when `TEST_DATABASE_URL` names a server (CI sets it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_webhook_inserts_share_transactions_on_postgres() {
-    let Some(database) = ScratchPostgres::create("store_group_commit").await else {
-        return;
-    };
-    grouped_inserts(&database.store).await;
-    database.drop().await;
+    on_postgres!("store_group_commit", grouped_inserts);
 }
 
 /// A database of its own on the PostgreSQL server TEST_DATABASE_URL names; `None` (the test skips)
@@ -231,11 +235,7 @@ async fn refresh_token_rotation_and_reauthorization_compare_the_stored_value() {
 
 #[tokio::test]
 async fn refresh_token_rotation_and_reauthorization_compare_the_stored_value_on_postgres() {
-    let Some(database) = ScratchPostgres::create("store_token_rotation").await else {
-        return;
-    };
-    rotation_and_reauthorization(&database.store).await;
-    database.drop().await;
+    on_postgres!("store_token_rotation", rotation_and_reauthorization);
 }
 
 async fn rotation_and_reauthorization(store: &Store) {

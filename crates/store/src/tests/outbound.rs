@@ -70,11 +70,7 @@ async fn outbound_storage_on_sqlite() {
 
 #[tokio::test]
 async fn outbound_storage_on_postgres() {
-    let Some(database) = ScratchPostgres::create("store_outbound").await else {
-        return;
-    };
-    outbound_storage(&database.store).await;
-    database.drop().await;
+    on_postgres!("store_outbound", outbound_storage);
 }
 
 async fn outbound_storage(store: &Store) {
@@ -257,11 +253,7 @@ async fn concurrent_claims_lease_each_delivery_once_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_claims_lease_each_delivery_once_on_postgres() {
-    let Some(database) = ScratchPostgres::create("store_outbound_claims").await else {
-        return;
-    };
-    concurrent_claims(&database.store).await;
-    database.drop().await;
+    on_postgres!("store_outbound_claims", concurrent_claims);
 }
 
 /// Ten dispatchers (as on ten replicas) claim at once: every delivery goes to exactly one.
@@ -382,11 +374,7 @@ async fn renewed_leases_hold_until_their_new_end_on_sqlite() {
 
 #[tokio::test]
 async fn renewed_leases_hold_until_their_new_end_on_postgres() {
-    let Some(database) = ScratchPostgres::create("store_lease_renewal").await else {
-        return;
-    };
-    renewed_leases(&database.store).await;
-    database.drop().await;
+    on_postgres!("store_lease_renewal", renewed_leases);
 }
 
 /// A dispatcher renews the leases of what it still holds; a delivery another claim leased, or
@@ -429,11 +417,7 @@ async fn event_routes_pair_events_with_enabled_endpoints_on_sqlite() {
 
 #[tokio::test]
 async fn event_routes_pair_events_with_enabled_endpoints_on_postgres() {
-    let Some(database) = ScratchPostgres::create("store_event_routes").await else {
-        return;
-    };
-    event_routes(&database.store).await;
-    database.drop().await;
+    on_postgres!("store_event_routes", event_routes);
 }
 
 async fn event_routes(store: &Store) {
