@@ -104,6 +104,18 @@ fn signed(number: u64) -> (String, String) {
     (body, signature)
 }
 
+/// Subscribes `receiver` to the tenant's Jira events.
+async fn subscribe_to_jira_events(server: &Server, key: &str, receiver: &str) {
+    let (status, endpoint) = request(
+        reqwest::Method::POST,
+        server.url("/v1/webhook-endpoints"),
+        key,
+        Some(json!({"url": receiver, "event_types": ["jira.*"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{endpoint}");
+}
+
 /// A tenant `acme` with Jira installed (against a mock that passes the credential check).
 async fn tenant_with_jira(server: &Server, jira: &MockServer) -> String {
     let (status, created) = request(
@@ -317,14 +329,7 @@ async fn a_crash_mid_burst_loses_no_acknowledged_webhook_and_publishes_none_twic
     let jira = jira().await;
     let key = tenant_with_jira(&server, &jira).await;
     let (receiver, received) = start_receiver(Duration::ZERO).await;
-    let (status, endpoint) = request(
-        reqwest::Method::POST,
-        server.url("/v1/webhook-endpoints"),
-        &key,
-        Some(json!({"url": receiver, "event_types": ["jira.*"]})),
-    )
-    .await;
-    assert_eq!(status, 201, "{endpoint}");
+    subscribe_to_jira_events(&server, &key, &receiver).await;
 
     // 1,000 webhooks from 64 concurrent senders; the server is killed after the 300th answer.
     let burst = Burst::start(vec![server.base.clone()], 1000, 300).await;
@@ -425,14 +430,7 @@ async fn a_replica_killed_mid_burst_on_postgres_leaves_its_deliveries_to_the_oth
     let key = tenant_with_jira(&doomed, &jira).await;
     // A slow receiver, so that the replica holds leased deliveries, queued and in flight.
     let (receiver, received) = start_receiver(Duration::from_millis(20)).await;
-    let (status, endpoint) = request(
-        reqwest::Method::POST,
-        doomed.url("/v1/webhook-endpoints"),
-        &key,
-        Some(json!({"url": receiver, "event_types": ["jira.*"]})),
-    )
-    .await;
-    assert_eq!(status, 201, "{endpoint}");
+    subscribe_to_jira_events(&doomed, &key, &receiver).await;
 
     // The burst goes to the replica to be killed. Once deliveries are under way it holds leases
     // (it is alone); the second replica starts beside it, and then it is killed mid-burst.
