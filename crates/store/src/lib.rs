@@ -13,6 +13,7 @@ mod invalidations;
 mod jobs;
 mod multi_row;
 mod postgres_writer;
+mod sqlite_checkpointer;
 mod sqlite_presence;
 mod sqlite_writer;
 mod tenants;

@@ -12,6 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, Mutex};
 
 use crate::batch::{answer_batch, EventRow, Pending, ProcessedBatch, TenantAppend, WriterJob, WriterTask, MAX_BATCH};
+use crate::sqlite_checkpointer::{COMMITS_PER_CHECKPOINT, WRITER_CHECKPOINT_PAGES};
 use crate::webhook_event::NewWebhookEvent;
 use crate::StoreError;
 
@@ -48,6 +49,7 @@ pub(crate) fn run(
             return;
         }
     };
+    let checkpoints = crate::sqlite_checkpointer::start(path);
     let mut inserts: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     let mut processed: Vec<ProcessedBatch> = Vec::new();
     let mut appends: Vec<TenantAppend> = Vec::new();
@@ -71,7 +73,12 @@ pub(crate) fn run(
         tracing::trace!(inserts = events.len(), processed = batches.len(), "writer batch");
         let emitted: Vec<&EventRow> = appends.iter().map(|a| &a.event).collect();
         let written = write_batch(&mut connection, &events, &batches, &emitted, &mut tasks);
-        commits.fetch_add(1, Ordering::Relaxed);
+        let committed = commits.fetch_add(1, Ordering::Relaxed) + 1;
+        if committed.is_multiple_of(COMMITS_PER_CHECKPOINT) {
+            if let Some(checkpoints) = &checkpoints {
+                checkpoints.request();
+            }
+        }
         let (inserted, recorded, appended) = match written {
             Ok(Written {
                 inserted,
@@ -126,6 +133,8 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
+    // The checkpoint thread copies the log as it grows; this connection only finishes the job.
+    connection.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
     // Ingest's statements and the bookkeeping tasks' fixed ones all stay prepared (the default
     // holds 16).
     connection.set_prepared_statement_cache_capacity(64);

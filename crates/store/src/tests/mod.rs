@@ -358,5 +358,6 @@ async fn debug_output_never_shows_the_database_url() {
     assert!(!format!("{store:?}").contains("secret-password-path"));
 }
 
+mod checkpoints;
 mod event_bodies;
 mod outbound;
