@@ -153,6 +153,9 @@ pub struct EventLog {
 /// Webhooks handed over in memory, at most; past it the scan picks them up.
 const HAND_OFF_CAPACITY: usize = 8192;
 
+/// How long the pipeline waits for more webhooks once one arrives.
+const GATHER: Duration = Duration::from_millis(10);
+
 /// The scan leaves webhooks this young to the in-memory hand-off.
 const HAND_OFF_GRACE_SECS: i64 = 2;
 
@@ -388,6 +391,16 @@ impl EventLog {
             {
                 if n == 0 {
                     return;
+                }
+                // A moment's more webhooks in the same transaction: each one that carries a batch
+                // rewrites the last pages of the log, its indexes and the backlog.
+                let gathered = tokio::time::Instant::now() + GATHER;
+                while received.len() < batch as usize {
+                    let room = batch as usize - received.len();
+                    match tokio::time::timeout_at(gathered, handed_off.recv_many(&mut received, room)).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
                 }
                 if let Err(error) = self.process(&received).await {
                     // Still stored: the scan takes them up.
