@@ -44,29 +44,6 @@ async fn emit(app: &TestApp, key: &str, body: Value, idempotency_key: Option<&st
     app.send(request.body(Body::from(body.to_string())).unwrap()).await
 }
 
-/// Reads until `count` events arrived (each read waits up to 5 s), returning them and the cursor.
-async fn read_events(app: &TestApp, key: &str, after: Option<&str>, count: usize) -> (Vec<Value>, String) {
-    let mut events = Vec::new();
-    let mut cursor = after.map(str::to_owned);
-    for _ in 0..10 {
-        let path = match &cursor {
-            Some(cursor) => format!("/v1/events?wait=5&after={cursor}"),
-            None => "/v1/events?wait=5".to_owned(),
-        };
-        let page = app.get(&path, key).await;
-        assert_eq!(page.status, 200, "{}", page.text());
-        let page = page.json();
-        events.extend(page["events"].as_array().cloned().unwrap_or_default());
-        if let Some(next) = page["next"].as_str() {
-            cursor = Some(next.to_owned());
-        }
-        if events.len() >= count {
-            break;
-        }
-    }
-    (events, cursor.unwrap_or_default())
-}
-
 fn types(events: &[Value]) -> Vec<&str> {
     events.iter().filter_map(|e| e["type"].as_str()).collect()
 }
@@ -77,7 +54,7 @@ async fn a_verified_webhook_becomes_one_normalized_event_after_the_install_event
     assert_eq!(deliver(&app, "d-1").await, 202);
     assert_eq!(deliver(&app, "d-1").await, 202, "a redelivery is acknowledged");
 
-    let (events, _) = read_events(&app, &key, None, 2).await;
+    let (events, _) = app.read_events(&key, None, 2).await;
     assert_eq!(types(&events), ["plugin.installed", "jira.issue_created"]);
     let issue = &events[1];
     assert_eq!(issue["tenant"], "acme");
@@ -91,7 +68,7 @@ async fn a_verified_webhook_becomes_one_normalized_event_after_the_install_event
 
     // The redelivery stays one event.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let (all, _) = read_events(&app, &key, None, 2).await;
+    let (all, _) = app.read_events(&key, None, 2).await;
     assert_eq!(all.len(), 2, "{all:?}");
 }
 
@@ -104,7 +81,7 @@ async fn a_webhooks_event_has_the_id_its_acknowledgement_gave() {
 
     // Derived from the webhook, not drawn when it is processed: processing it again could not
     // give the same event a second id.
-    let (events, _) = read_events(&app, &key, None, 2).await;
+    let (events, _) = app.read_events(&key, None, 2).await;
     assert_eq!(events[1]["id"], webhook_id.as_str());
 }
 
@@ -127,7 +104,7 @@ async fn a_webhook_stored_before_ids_were_time_ordered_gets_event_ids_of_its_own
     };
     app.store().insert_webhook_event(&legacy).await.unwrap();
 
-    let (events, _) = read_events(&app, &key, None, 2).await;
+    let (events, _) = app.read_events(&key, None, 2).await;
     assert_eq!(types(&events), ["plugin.installed", "jira.issue_created"]);
     let id = events[1]["id"].as_str().unwrap();
     // Retention cannot tell such a webhook's age by its id, so its events neither share it nor
@@ -149,7 +126,7 @@ async fn a_body_that_only_looks_like_json_is_carried_as_text_and_reads_keep_work
     assert_eq!(app.send(signed_delivery("d-odd", body)).await.status, 202);
     assert_eq!(deliver(&app, "d-fine").await, 202);
 
-    let (events, _) = read_events(&app, &key, None, 3).await;
+    let (events, _) = app.read_events(&key, None, 3).await;
     assert_eq!(
         types(&events),
         ["plugin.installed", "jira.issue_created", "jira.issue_created"]
@@ -175,7 +152,7 @@ async fn every_lifecycle_change_is_an_event_in_order() {
     assert_eq!(app.post("/v1/plugins/jira/enable", &key, json!({})).await.status, 200);
     assert_eq!(app.delete("/v1/plugins/jira", &key).await.status, 204);
 
-    let (events, _) = read_events(&app, &key, None, 5).await;
+    let (events, _) = app.read_events(&key, None, 5).await;
     assert_eq!(
         types(&events),
         [
@@ -204,7 +181,7 @@ async fn an_emitted_event_with_an_idempotency_key_is_appended_once() {
     let other = emit(&app, &key, body, None).await;
     assert_ne!(other.json()["id"], first.json()["id"]);
 
-    let (events, _) = read_events(&app, &key, None, 2).await;
+    let (events, _) = app.read_events(&key, None, 2).await;
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[0]["id"], first.json()["id"]);
     assert_eq!(events[0]["type"], "order.created");
@@ -249,7 +226,7 @@ async fn a_tenant_never_reads_another_tenants_events_even_with_its_cursor() {
     let acme = app.tenant("acme", json!({})).await;
     let globex = app.tenant("globex", json!({})).await;
     emit(&app, &acme, json!({"type": "secret.plan", "data": {"x": 1}}), None).await;
-    let (acme_events, _) = read_events(&app, &acme, None, 1).await;
+    let (acme_events, _) = app.read_events(&acme, None, 1).await;
     assert_eq!(acme_events.len(), 1);
 
     let globex_page = app.get("/v1/events", &globex).await.json();
@@ -278,7 +255,7 @@ async fn cursors_reveal_nothing_of_other_tenants_events() {
         emit(&app, &globex, json!({"type": "noise"}), None).await;
     }
     let second = emit(&app, &acme, json!({"type": "two"}), None).await.json();
-    let (events, next) = read_events(&app, &acme, None, 2).await;
+    let (events, next) = app.read_events(&acme, None, 2).await;
     assert_eq!(types(&events), ["one", "two"]);
     assert_eq!(next, second["id"].as_str().unwrap());
     let page = app
@@ -325,7 +302,7 @@ async fn events_and_processed_webhooks_expire_after_the_retention() {
     let installed = app.install_jira(&key, &jira.uri(), "t", Some("hook-secret")).await;
     assert_eq!(installed.status, 201);
     assert_eq!(deliver(&app, "d-old").await, 202);
-    let (events, _) = read_events(&app, &key, None, 2).await;
+    let (events, _) = app.read_events(&key, None, 2).await;
     assert_eq!(events.len(), 2);
 
     // Retention sweeps every second; rows older than a second go.
@@ -354,6 +331,6 @@ async fn events_and_processed_webhooks_expire_after_the_retention() {
         .is_empty());
     // Past retention the delivery id no longer deduplicates: the vendor's late retry is new.
     assert_eq!(deliver(&app, "d-old").await, 202);
-    let (again, _) = read_events(&app, &key, None, 1).await;
+    let (again, _) = app.read_events(&key, None, 1).await;
     assert_eq!(types(&again), ["jira.issue_created"]);
 }

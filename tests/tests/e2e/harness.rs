@@ -132,6 +132,30 @@ impl Drop for Served {
 }
 
 impl TestApp {
+    /// Reads the tenant's events after `after` until `count` have arrived (each read waits up to
+    /// 5 s for more), returning them and the cursor to read on from.
+    pub async fn read_events(&self, key: &str, after: Option<&str>, count: usize) -> (Vec<Value>, String) {
+        let mut events = Vec::new();
+        let mut cursor = after.map(str::to_owned);
+        for _ in 0..10 {
+            let path = match &cursor {
+                Some(cursor) => format!("/v1/events?wait=5&after={cursor}"),
+                None => "/v1/events?wait=5".to_owned(),
+            };
+            let page = self.get(&path, key).await;
+            assert_eq!(page.status, 200, "{}", page.text());
+            let page = page.json();
+            events.extend(page["events"].as_array().cloned().unwrap_or_default());
+            if let Some(next) = page["next"].as_str() {
+                cursor = Some(next.to_owned());
+            }
+            if events.len() >= count {
+                break;
+            }
+        }
+        (events, cursor.unwrap_or_default())
+    }
+
     /// Serves this host on a free loopback port, limits included.
     pub async fn serve(&self) -> Served {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

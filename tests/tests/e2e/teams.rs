@@ -458,14 +458,7 @@ async fn each_notification_becomes_a_teams_change_notification_event_without_the
     let second = json!({"clientState": CLIENT_STATE, "changeType": "deleted", "resource": "teams('x')/channels('y')"});
     body["value"].as_array_mut().unwrap().push(second);
     assert_eq!(app.send(notification_request("teams", &body)).await.status, 202);
-    let mut events = Vec::new();
-    for _ in 0..20 {
-        let page = app.get("/v1/events?wait=5", &key).await.json();
-        events = page["events"].as_array().cloned().unwrap_or_default();
-        if events.len() >= 3 {
-            break;
-        }
-    }
+    let (events, _) = app.read_events(&key, None, 3).await;
     let types: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
     assert_eq!(
         types,
