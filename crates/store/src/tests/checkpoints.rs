@@ -19,13 +19,8 @@ async fn committed_webhooks_reach_the_database_file_without_the_writer_checkpoin
     let payload = vec![b'x'; 8 * 1024];
     for n in 0..100 {
         let event = NewWebhookEvent {
-            id: format!("evt_{n:03}"),
-            tenant_id: "acme".into(),
-            plugin: "jira".into(),
-            delivery_id: format!("d{n}"),
-            event_type: None,
             payload: payload.clone(),
-            received_at: 5,
+            ..webhook(n, "acme", &format!("d{n}"))
         };
         store.insert_webhook_event(&event).await.unwrap();
     }
