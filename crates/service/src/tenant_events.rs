@@ -10,6 +10,8 @@ use crate::{Service, ServiceError};
 impl From<EventError> for ServiceError {
     fn from(error: EventError) -> Self {
         match error {
+            // Deleted between the gate's check and the append.
+            EventError::Store(integrations_store::StoreError::UnknownTenant) => ServiceError::TenantNotFound,
             EventError::Store(error) => ServiceError::Store(error),
             refused => ServiceError::InvalidRequest(refused.to_string()),
         }

@@ -141,7 +141,9 @@ impl Store {
                 return Ok((row.get(0), true));
             }
         }
-        insert_event(&mut tx, event).await?;
+        if !insert_event_of_existing_tenant(self.backend, &mut tx, event).await? {
+            return Err(StoreError::UnknownTenant);
+        }
         tx.commit().await?;
         Ok((event.id.clone(), false))
     }
@@ -351,6 +353,35 @@ pub(crate) async fn insert_event(
     event: &NewEvent,
 ) -> Result<(), StoreError> {
     insert_event_at(tx, event, now_unix()).await
+}
+
+/// Appends one event unless its tenant is gone; the caller holds the log's lock. Returns whether
+/// it was appended.
+///
+/// PostgreSQL's `events` has no foreign key (migration 0010), so the tenant is checked here, and
+/// its row share-locked until commit: a tenant deletion, which locks that row first, either waits
+/// for this event and deletes it, or has committed and leaves nothing to append to. The
+/// pipeline's appends need no check: they come from webhooks it takes out of the backlog, which a
+/// tenant deletion empties of the tenant's webhooks.
+pub(crate) async fn insert_event_of_existing_tenant(
+    backend: Backend,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    event: &NewEvent,
+) -> Result<bool, StoreError> {
+    static STATEMENTS: OnceLock<[String; 2]> = OnceLock::new();
+    let [sqlite, postgres] = STATEMENTS.get_or_init(|| {
+        let insert = "INSERT INTO events (id, tenant_id, plugin, type, occurred_at, data, idempotency_key, created_at, webhook_id) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $2";
+        [format!("{insert})"), format!("{insert} FOR KEY SHARE)")]
+    });
+    let statement = match backend {
+        Backend::Sqlite => sqlite,
+        Backend::Postgres => postgres,
+    };
+    let appended = bind_event(sqlx::query(statement), event, now_unix())
+        .execute(&mut **tx)
+        .await?;
+    Ok(appended.rows_affected() == 1)
 }
 
 /// The log's multi-row statements, one text per power-of-two size.

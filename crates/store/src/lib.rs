@@ -50,6 +50,9 @@ pub enum StoreError {
     /// The row to create exists already.
     #[error("already exists")]
     Conflict,
+    /// The tenant the rows belong to does not exist (deleted meanwhile).
+    #[error("the tenant does not exist")]
+    UnknownTenant,
     /// The database URL names no supported backend.
     #[error("unsupported database URL (expected sqlite:// or postgres://)")]
     UnsupportedUrl,

@@ -2,7 +2,7 @@ use serde_json::{Map, Value};
 use sqlx::Row;
 
 use crate::invalidations::{notify_on_commit, Change};
-use crate::{now_unix, Store, StoreError};
+use crate::{now_unix, Backend, Store, StoreError};
 
 /// A tenant: a customer organisation, the unit of isolation.
 #[derive(Clone, Debug, PartialEq)]
@@ -119,10 +119,21 @@ impl Store {
     pub async fn delete_tenant(&self, id: &str) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            // First, so that what a concurrent transaction writes for the tenant either commits
+            // before the deletes below (which then see it) or finds the tenant gone: the event
+            // log's tables have no foreign keys to do this on PostgreSQL (migration 0010).
+            sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         for statement in [
             "DELETE FROM tenant_data_keys WHERE tenant_id = $1",
             "DELETE FROM secrets WHERE tenant_id = $1",
             "DELETE FROM installations WHERE tenant_id = $1",
+            // Before the webhooks: the backlog names them by id alone.
+            "DELETE FROM webhook_backlog WHERE id IN (SELECT id FROM webhook_events WHERE tenant_id = $1)",
             "DELETE FROM webhook_events WHERE tenant_id = $1",
             "DELETE FROM events WHERE tenant_id = $1",
             "DELETE FROM jobs WHERE tenant_id = $1",

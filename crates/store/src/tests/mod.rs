@@ -101,6 +101,15 @@ async fn webhook_delivery_is_stored_once() {
 #[tokio::test]
 async fn deleting_a_tenant_removes_everything_it_owns() {
     let (_dir, store) = sqlite_store().await;
+    tenant_deletion(&store).await;
+}
+
+#[tokio::test]
+async fn deleting_a_tenant_removes_everything_it_owns_on_postgres() {
+    on_postgres!("store_tenant_deletion", tenant_deletion);
+}
+
+async fn tenant_deletion(store: &Store) {
     let (t, k, d) = tenant("acme");
     store.create_tenant(&t, &k, &d).await.unwrap();
     let installation = Installation {
@@ -121,11 +130,119 @@ async fn deleting_a_tenant_removes_everything_it_owns() {
         )
         .await
         .unwrap();
+    assert_eq!(store.tenant_events_after("acme", 0, 10).await.unwrap().len(), 1);
     assert!(store.delete_tenant("acme").await.unwrap());
     assert!(store.get_data_key("acme").await.unwrap().is_none());
     assert!(store.get_secrets("acme", "jira").await.unwrap().is_empty());
     assert!(store.get_api_key("key-acme").await.unwrap().is_none());
+    assert!(store.tenant_events_after("acme", 0, 10).await.unwrap().is_empty());
     assert!(!store.delete_tenant("acme").await.unwrap());
+}
+
+#[tokio::test]
+async fn an_event_is_appended_only_for_an_existing_tenant() {
+    let (_dir, store) = sqlite_store().await;
+    appends_need_their_tenant(&store).await;
+}
+
+#[tokio::test]
+async fn an_event_is_appended_only_for_an_existing_tenant_on_postgres() {
+    on_postgres!("store_emit_tenant", appends_need_their_tenant);
+}
+
+async fn appends_need_their_tenant(store: &Store) {
+    let (t, k, d) = tenant("acme");
+    store.create_tenant(&t, &k, &d).await.unwrap();
+    let mut tx = store.pool().begin().await.unwrap();
+    crate::event_log::lock_log(store.backend, &mut tx).await.unwrap();
+    for (id, tenant, appended) in [("evt_a", "acme", true), ("evt_b", "nobody", false)] {
+        let event = NewEvent {
+            id: id.into(),
+            tenant_id: tenant.into(),
+            plugin: None,
+            event_type: "order.created".into(),
+            occurred_at: 1,
+            data: EventData::Json(json!({})),
+            idempotency_key: None,
+        };
+        assert_eq!(
+            crate::event_log::insert_event_of_existing_tenant(store.backend, &mut tx, &event)
+                .await
+                .unwrap(),
+            appended,
+            "{tenant}"
+        );
+    }
+    tx.commit().await.unwrap();
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM events ORDER BY seq")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(ids, ["evt_a"]);
+}
+
+/// PostgreSQL's event log has no foreign keys (their checks cost P2 about a tenth), so tenant
+/// deletion and the events a tenant emits order themselves: a deletion waits for an emit in
+/// flight and deletes its event, and an emit after the deletion appends nothing.
+#[tokio::test]
+async fn tenant_deletion_and_emitted_events_exclude_each_other_on_postgres() {
+    on_postgres!("store_tenant_emit", deletion_and_emits);
+}
+
+async fn deletion_and_emits(store: &Store) {
+    let foreign_keys: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_constraint WHERE contype = 'f' \
+         AND conrelid IN ('events'::regclass, 'webhook_backlog'::regclass)",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(foreign_keys, 0);
+    let (t, k, d) = tenant("acme");
+    store.create_tenant(&t, &k, &d).await.unwrap();
+    let emitted = |id: &str| NewEvent {
+        id: id.into(),
+        tenant_id: "acme".into(),
+        plugin: None,
+        event_type: "order.created".into(),
+        occurred_at: 1,
+        data: EventData::Json(json!({})),
+        idempotency_key: None,
+    };
+    // An emit in flight: appended, not committed yet.
+    let mut in_flight = store.pool().begin().await.unwrap();
+    crate::event_log::lock_log(Backend::Postgres, &mut in_flight)
+        .await
+        .unwrap();
+    assert!(crate::event_log::insert_event_of_existing_tenant(
+        Backend::Postgres,
+        &mut in_flight,
+        &emitted("evt_in_flight")
+    )
+    .await
+    .unwrap());
+    let deletion = tokio::spawn({
+        let store = store.clone();
+        async move { store.delete_tenant("acme").await.unwrap() }
+    });
+    // Long enough for the deletion to run every statement it could run without waiting.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    in_flight.commit().await.unwrap();
+    assert!(deletion.await.unwrap());
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE tenant_id = 'acme'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the deletion left the event emitted while it ran");
+    assert!(matches!(
+        store.append_tenant_event(&emitted("evt_after")).await,
+        Err(StoreError::UnknownTenant)
+    ));
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE tenant_id = 'acme'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "an event was appended for a deleted tenant");
 }
 
 #[tokio::test]
