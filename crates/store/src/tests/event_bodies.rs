@@ -89,16 +89,13 @@ async fn bodies_by_reference(store: &Store) {
     assert_eq!(pending_ids(store).await, vec![waiting.id.clone()]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_carry_their_webhooks_body_until_both_expire() {
-    let (_dir, store) = sqlite_store().await;
-    bodies_by_reference(&store).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_carry_their_webhooks_body_until_both_expire_on_postgres() {
-    on_postgres!("store_event_bodies", bodies_by_reference);
-}
+on_both_backends!(
+    multi_thread,
+    events_carry_their_webhooks_body_until_both_expire,
+    events_carry_their_webhooks_body_until_both_expire_on_postgres,
+    "store_event_bodies",
+    bodies_by_reference
+);
 
 /// An in-memory database has no writer thread: its inserts take the server path, in SQLite's
 /// dialect.
@@ -161,16 +158,13 @@ async fn legacy_ids_expire_by_arrival(store: &Store) {
     assert_eq!(stored_ids(store).await, vec![waiting.id.clone()]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhooks_with_ids_from_before_time_ordering_expire_by_arrival() {
-    let (_dir, store) = sqlite_store().await;
-    legacy_ids_expire_by_arrival(&store).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhooks_with_ids_from_before_time_ordering_expire_by_arrival_on_postgres() {
-    on_postgres!("store_legacy_ids", legacy_ids_expire_by_arrival);
-}
+on_both_backends!(
+    multi_thread,
+    webhooks_with_ids_from_before_time_ordering_expire_by_arrival,
+    webhooks_with_ids_from_before_time_ordering_expire_by_arrival_on_postgres,
+    "store_legacy_ids",
+    legacy_ids_expire_by_arrival
+);
 
 /// A batch of processed webhooks: each leaves the backlog once (also when listed twice, or
 /// already taken), and their events enter the log in the order given.

@@ -15,6 +15,35 @@ macro_rules! on_postgres {
     }};
 }
 
+/// Two tests of `check(&Store)`: `$sqlite` on a SQLite file of its own, `$postgres` through
+/// `on_postgres!` (database `$label`); with `multi_thread`, each on two worker threads.
+macro_rules! on_both_backends {
+    (multi_thread, $sqlite:ident, $postgres:ident, $label:literal, $check:path) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            let (_dir, store) = sqlite_store().await;
+            $check(&store).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            on_postgres!($label, $check);
+        }
+    };
+    ($sqlite:ident, $postgres:ident, $label:literal, $check:path) => {
+        #[tokio::test]
+        async fn $sqlite() {
+            let (_dir, store) = sqlite_store().await;
+            $check(&store).await;
+        }
+
+        #[tokio::test]
+        async fn $postgres() {
+            on_postgres!($label, $check);
+        }
+    };
+}
+
 async fn sqlite_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::connect(&format!("sqlite://{}/t.db", dir.path().display()))
@@ -34,6 +63,19 @@ fn lifecycle(tenant: &str, plugin: &str, event_type: &str) -> NewEvent {
         event_type: event_type.into(),
         occurred_at: 1,
         data: EventData::Json(json!({"plugin": plugin})),
+        idempotency_key: None,
+    }
+}
+
+/// An event `tenant` emits.
+fn emitted(id: &str, tenant: &str) -> NewEvent {
+    NewEvent {
+        id: id.into(),
+        tenant_id: tenant.into(),
+        plugin: None,
+        event_type: "order.created".into(),
+        occurred_at: 1,
+        data: EventData::Json(json!({})),
         idempotency_key: None,
     }
 }
@@ -98,16 +140,12 @@ async fn webhook_delivery_is_stored_once() {
     assert_eq!(store.list_webhook_events("other", None, 10).await.unwrap().len(), 0);
 }
 
-#[tokio::test]
-async fn deleting_a_tenant_removes_everything_it_owns() {
-    let (_dir, store) = sqlite_store().await;
-    tenant_deletion(&store).await;
-}
-
-#[tokio::test]
-async fn deleting_a_tenant_removes_everything_it_owns_on_postgres() {
-    on_postgres!("store_tenant_deletion", tenant_deletion);
-}
+on_both_backends!(
+    deleting_a_tenant_removes_everything_it_owns,
+    deleting_a_tenant_removes_everything_it_owns_on_postgres,
+    "store_tenant_deletion",
+    tenant_deletion
+);
 
 async fn tenant_deletion(store: &Store) {
     let (t, k, d) = tenant("acme");
@@ -139,16 +177,12 @@ async fn tenant_deletion(store: &Store) {
     assert!(!store.delete_tenant("acme").await.unwrap());
 }
 
-#[tokio::test]
-async fn an_event_is_appended_only_for_an_existing_tenant() {
-    let (_dir, store) = sqlite_store().await;
-    appends_need_their_tenant(&store).await;
-}
-
-#[tokio::test]
-async fn an_event_is_appended_only_for_an_existing_tenant_on_postgres() {
-    on_postgres!("store_emit_tenant", appends_need_their_tenant);
-}
+on_both_backends!(
+    an_event_is_appended_only_for_an_existing_tenant,
+    an_event_is_appended_only_for_an_existing_tenant_on_postgres,
+    "store_emit_tenant",
+    appends_need_their_tenant
+);
 
 async fn appends_need_their_tenant(store: &Store) {
     let (t, k, d) = tenant("acme");
@@ -156,17 +190,8 @@ async fn appends_need_their_tenant(store: &Store) {
     let mut tx = store.pool().begin().await.unwrap();
     crate::event_log::lock_log(store.backend, &mut tx).await.unwrap();
     for (id, tenant, appended) in [("evt_a", "acme", true), ("evt_b", "nobody", false)] {
-        let event = NewEvent {
-            id: id.into(),
-            tenant_id: tenant.into(),
-            plugin: None,
-            event_type: "order.created".into(),
-            occurred_at: 1,
-            data: EventData::Json(json!({})),
-            idempotency_key: None,
-        };
         assert_eq!(
-            crate::event_log::insert_event_of_existing_tenant(store.backend, &mut tx, &event)
+            crate::event_log::insert_event_of_existing_tenant(store.backend, &mut tx, &emitted(id, tenant))
                 .await
                 .unwrap(),
             appended,
@@ -200,15 +225,6 @@ async fn deletion_and_emits(store: &Store) {
     assert_eq!(foreign_keys, 0);
     let (t, k, d) = tenant("acme");
     store.create_tenant(&t, &k, &d).await.unwrap();
-    let emitted = |id: &str| NewEvent {
-        id: id.into(),
-        tenant_id: "acme".into(),
-        plugin: None,
-        event_type: "order.created".into(),
-        occurred_at: 1,
-        data: EventData::Json(json!({})),
-        idempotency_key: None,
-    };
     // An emit in flight: appended, not committed yet.
     let mut in_flight = store.pool().begin().await.unwrap();
     crate::event_log::lock_log(Backend::Postgres, &mut in_flight)
@@ -217,7 +233,7 @@ async fn deletion_and_emits(store: &Store) {
     assert!(crate::event_log::insert_event_of_existing_tenant(
         Backend::Postgres,
         &mut in_flight,
-        &emitted("evt_in_flight")
+        &emitted("evt_in_flight", "acme")
     )
     .await
     .unwrap());
@@ -235,7 +251,7 @@ async fn deletion_and_emits(store: &Store) {
         .unwrap();
     assert_eq!(left, 0, "the deletion left the event emitted while it ran");
     assert!(matches!(
-        store.append_tenant_event(&emitted("evt_after")).await,
+        store.append_tenant_event(&emitted("evt_after", "acme")).await,
         Err(StoreError::UnknownTenant)
     ));
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE tenant_id = 'acme'")
@@ -245,16 +261,12 @@ async fn deletion_and_emits(store: &Store) {
     assert_eq!(left, 0, "an event was appended for a deleted tenant");
 }
 
-#[tokio::test]
-async fn deleting_a_tenant_takes_its_webhooks_out_of_the_backlog() {
-    let (_dir, store) = sqlite_store().await;
-    backlog_after_tenant_deletion(&store).await;
-}
-
-#[tokio::test]
-async fn deleting_a_tenant_takes_its_webhooks_out_of_the_backlog_on_postgres() {
-    on_postgres!("store_tenant_backlog", backlog_after_tenant_deletion);
-}
+on_both_backends!(
+    deleting_a_tenant_takes_its_webhooks_out_of_the_backlog,
+    deleting_a_tenant_takes_its_webhooks_out_of_the_backlog_on_postgres,
+    "store_tenant_backlog",
+    backlog_after_tenant_deletion
+);
 
 /// A deleted tenant's webhooks leave the backlog with it (or the pipeline would look for them
 /// forever), and only its own.
@@ -293,17 +305,13 @@ fn webhook(id: usize, tenant: &str, delivery: &str) -> NewWebhookEvent {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_webhook_inserts_share_transactions_and_keep_their_own_outcomes() {
-    let (_dir, store) = sqlite_store().await;
-    grouped_inserts(&store).await;
-}
-
-/// The same on PostgreSQL, when `TEST_DATABASE_URL` names a server (CI sets it).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_webhook_inserts_share_transactions_on_postgres() {
-    on_postgres!("store_group_commit", grouped_inserts);
-}
+on_both_backends!(
+    multi_thread,
+    concurrent_webhook_inserts_share_transactions_and_keep_their_own_outcomes,
+    concurrent_webhook_inserts_share_transactions_on_postgres,
+    "store_group_commit",
+    grouped_inserts
+);
 
 /// A database of its own on the PostgreSQL server TEST_DATABASE_URL names; `None` (the test skips)
 /// when it is not set.
@@ -344,16 +352,12 @@ impl ScratchPostgres {
     }
 }
 
-#[tokio::test]
-async fn refresh_token_rotation_and_reauthorization_compare_the_stored_value() {
-    let (_dir, store) = sqlite_store().await;
-    rotation_and_reauthorization(&store).await;
-}
-
-#[tokio::test]
-async fn refresh_token_rotation_and_reauthorization_compare_the_stored_value_on_postgres() {
-    on_postgres!("store_token_rotation", rotation_and_reauthorization);
-}
+on_both_backends!(
+    refresh_token_rotation_and_reauthorization_compare_the_stored_value,
+    refresh_token_rotation_and_reauthorization_compare_the_stored_value_on_postgres,
+    "store_token_rotation",
+    rotation_and_reauthorization
+);
 
 async fn rotation_and_reauthorization(store: &Store) {
     let (t, k, d) = tenant("acme");

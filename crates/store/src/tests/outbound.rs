@@ -62,16 +62,12 @@ fn attempt(delivery_id: i64, endpoint: &str, succeeded: bool) -> AttemptRecord {
     }
 }
 
-#[tokio::test]
-async fn outbound_storage_on_sqlite() {
-    let (_dir, store) = sqlite_store().await;
-    outbound_storage(&store).await;
-}
-
-#[tokio::test]
-async fn outbound_storage_on_postgres() {
-    on_postgres!("store_outbound", outbound_storage);
-}
+on_both_backends!(
+    outbound_storage_on_sqlite,
+    outbound_storage_on_postgres,
+    "store_outbound",
+    outbound_storage
+);
 
 async fn outbound_storage(store: &Store) {
     let (t, k, d) = tenant("acme");
@@ -245,16 +241,13 @@ async fn claimed_first(store: &Store) -> i64 {
     id
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_claims_lease_each_delivery_once_on_sqlite() {
-    let (_dir, store) = sqlite_store().await;
-    concurrent_claims(&store).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_claims_lease_each_delivery_once_on_postgres() {
-    on_postgres!("store_outbound_claims", concurrent_claims);
-}
+on_both_backends!(
+    multi_thread,
+    concurrent_claims_lease_each_delivery_once_on_sqlite,
+    concurrent_claims_lease_each_delivery_once_on_postgres,
+    "store_outbound_claims",
+    concurrent_claims
+);
 
 /// Ten dispatchers (as on ten replicas) claim at once: every delivery goes to exactly one.
 async fn concurrent_claims(store: &Store) {
@@ -366,16 +359,12 @@ async fn a_failing_writer_task_undoes_only_its_own_writes() {
     assert!(shared > 0, "no two tasks ever shared a transaction");
 }
 
-#[tokio::test]
-async fn renewed_leases_hold_until_their_new_end_on_sqlite() {
-    let (_dir, store) = sqlite_store().await;
-    renewed_leases(&store).await;
-}
-
-#[tokio::test]
-async fn renewed_leases_hold_until_their_new_end_on_postgres() {
-    on_postgres!("store_lease_renewal", renewed_leases);
-}
+on_both_backends!(
+    renewed_leases_hold_until_their_new_end_on_sqlite,
+    renewed_leases_hold_until_their_new_end_on_postgres,
+    "store_lease_renewal",
+    renewed_leases
+);
 
 /// A dispatcher renews the leases of what it still holds; a delivery another claim leased, or
 /// one already finished, is not touched.
@@ -409,16 +398,12 @@ async fn renewed_leases(store: &Store) {
     );
 }
 
-#[tokio::test]
-async fn event_routes_pair_events_with_enabled_endpoints_on_sqlite() {
-    let (_dir, store) = sqlite_store().await;
-    event_routes(&store).await;
-}
-
-#[tokio::test]
-async fn event_routes_pair_events_with_enabled_endpoints_on_postgres() {
-    on_postgres!("store_event_routes", event_routes);
-}
+on_both_backends!(
+    event_routes_pair_events_with_enabled_endpoints_on_sqlite,
+    event_routes_pair_events_with_enabled_endpoints_on_postgres,
+    "store_event_routes",
+    event_routes
+);
 
 async fn event_routes(store: &Store) {
     for id in ["acme", "beta", "other"] {
