@@ -352,8 +352,14 @@ pub(crate) async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     event: &NewEvent,
 ) -> Result<(), StoreError> {
-    insert_event_at(tx, event, now_unix()).await
+    let query = sqlx::query(statement_for_rows(&INSERT_EVENTS, 1, insert_events));
+    bind_event(query, event, now_unix()).execute(&mut **tx).await?;
+    Ok(())
 }
+
+/// The start of every event insert: the columns [`bind_event`] binds, in its order.
+const INTO_EVENTS: &str =
+    "INSERT INTO events (id, tenant_id, plugin, type, occurred_at, data, idempotency_key, created_at, webhook_id)";
 
 /// Appends one event unless its tenant is gone; the caller holds the log's lock. Returns whether
 /// it was appended.
@@ -370,8 +376,9 @@ pub(crate) async fn insert_event_of_existing_tenant(
 ) -> Result<bool, StoreError> {
     static STATEMENTS: OnceLock<[String; 2]> = OnceLock::new();
     let [sqlite, postgres] = STATEMENTS.get_or_init(|| {
-        let insert = "INSERT INTO events (id, tenant_id, plugin, type, occurred_at, data, idempotency_key, created_at, webhook_id) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $2";
+        let insert = format!(
+            "{INTO_EVENTS} SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $2"
+        );
         [format!("{insert})"), format!("{insert} FOR KEY SHARE)")]
     });
     let statement = match backend {
@@ -397,22 +404,7 @@ fn out_of_backlog(rows: usize) -> String {
 }
 
 fn insert_events(rows: usize) -> String {
-    format!(
-        "INSERT INTO events (id, tenant_id, plugin, type, occurred_at, data, idempotency_key, created_at, webhook_id) \
-         VALUES {}",
-        row_placeholders(rows, 9)
-    )
-}
-
-/// Appends one event created at `now` (unix seconds); the caller holds the log's lock.
-async fn insert_event_at(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    event: &NewEvent,
-    now: i64,
-) -> Result<(), StoreError> {
-    let query = sqlx::query(statement_for_rows(&INSERT_EVENTS, 1, insert_events));
-    bind_event(query, event, now).execute(&mut **tx).await?;
-    Ok(())
+    format!("{INTO_EVENTS} VALUES {}", row_placeholders(rows, 9))
 }
 
 /// Binds one row of [`insert_events`]: the event, created at `now`.
