@@ -96,13 +96,16 @@ struct Options {
     postgres: PostgresMode,
     tenants: usize,
     service_bin: PathBuf,
+    /// `--service-env NAME=VALUE`: set for the service under test (a rate limit, say).
+    service_env: Vec<(String, String)>,
     out_dir: PathBuf,
     /// Scenarios to measure (P0 always runs: it is the baseline); empty means all.
     only: Vec<String>,
 }
 
 const USAGE: &str = "usage: integrations-bench [--quick] [--postgres | --sqlite] [--tenants N] \
-                     [--service-bin PATH] [--out-dir DIR] [--only P1,P4,...]";
+                     [--service-bin PATH] [--service-env NAME=VALUE]... [--out-dir DIR] \
+                     [--only P1,P4,...]";
 
 impl Options {
     fn parse(args: impl Iterator<Item = String>) -> Result<Self, BenchError> {
@@ -114,6 +117,7 @@ impl Options {
             postgres: PostgresMode::IfReachable,
             tenants: 10_000,
             service_bin: release_dir.join("integrations"),
+            service_env: Vec::new(),
             out_dir: release_dir.parent().unwrap_or(release_dir).join("bench"),
             only: Vec::new(),
         };
@@ -135,6 +139,13 @@ impl Options {
                         .ok_or_else(|| BenchError::new("--tenants needs a positive number"))?
                 }
                 "--service-bin" => options.service_bin = value("--service-bin")?.into(),
+                "--service-env" => {
+                    let setting = value("--service-env")?;
+                    let (name, value) = setting
+                        .split_once('=')
+                        .ok_or_else(|| BenchError::new("--service-env needs NAME=VALUE"))?;
+                    options.service_env.push((name.to_owned(), value.to_owned()));
+                }
                 "--out-dir" => options.out_dir = value("--out-dir")?.into(),
                 "--only" => {
                     options.only = value("--only")?
@@ -314,6 +325,7 @@ impl Bench<'_> {
             data_dir,
             admin_token: self.admin_token.clone(),
             postgres,
+            extra_env: self.options.service_env.clone(),
         })
     }
 

@@ -24,6 +24,8 @@ pub struct ServiceEnv {
     pub admin_token: String,
     /// `DATABASE_URL` and `INTEGRATIONS_MASTER_KEY`, for PostgreSQL.
     pub postgres: Option<(String, String)>,
+    /// More variables for the service (`--service-env`).
+    pub extra_env: Vec<(String, String)>,
 }
 
 /// A running service process; killed when dropped.
@@ -53,6 +55,7 @@ impl ServiceEnv {
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file);
+        command.envs(self.extra_env.iter().map(|(name, value)| (name, value)));
         if let Some((database_url, master_key)) = &self.postgres {
             command
                 .env("DATABASE_URL", database_url)

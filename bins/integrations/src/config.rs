@@ -103,6 +103,12 @@ pub struct Config {
     pub webhook_retry_schedule: RetrySchedule,
     /// `FLAGSMITH_*`.
     pub flags: FlagsSource,
+    /// `INTEGRATIONS_RATE_LIMIT_*`, `INTEGRATIONS_WEBHOOK_RATE_LIMIT_*`, `INTEGRATIONS_MAX_*`: what
+    /// each tenant may use unless the operator gave it limits of its own.
+    pub tenant_limits: integrations_service::DeploymentLimits,
+    /// `INTEGRATIONS_MCP_MAX_SESSIONS_PER_TENANT`: MCP sessions one tenant may hold open; opening
+    /// one more closes its least recently used.
+    pub mcp_max_sessions_per_tenant: usize,
 }
 
 impl Config {
@@ -135,6 +141,8 @@ impl Config {
             mcp_allowed_hosts: integrations_mcp::McpConfig::default().allowed_hosts,
             webhook_retry_schedule: RetrySchedule::default(),
             flags: FlagsSource::None,
+            tenant_limits: integrations_service::DeploymentLimits::default(),
+            mcp_max_sessions_per_tenant: integrations_mcp::McpConfig::default().max_sessions_per_tenant,
         }
     }
 
@@ -251,6 +259,14 @@ impl Config {
         if let Some(hosts) = get("INTEGRATIONS_MCP_ALLOWED_HOSTS") {
             config.mcp_allowed_hosts = allowed_hosts(hosts)?;
         }
+        if let Some(count) = get("INTEGRATIONS_MCP_MAX_SESSIONS_PER_TENANT") {
+            config.mcp_max_sessions_per_tenant = positive(
+                count,
+                "INTEGRATIONS_MCP_MAX_SESSIONS_PER_TENANT",
+                "a number of sessions",
+            )?;
+        }
+        config.tenant_limits = tenant_limits(&get)?;
         config.flags = match (
             get("FLAGSMITH_ENVIRONMENT_DOCUMENT"),
             get("FLAGSMITH_API_URL"),
@@ -386,6 +402,62 @@ fn allowed_hosts(list: &str) -> Result<Vec<String>, ConfigError> {
 }
 
 /// A whole number of at least 1.
+/// The deployment's per-tenant limits.
+fn tenant_limits<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+) -> Result<integrations_service::DeploymentLimits, ConfigError> {
+    let mut limits = integrations_service::DeploymentLimits::default();
+    limits.rate_limit = rate_limit(get, "INTEGRATIONS_RATE_LIMIT_PER_SEC", "INTEGRATIONS_RATE_LIMIT_BURST")?;
+    limits.webhook_rate_limit = rate_limit(
+        get,
+        "INTEGRATIONS_WEBHOOK_RATE_LIMIT_PER_SEC",
+        "INTEGRATIONS_WEBHOOK_RATE_LIMIT_BURST",
+    )?;
+    let count = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
+        match get(name) {
+            None => Ok(default),
+            Some(value) => value
+                .parse()
+                .map_err(|_| invalid(name, "expected a whole number (0 forbids it)")),
+        }
+    };
+    limits.max_concurrent_tool_calls = count(
+        "INTEGRATIONS_MAX_CONCURRENT_TOOL_CALLS",
+        limits.max_concurrent_tool_calls,
+    )?;
+    limits.max_long_polls = count("INTEGRATIONS_MAX_LONG_POLLS_PER_TENANT", limits.max_long_polls)?;
+    limits.max_webhook_endpoints = count("INTEGRATIONS_MAX_WEBHOOK_ENDPOINTS", limits.max_webhook_endpoints)?;
+    limits.max_queued_jobs = count("INTEGRATIONS_MAX_QUEUED_JOBS", limits.max_queued_jobs)?;
+    Ok(limits)
+}
+
+/// A token bucket from a rate variable and a burst variable; off while the rate is unset. The
+/// burst defaults to one second's worth.
+fn rate_limit<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+    per_sec_name: &'static str,
+    burst_name: &'static str,
+) -> Result<Option<integrations_store::RateLimit>, ConfigError> {
+    let Some(per_sec) = get(per_sec_name) else {
+        return match get(burst_name) {
+            Some(_) => Err(invalid(burst_name, &format!("needs {per_sec_name}"))),
+            None => Ok(None),
+        };
+    };
+    let per_sec: f64 = per_sec
+        .parse()
+        .map_err(|_| invalid(per_sec_name, "expected requests per second"))?;
+    let burst = match get(burst_name) {
+        Some(burst) => burst
+            .parse()
+            .map_err(|_| invalid(burst_name, "expected a whole number"))?,
+        None => per_sec.ceil().clamp(1.0, f64::from(u32::MAX)) as u32,
+    };
+    let limit = integrations_store::RateLimit { per_sec, burst };
+    integrations_service::check_rate_limit("rate", Some(limit)).map_err(|e| invalid(per_sec_name, &e.to_string()))?;
+    Ok(Some(limit))
+}
+
 fn positive(value: &str, name: &'static str, unit: &str) -> Result<usize, ConfigError> {
     match value.parse::<usize>() {
         Ok(number) if number > 0 => Ok(number),

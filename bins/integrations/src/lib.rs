@@ -133,6 +133,7 @@ pub async fn build_app_with(config: &Config, registry: PluginRegistry) -> Result
             lease: config.tool_deadline + std::time::Duration::from_secs(60),
             ..Default::default()
         },
+        limits: config.tenant_limits,
     })?);
     if let Some(nats) = &config.nats {
         // Jobs are announced on a JetStream work queue that every replica's worker pulls from;
@@ -174,6 +175,7 @@ pub async fn build_app_with(config: &Config, registry: PluginRegistry) -> Result
         state.clone(),
         &McpConfig {
             allowed_hosts: config.mcp_allowed_hosts.clone(),
+            max_sessions_per_tenant: config.mcp_max_sessions_per_tenant,
         },
     );
     Ok(App {

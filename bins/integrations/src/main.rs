@@ -97,7 +97,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let app = build_app(&config).await.map_err(|e| e.to_string())?;
             let created = app
                 .service
-                .create_tenant(&id, parse_traits(&traits)?, &[])
+                .create_tenant(&id, parse_traits(&traits)?, &[], Default::default())
                 .await
                 .map_err(|e| e.to_string())?;
             println!("{}", created.api_key);
@@ -138,9 +138,11 @@ async fn serve(config: &Config) -> Result<(), String> {
         let _ = tokio::signal::ctrl_c().await;
         mcp_sessions.close();
     };
-    integrations::server::serve(listener, app.router, config.server_limits(), shutdown)
-        .await
-        .map_err(|e| e.to_string())
+    // Only a serving process takes a share of the deployment's rate limits (not `tenant create`).
+    app.service.start_replica_heartbeat();
+    let served = integrations::server::serve(listener, app.router, config.server_limits(), shutdown).await;
+    app.service.leave_replicas().await;
+    served.map_err(|e| e.to_string())
 }
 
 async fn rotate(config: &Config, new_master_key: &str) -> Result<(), String> {

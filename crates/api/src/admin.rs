@@ -4,7 +4,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use integrations_service::{ServiceError, TenantUpdate};
+use integrations_service::{LimitChange, LimitsUpdate, ServiceError, TenantUpdate};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
 
 use crate::auth::Admin;
@@ -34,7 +35,7 @@ async fn create_tenant(
         .ok_or_else(|| ServiceError::InvalidRequest("id: is required and must be a string".into()))?;
     let traits = traits(&body)?.unwrap_or_default();
     let cidrs = outbound_allow_cidrs(&body)?.unwrap_or_default();
-    let created = state.service.create_tenant(id, traits, &cidrs).await?;
+    let created = state.service.create_tenant(id, traits, &cidrs, limits(&body)?).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": created.tenant_id, "key_id": created.key_id, "api_key": created.api_key})),
@@ -64,6 +65,35 @@ fn outbound_allow_cidrs(body: &Value) -> Result<Option<Vec<String>>, ServiceErro
     }
 }
 
+/// The limit fields of a request body: absent keeps a limit, `null` returns it to the default.
+fn limits(body: &Value) -> Result<LimitsUpdate, ServiceError> {
+    Ok(LimitsUpdate {
+        rate_limit: limit(
+            body,
+            "rate_limit",
+            "an object {\"per_sec\": number, \"burst\": integer}",
+        )?,
+        webhook_rate_limit: limit(
+            body,
+            "webhook_rate_limit",
+            "an object {\"per_sec\": number, \"burst\": integer}",
+        )?,
+        max_concurrent_tool_calls: limit(body, "max_concurrent_tool_calls", "a whole number")?,
+        max_webhook_endpoints: limit(body, "max_webhook_endpoints", "a whole number")?,
+        max_queued_jobs: limit(body, "max_queued_jobs", "a whole number")?,
+    })
+}
+
+fn limit<T: DeserializeOwned>(body: &Value, field: &str, expected: &str) -> Result<LimitChange<T>, ServiceError> {
+    match body.get(field) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(value) => serde_json::from_value(value.clone())
+            .map(|parsed| Some(Some(parsed)))
+            .map_err(|_| ServiceError::InvalidRequest(format!("{field}: must be null or {expected}"))),
+    }
+}
+
 async fn get_tenant(
     _: Admin,
     State(state): State<AppState>,
@@ -83,6 +113,7 @@ async fn update_tenant(
     let update = TenantUpdate {
         traits: traits(&body)?,
         outbound_allow_cidrs: outbound_allow_cidrs(&body)?,
+        limits: limits(&body)?,
     };
     Ok(Json(json!(state.service.update_tenant(&id, update).await?)))
 }

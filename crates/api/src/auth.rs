@@ -2,14 +2,14 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
-use integrations_service::{validate_tenant_id, ServiceError};
+use integrations_service::{validate_tenant_id, RateScope, ServiceError};
 
 use crate::{ApiError, AppState, TenantAuth};
 
 /// The header a trusted gateway names the authenticated tenant in.
 const TENANT_HEADER: &str = "x-tenant-id";
 
-/// The authenticated tenant of a tenant-API request.
+/// The authenticated tenant of a tenant-API request, admitted by its rate limit.
 pub struct CurrentTenant(pub String);
 
 /// Proof that the request carries the admin token.
@@ -54,6 +54,7 @@ impl FromRequestParts<AppState> for CurrentTenant {
                 state.service.trusted_tenant(id).await?
             }
         };
+        state.service.admit(&tenant, RateScope::Api).await?;
         Ok(Self(tenant))
     }
 }

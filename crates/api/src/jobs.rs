@@ -91,7 +91,7 @@ impl JobHandler for ToolCallJobs {
             return JobOutcome::Fail(json!({"detail": "the job names no tool"}));
         };
         let arguments = request.get("arguments").cloned().unwrap_or_else(|| json!({}));
-        match service.call_tool(&job.tenant_id, tool, arguments).await {
+        match service.call_tool_in_background(&job.tenant_id, tool, arguments).await {
             Ok(result) => JobOutcome::Succeeded(result),
             Err(error) => {
                 let again = retryable(&error);

@@ -53,6 +53,7 @@ struct Problem {
     title: &'static str,
     detail: String,
     extensions: Map<String, Value>,
+    headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
 impl Problem {
@@ -63,7 +64,20 @@ impl Problem {
             title,
             detail: detail.into(),
             extensions: Map::new(),
+            headers: Vec::new(),
         }
+    }
+
+    fn header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// `Retry-After` in whole seconds, at least one (a client that retries sooner is refused again).
+    fn retry_after(self, wait: std::time::Duration) -> Self {
+        let seconds = whole_seconds(wait);
+        self.with("retry_after", json!(seconds))
+            .header(header::RETRY_AFTER, HeaderValue::from(seconds))
     }
 
     fn with(mut self, key: &str, value: Value) -> Self {
@@ -194,6 +208,12 @@ fn from_service(error: &ServiceError) -> Problem {
         )
         .with("errors", json!(errors.errors))
         .with("errors_omitted", json!(errors.omitted)),
+        E::InvalidHandshake(_) => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-webhook-handshake",
+            "Invalid webhook handshake",
+            detail,
+        ),
         // One fixed body for every refusal: nothing of the tenant, the plugin or the reason.
         E::WebhookRejected => Problem::new(
             StatusCode::NOT_FOUND,
@@ -201,6 +221,29 @@ fn from_service(error: &ServiceError) -> Problem {
             "Webhook rejected",
             "no installation accepted this delivery",
         ),
+        E::RateLimited(limited) => rate_limited(limited, detail),
+        E::TooManyConcurrentCalls { limit } => Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-concurrent-calls",
+            "Too many tool calls at once",
+            detail,
+        )
+        .with("limit", json!(limit))
+        .retry_after(std::time::Duration::from_secs(1)),
+        E::TooManyQueuedJobs { limit } => Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-queued-jobs",
+            "Too many jobs queued",
+            detail,
+        )
+        .with("limit", json!(limit))
+        .retry_after(std::time::Duration::from_secs(1)),
+        E::QuotaExceeded { resource, limit } => {
+            Problem::new(StatusCode::CONFLICT, "quota-exceeded", "Quota exceeded", detail)
+                .with("resource", json!(resource))
+                .with("limit", json!(limit))
+        }
+        E::ReplayInProgress => Problem::new(StatusCode::CONFLICT, "replay-in-progress", "Replay in progress", detail),
         E::Store(_) | E::Crypto(_) | E::Internal(_) => {
             tracing::error!(error = %error, "internal error");
             Problem::new(
@@ -214,6 +257,41 @@ fn from_service(error: &ServiceError) -> Problem {
 }
 
 /// How many field errors the `detail` line names; `errors` carries the reported ones in full.
+fn whole_seconds(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+/// 429 with `Retry-After` and the IETF `RateLimit-Policy`/`RateLimit` fields
+/// (draft-ietf-httpapi-ratelimit-headers): the bucket's size `q` over the `w` seconds it takes to
+/// refill, none `r` remaining, and `t` seconds until one is back.
+fn rate_limited(limited: &integrations_service::RateLimited, detail: String) -> Problem {
+    let policy = match limited.scope {
+        integrations_service::RateScope::Api => "tenant",
+        integrations_service::RateScope::Webhooks => "webhooks",
+    };
+    let refill = std::time::Duration::from_secs_f64(f64::from(limited.limit.burst) / limited.limit.per_sec);
+    let wait = whole_seconds(limited.retry_after).max(1);
+    let policy_field = format!(
+        "\"{policy}\";q={};w={}",
+        limited.limit.burst,
+        whole_seconds(refill).max(1)
+    );
+    let state_field = format!("\"{policy}\";r=0;t={wait}");
+    let mut problem = Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+        "Rate limit exceeded",
+        detail,
+    )
+    .retry_after(limited.retry_after);
+    for (name, value) in [("ratelimit-policy", policy_field), ("ratelimit", state_field)] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            problem = problem.header(header::HeaderName::from_static(name), value);
+        }
+    }
+    problem
+}
+
 const ERRORS_IN_DETAIL: usize = 3;
 
 fn summary(errors: &FieldErrors) -> String {
@@ -322,13 +400,15 @@ impl Problem {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let problem = self.problem();
+        let mut problem = self.problem();
         let (status, challenge) = (
             problem.status,
             problem.status == StatusCode::UNAUTHORIZED && problem.slug == "unauthorized",
         );
+        let extra_headers = std::mem::take(&mut problem.headers);
         let mut response = (status, problem.document().to_string()).into_response();
         let headers = response.headers_mut();
+        headers.extend(extra_headers);
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

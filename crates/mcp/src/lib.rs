@@ -29,12 +29,15 @@ pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 pub struct McpConfig {
     /// `Host` header values accepted (`name` or `name:port`); a `*` entry accepts any host.
     pub allowed_hosts: Vec<String>,
+    /// Sessions one tenant may hold open; opening one more closes its least recently used.
+    pub max_sessions_per_tenant: usize,
 }
 
 impl Default for McpConfig {
     fn default() -> Self {
         Self {
             allowed_hosts: LOOPBACK_HOSTS.iter().map(|host| (*host).to_owned()).collect(),
+            max_sessions_per_tenant: 100,
         }
     }
 }
@@ -80,7 +83,7 @@ pub fn endpoint(state: AppState, config: &McpConfig) -> McpEndpoint {
     let router = Router::new()
         .route_service(MCP_PATH, mcp)
         .layer(axum::middleware::from_fn_with_state(
-            sessions::Guard::new(state, sessions),
+            sessions::Guard::new(state, sessions, config.max_sessions_per_tenant),
             sessions::guard,
         ));
     McpEndpoint {

@@ -97,9 +97,38 @@ pub enum ServiceError {
     /// An outbound webhook endpoint's fields are unusable (a refused URL, malformed filters).
     #[error("invalid webhook endpoint")]
     InvalidWebhookEndpoint(FieldErrors),
+    /// A webhook handshake answered alike for every tenant is malformed (an over-long token).
+    #[error("{0}")]
+    InvalidHandshake(String),
     /// A webhook was refused, for whatever reason: every refusal looks alike to the sender.
     #[error("webhook rejected")]
     WebhookRejected,
+    /// The tenant is over its rate limit.
+    #[error("rate limit exceeded; retry in {} ms", .0.retry_after.as_millis())]
+    RateLimited(crate::RateLimited),
+    /// The tenant already has as many tool calls running as it may.
+    #[error("the tenant already has {limit} tool calls running, the most it may have at once")]
+    TooManyConcurrentCalls {
+        /// The tenant's limit.
+        limit: u32,
+    },
+    /// The tenant already has as many jobs queued or running as it may.
+    #[error("the tenant already has {limit} jobs queued or running, the most it may have")]
+    TooManyQueuedJobs {
+        /// The tenant's limit.
+        limit: u32,
+    },
+    /// The tenant has as many of a resource as it may.
+    #[error("the tenant already has {limit} {resource}, the most it may have")]
+    QuotaExceeded {
+        /// What is counted (plural: `webhook endpoints`).
+        resource: &'static str,
+        /// The tenant's limit.
+        limit: u32,
+    },
+    /// A replay for the same endpoint is still being written.
+    #[error("a replay for this endpoint is still under way; try again when it has finished")]
+    ReplayInProgress,
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),

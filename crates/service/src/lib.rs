@@ -6,9 +6,13 @@ mod budget;
 mod error;
 mod events;
 mod gate;
+mod in_flight;
 mod jobs;
+mod limits;
 mod outbound;
 mod plugins;
+mod rate_limits;
+mod replicas;
 mod rotation;
 mod state;
 mod tenant_events;
@@ -38,7 +42,9 @@ pub use events::{
     MAX_EVENT_PAGE_PAYLOAD_BYTES,
 };
 pub use jobs::{retryable, JobView, DEFAULT_JOB_PAGE, TOOL_CALL_JOB};
+pub use limits::{check_rate_limit, DeploymentLimits, EffectiveLimits, LimitChange, LimitsUpdate};
 pub use plugins::{PluginDetails, PluginState, PluginSummary};
+pub use rate_limits::{RateLimited, RateScope};
 pub use rotation::{rotate_master_key, RotationReport};
 pub use tenants::{validate_tenant_id, CreatedKey, TenantSummary, TenantUpdate};
 pub use tools::ToolListing;
@@ -78,6 +84,8 @@ pub struct ServiceParts {
     pub tool_limits: ToolLimits,
     /// How background jobs (asynchronous tool calls) are retried.
     pub job_settings: integrations_jobs::JobSettings,
+    /// What each tenant may use unless the operator set its own limits.
+    pub limits: DeploymentLimits,
 }
 
 /// The service: every operation the API offers.
@@ -100,6 +108,12 @@ pub struct Service {
     tool_limits: ToolLimits,
     config_validators: HashMap<String, Validator>,
     tool_validators: HashMap<String, Validator>,
+    limits: DeploymentLimits,
+    rate_limiters: Arc<rate_limits::RateLimiters>,
+    tool_calls: in_flight::InFlight,
+    long_polls: in_flight::InFlight,
+    /// This process among the replicas sharing the database.
+    replica_id: String,
 }
 
 impl Service {
@@ -148,6 +162,11 @@ impl Service {
             tool_limits: parts.tool_limits,
             config_validators,
             tool_validators,
+            limits: parts.limits,
+            rate_limiters: Arc::new(rate_limits::RateLimiters::new()),
+            tool_calls: in_flight::InFlight::default(),
+            long_polls: in_flight::InFlight::default(),
+            replica_id: hex::encode(integrations_secrets::random_bytes::<8>()?),
         })
     }
 

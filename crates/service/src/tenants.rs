@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use integrations_secrets::{random_bytes, token_digest, verify_token};
-use integrations_store::{ApiKeyRecord, DataKeyRecord, Tenant};
+use integrations_store::{ApiKeyRecord, DataKeyRecord, Tenant, TenantLimits};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -22,6 +22,11 @@ pub struct TenantSummary {
     pub outbound_allow_cidrs: Vec<String>,
     /// Creation time, unix seconds.
     pub created_at: i64,
+    /// The tenant's own limits (`null`: the deployment default).
+    #[serde(flatten)]
+    pub limits: TenantLimits,
+    /// The limits in force: the tenant's own, else the deployment's.
+    pub effective_limits: crate::EffectiveLimits,
 }
 
 /// A newly issued API key; `api_key` is shown once and never stored.
@@ -77,6 +82,8 @@ pub struct TenantUpdate {
     pub traits: Option<Map<String, Value>>,
     /// New per-tenant outbound allowlist (CIDRs).
     pub outbound_allow_cidrs: Option<Vec<String>>,
+    /// Changes to the tenant's limits.
+    pub limits: crate::LimitsUpdate,
 }
 
 /// Checks and normalises CIDRs (`10.1.0.0/16`; a bare address means that one address).
@@ -94,8 +101,10 @@ fn check_cidrs(cidrs: &[String]) -> Result<Vec<String>, ServiceError> {
         .collect()
 }
 
-fn summary(tenant: Tenant) -> TenantSummary {
+fn summary(tenant: Tenant, defaults: &crate::DeploymentLimits) -> TenantSummary {
     TenantSummary {
+        effective_limits: defaults.effective(&tenant.limits),
+        limits: tenant.limits,
         id: tenant.id,
         traits: tenant.traits,
         outbound_allow_cidrs: tenant.outbound_allow_cidrs,
@@ -130,9 +139,11 @@ impl Service {
         id: &str,
         traits: Map<String, Value>,
         outbound_allow_cidrs: &[String],
+        limits: crate::LimitsUpdate,
     ) -> Result<CreatedKey, ServiceError> {
         validate_tenant_id(id)?;
         check_traits(&traits)?;
+        let limits = limits.apply(TenantLimits::default())?;
         let outbound_allow_cidrs = check_cidrs(outbound_allow_cidrs)?;
         let (created, key_record) = new_key(id)?;
         // Wrap under the newest key: a rotation may have replaced the key file since start-up,
@@ -149,6 +160,7 @@ impl Service {
             traits,
             outbound_allow_cidrs,
             created_at: now_unix(),
+            limits,
         };
         match self.store.create_tenant(&tenant, &key_record, &data_key).await {
             Ok(()) => {}
@@ -161,7 +173,7 @@ impl Service {
 
     /// One tenant.
     pub async fn get_tenant(&self, id: &str) -> Result<TenantSummary, ServiceError> {
-        Ok(summary(self.tenant(id).await?))
+        Ok(summary(self.tenant(id).await?, &self.limits))
     }
 
     /// Changes a tenant's traits and outbound allowlist; fields left out keep their values.
@@ -170,10 +182,19 @@ impl Service {
             check_traits(traits)?;
         }
         let cidrs = update.outbound_allow_cidrs.as_deref().map(check_cidrs).transpose()?;
+        let limits = if update.limits.is_empty() {
+            None
+        } else {
+            // Read from the store, not the cache: the change applies to what is stored.
+            let current = self.store.get_tenant(id).await?.ok_or(ServiceError::TenantNotFound)?;
+            Some(update.limits.apply(current.limits)?)
+        };
         let (tenant, traits) = (id.to_owned(), update.traits);
         let found = self
             .mutate(Change::Tenant(id.to_owned()), move |store| async move {
-                store.update_tenant(&tenant, traits.as_ref(), cidrs.as_deref()).await
+                store
+                    .update_tenant(&tenant, traits.as_ref(), cidrs.as_deref(), limits.as_ref())
+                    .await
             })
             .await?;
         if !found {
@@ -185,7 +206,13 @@ impl Service {
 
     /// All tenants.
     pub async fn list_tenants(&self) -> Result<Vec<TenantSummary>, ServiceError> {
-        Ok(self.store.list_tenants().await?.into_iter().map(summary).collect())
+        Ok(self
+            .store
+            .list_tenants()
+            .await?
+            .into_iter()
+            .map(|tenant| summary(tenant, &self.limits))
+            .collect())
     }
 
     /// Deletes a tenant; its data key goes first, so its secrets become unreadable at once.

@@ -66,9 +66,26 @@ impl Service {
         Ok((registered, gate))
     }
 
-    /// Validates the arguments and runs the tool with the tenant's decrypted config. A tool the
+    /// Validates the arguments and runs the tool with the tenant's decrypted config (the REST API
+    /// and MCP), unless the tenant already has as many calls running as it may. A tool the
     /// tenant may not use is reported exactly like one that does not exist.
     pub async fn call_tool(&self, tenant_id: &str, tool: &str, arguments: Value) -> Result<Value, ServiceError> {
+        let limits = self.effective_limits(tenant_id).await?;
+        let _running = self.start_tool_call(tenant_id, &limits)?;
+        self.run_tool(tenant_id, tool, arguments).await
+    }
+
+    /// Runs a queued tool call: background jobs are bounded per tenant by the job queue instead.
+    pub async fn call_tool_in_background(
+        &self,
+        tenant_id: &str,
+        tool: &str,
+        arguments: Value,
+    ) -> Result<Value, ServiceError> {
+        self.run_tool(tenant_id, tool, arguments).await
+    }
+
+    async fn run_tool(&self, tenant_id: &str, tool: &str, arguments: Value) -> Result<Value, ServiceError> {
         let (registered, gate) = self.checked_call(tenant_id, tool, &arguments).await?;
         let plugin = registered.plugin.manifest().name;
         let limits = self.tool_limits;

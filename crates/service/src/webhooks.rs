@@ -26,7 +26,9 @@ impl Service {
     /// Verifies and stores an inbound webhook before it is acknowledged. Every refusal (unknown
     /// tenant or plugin; plugin not installed, disabled or not allowed; failed verification) is
     /// the same [`ServiceError::WebhookRejected`], so a sender learns nothing of who uses what; the
-    /// reason goes to the log.
+    /// reason goes to the log. A handshake the plugin answers without an installation (Graph's
+    /// `validationToken`) is answered, or refused as [`ServiceError::InvalidHandshake`], alike for
+    /// every tenant.
     pub async fn receive_webhook(
         &self,
         plugin: &str,
@@ -43,6 +45,15 @@ impl Service {
             .registry
             .get(plugin)
             .ok_or_else(|| refuse(Refusal::UnknownPlugin))?;
+        // Answered before the tenant is looked up: the same for every tenant, existing or not.
+        if let Some(handshake) = registered.plugin.answer_handshake(&request) {
+            return handshake
+                .map(|reply| WebhookReceipt::Handshake {
+                    content_type: reply.content_type.to_owned(),
+                    body: reply.body,
+                })
+                .map_err(|error| ServiceError::InvalidHandshake(error.to_string()));
+        }
         let gate = self
             .gate(tenant_id)
             .await?
@@ -70,6 +81,9 @@ impl Service {
             }
             WebhookOutcome::Event(verified) => verified,
         };
+        // Counted once verified, so that nobody but the vendor can spend the tenant's webhooks
+        // (and a 429 tells an unsigned sender nothing); vendors retry a 429.
+        self.admit(tenant_id, crate::RateScope::Webhooks).await?;
         let event_id = integrations_events::new_event_id();
         let event = NewWebhookEvent {
             // Jira signs only the body, not its delivery id header. Without a sender id the body's

@@ -13,9 +13,11 @@ mod invalidations;
 mod jobs;
 mod multi_row;
 mod postgres_writer;
+mod replicas;
 mod sqlite_checkpointer;
 mod sqlite_presence;
 mod sqlite_writer;
+mod tenant_limits;
 mod tenants;
 mod webhook_deliveries;
 mod webhook_endpoints;
@@ -34,6 +36,7 @@ pub use event_pages::{EventPage, EventPageQuery, EventPosition};
 pub use installations::{Installation, InstallationState, SecretRow};
 pub use invalidations::{Change, Heard, InvalidationListener, INVALIDATION_CHANNEL};
 pub use jobs::{Job, JobClaim, JobState, NewJob};
+pub use tenant_limits::{RateLimit, TenantLimits};
 pub use tenants::{ApiKeyRecord, DataKeyRecord, Tenant};
 pub use webhook_deliveries::{
     AttemptRecord, DeliveryJob, DeliveryNext, EndpointHealth, NewDelivery, RecordedAttempt, StoredAttempt,

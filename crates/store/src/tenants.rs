@@ -2,7 +2,7 @@ use serde_json::{Map, Value};
 use sqlx::Row;
 
 use crate::invalidations::{notify_on_commit, Change};
-use crate::{now_unix, Backend, Store, StoreError};
+use crate::{now_unix, Backend, Store, StoreError, TenantLimits};
 
 /// A tenant: a customer organisation, the unit of isolation.
 #[derive(Clone, Debug, PartialEq)]
@@ -15,6 +15,8 @@ pub struct Tenant {
     pub outbound_allow_cidrs: Vec<String>,
     /// Creation time, unix seconds.
     pub created_at: i64,
+    /// The operator's limits for this tenant.
+    pub limits: TenantLimits,
 }
 
 /// A stored API key: its id and the digest of the full key.
@@ -52,13 +54,16 @@ impl Store {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let traits = Value::Object(tenant.traits.clone()).to_string();
-        sqlx::query("INSERT INTO tenants (id, traits, created_at, outbound_allow_cidrs) VALUES ($1, $2, $3, $4)")
-            .bind(&tenant.id)
-            .bind(traits)
-            .bind(tenant.created_at)
-            .bind(cidrs_json(&tenant.outbound_allow_cidrs))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO tenants (id, traits, created_at, outbound_allow_cidrs, limits) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&tenant.id)
+        .bind(traits)
+        .bind(tenant.created_at)
+        .bind(cidrs_json(&tenant.outbound_allow_cidrs))
+        .bind(tenant.limits.to_json())
+        .execute(&mut *tx)
+        .await?;
         insert_api_key(&mut tx, key).await?;
         sqlx::query(
             "INSERT INTO tenant_data_keys (tenant_id, master_key_id, wrapped_key, created_at) VALUES ($1, $2, $3, $4)",
@@ -75,30 +80,32 @@ impl Store {
 
     /// The tenant with this id.
     pub async fn get_tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
-        let row = sqlx::query("SELECT id, traits, created_at, outbound_allow_cidrs FROM tenants WHERE id = $1")
+        let row = sqlx::query("SELECT id, traits, created_at, outbound_allow_cidrs, limits FROM tenants WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| tenant_from_row(&r)).transpose()
     }
 
-    /// Replaces a tenant's traits and outbound allowlist (each only when given). Returns whether
-    /// the tenant exists.
+    /// Replaces a tenant's traits, outbound allowlist and limits (each only when given). Returns
+    /// whether the tenant exists.
     pub async fn update_tenant(
         &self,
         id: &str,
         traits: Option<&Map<String, Value>>,
         outbound_allow_cidrs: Option<&[String]>,
+        limits: Option<&TenantLimits>,
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         // COALESCE keeps a column the caller left out, in one statement on both backends.
         let updated = sqlx::query(
             "UPDATE tenants SET traits = COALESCE($1, traits), \
-             outbound_allow_cidrs = COALESCE($2, outbound_allow_cidrs) WHERE id = $3",
+             outbound_allow_cidrs = COALESCE($2, outbound_allow_cidrs), limits = COALESCE($3, limits) WHERE id = $4",
         )
         .bind(traits.map(|t| Value::Object(t.clone()).to_string()))
         .bind(outbound_allow_cidrs.map(cidrs_json))
+        .bind(limits.map(|limits| limits.to_json()))
         .bind(id)
         .execute(&mut *tx)
         .await?;
@@ -109,7 +116,7 @@ impl Store {
 
     /// All tenants, by id.
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        let rows = sqlx::query("SELECT id, traits, created_at, outbound_allow_cidrs FROM tenants ORDER BY id")
+        let rows = sqlx::query("SELECT id, traits, created_at, outbound_allow_cidrs, limits FROM tenants ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(tenant_from_row).collect()
@@ -260,6 +267,7 @@ fn tenant_from_row(row: &sqlx::any::AnyRow) -> Result<Tenant, StoreError> {
         traits,
         outbound_allow_cidrs,
         created_at: row.get(2),
+        limits: TenantLimits::from_json(&row.get::<String, _>(4))?,
     })
 }
 

@@ -16,6 +16,7 @@ pub fn tenant_records(id: &str) -> (Tenant, ApiKeyRecord, DataKeyRecord) {
             traits,
             outbound_allow_cidrs: vec![],
             created_at: 1,
+            limits: Default::default(),
         },
         ApiKeyRecord {
             id: format!("key-{id}"),
