@@ -118,3 +118,69 @@ async fn ten_thousand_mcp_sessions_of_one_tenant_grow_the_server_by_less_than_50
     let (status, _) = request(Method::GET, server.url("/v1/tools"), &key, None).await;
     assert_eq!(status, 200);
 }
+
+/// `GET path` with `key` on a connection of its own, written by hand: a long-poll that holds its
+/// connection until the server answers.
+async fn raw_get(base: &str, path: &str, key: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let address = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.expect("connects");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {key}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("request sent");
+    stream
+}
+
+/// Whether the server has answered on `stream` (without waiting for it).
+fn answered(stream: &tokio::net::TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(stream.try_read(&mut byte), Ok(n) if n > 0)
+}
+
+#[tokio::test]
+async fn eleven_hundred_long_polls_of_one_tenant_leave_healthz_and_the_others_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&[], dir.path()).await;
+    let acme = tenant(&server, "acme", json!({})).await;
+    let globex = tenant(&server, "globex", json!({})).await;
+    let (status, page) = request(Method::GET, server.url("/v1/events"), &acme, None).await;
+    assert_eq!(status, 200, "{page}");
+    let path = match page["next"].as_str() {
+        Some(next) => format!("/v1/events?wait=30&after={next}"),
+        None => "/v1/events?wait=30".to_owned(),
+    };
+    let mut polls = Vec::new();
+    for _ in 0..1_100 {
+        polls.push(raw_get(&server.base, &path, &acme).await);
+    }
+    // The tenant's first 16 wait; the rest were answered at once with an empty page.
+    let settled = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let waiting = polls.iter().filter(|poll| !answered(poll)).count();
+        if waiting <= 16 {
+            break;
+        }
+        assert!(
+            settled.elapsed() < Duration::from_secs(15),
+            "{waiting} long-polls of one tenant still wait"
+        );
+    }
+    let client = reqwest::Client::new();
+    for (what, url, key) in [
+        ("/healthz", server.url("/healthz"), None),
+        ("another tenant", server.url("/v1/tools"), Some(&globex)),
+    ] {
+        let started = std::time::Instant::now();
+        let mut call = client.get(url);
+        if let Some(key) = key {
+            call = call.bearer_auth(key);
+        }
+        let response = call.send().await.expect("answers");
+        assert_eq!(response.status(), 200, "{what}");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{what} took {:?} beside one tenant's 1,100 long-polls",
+            started.elapsed()
+        );
+    }
+}

@@ -20,14 +20,15 @@ impl InFlight {
     /// Starts one more unit of `tenant`'s work, unless it already has `limit` in flight.
     pub(crate) fn try_start(&self, tenant: &str, limit: u32) -> Option<InFlightPermit> {
         let mut counts = self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let count = counts.entry(tenant.to_owned()).or_insert(0);
-        if *count >= limit {
-            if *count == 0 {
-                counts.remove(tenant);
+        match counts.get_mut(tenant) {
+            Some(count) if *count >= limit => return None,
+            Some(count) => *count += 1,
+            None if limit == 0 => return None,
+            None => {
+                counts.insert(tenant.to_owned(), 1);
             }
-            return None;
         }
-        *count += 1;
+        drop(counts);
         Some(InFlightPermit {
             counts: self.counts.clone(),
             tenant: tenant.to_owned(),

@@ -44,7 +44,8 @@ struct Bucket {
 pub(crate) struct RateLimiters {
     replicas: AtomicU32,
     clock: DefaultClock,
-    buckets: RwLock<HashMap<(RateScope, String), Arc<Bucket>>>,
+    api: RwLock<HashMap<String, Arc<Bucket>>>,
+    webhooks: RwLock<HashMap<String, Arc<Bucket>>>,
 }
 
 impl RateLimiters {
@@ -52,7 +53,8 @@ impl RateLimiters {
         Self {
             replicas: AtomicU32::new(1),
             clock: DefaultClock::default(),
-            buckets: RwLock::default(),
+            api: RwLock::default(),
+            webhooks: RwLock::default(),
         }
     }
 
@@ -79,16 +81,19 @@ impl RateLimiters {
     }
 
     fn bucket(&self, scope: RateScope, tenant: &str, share: RateLimit) -> Arc<Bucket> {
-        let key = (scope, tenant.to_owned());
-        if let Some(bucket) = read(&self.buckets).get(&key) {
+        let map = match scope {
+            RateScope::Api => &self.api,
+            RateScope::Webhooks => &self.webhooks,
+        };
+        if let Some(bucket) = read(map).get(tenant) {
             if bucket.share == share {
                 return bucket.clone();
             }
         }
         // New, or its limit changed (an operator's change, a replica joining or leaving): a new
         // bucket, full, as a new limit starts.
-        let mut buckets = self.buckets.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(bucket) = buckets.get(&key).filter(|bucket| bucket.share == share) {
+        let mut buckets = map.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(bucket) = buckets.get(tenant).filter(|bucket| bucket.share == share) {
             return bucket.clone();
         }
         if buckets.len() >= MAX_BUCKETS {
@@ -98,7 +103,7 @@ impl RateLimiters {
             share,
             limiter: DefaultDirectRateLimiter::direct_with_clock(quota(share), self.clock.clone()),
         });
-        buckets.insert(key, bucket.clone());
+        buckets.insert(tenant.to_owned(), bucket.clone());
         bucket
     }
 }
