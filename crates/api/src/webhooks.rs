@@ -39,8 +39,15 @@ async fn receive(
             Json(json!({"id": event_id, "duplicate": duplicate})).into_response(),
         )
             .into_response()),
-        WebhookReceipt::Handshake { content_type, body } => {
-            Ok((StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response())
-        }
+        // The body echoes the sender's text: never to be sniffed into HTML by a browser.
+        WebhookReceipt::Handshake { content_type, body } => Ok((
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+            ],
+            body,
+        )
+            .into_response()),
     }
 }

@@ -22,7 +22,7 @@ pub use oauth2::{NoTokenProvider, TokenError, TokenGrant, TokenProvider, TokenRe
 pub use plugin::{Lifecycle, Plugin, PluginContext, PluginError, PluginManifest};
 pub use registry::{PluginRegistration, PluginRegistry, RegisteredPlugin, RegistryError};
 pub use tool::{ToolError, ToolSpec};
-pub use webhook::{VerifiedWebhook, WebhookError, WebhookOutcome, WebhookRequest};
+pub use webhook::{HandshakeReply, VerifiedWebhook, WebhookError, WebhookOutcome, WebhookRequest};
 
 #[doc(hidden)]
 pub use inventory;

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::{
-    HttpClient, NormalizedEvent, PluginConfig, TokenProvider, ToolError, ToolSpec, WebhookDelivery, WebhookError,
-    WebhookOutcome, WebhookRequest,
+    HandshakeReply, HttpClient, NormalizedEvent, PluginConfig, TokenProvider, ToolError, ToolSpec, WebhookDelivery,
+    WebhookError, WebhookOutcome, WebhookRequest,
 };
 
 /// Who a plugin is.
@@ -110,6 +110,16 @@ pub trait Plugin: Send + Sync + 'static {
 
     /// Runs a tool; the host has validated `arguments` against its `input_schema`.
     async fn call_tool(&self, ctx: &PluginContext, tool: &str, arguments: Value) -> Result<Value, ToolError>;
+
+    /// Answers a handshake the vendor sends to a webhook URL before any delivery and that needs no
+    /// installation to answer (Microsoft Graph's `validationToken`). The host asks before it looks
+    /// the tenant up, so the answer is the same for every tenant, whether it exists or has the
+    /// plugin installed, and tells nobody who uses what. `None`: not such a handshake, so the
+    /// request is verified as a delivery; an error is refused alike for every tenant.
+    fn answer_handshake(&self, request: &WebhookRequest) -> Option<Result<HandshakeReply, WebhookError>> {
+        let _ = request;
+        None
+    }
 
     /// Verifies an inbound webhook with the tenant's config, in constant time where a MAC is compared.
     fn verify_webhook(&self, config: &PluginConfig, request: &WebhookRequest) -> Result<WebhookOutcome, WebhookError>;

@@ -39,6 +39,16 @@ pub enum WebhookOutcome {
     },
 }
 
+/// The answer to a handshake a vendor sends before any delivery, which needs no installation to
+/// give (see [`Plugin::answer_handshake`](crate::Plugin::answer_handshake)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandshakeReply {
+    /// Content type of the reply.
+    pub content_type: &'static str,
+    /// Body of the reply.
+    pub body: Vec<u8>,
+}
+
 /// Why a webhook was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {

@@ -20,4 +20,6 @@ pub use client::{graph_error, GraphClient, GraphRequest};
 pub use credentials::{check_credentials, refused_field};
 pub use path::{id_segment, item_path};
 pub use settings::{GraphSettings, DEFAULT_GRAPH_BASE_URL, DEFAULT_LOGIN_BASE_URL, GRAPH_APP_SCOPE};
-pub use webhook::{normalize_change_notifications, verify_change_notification};
+pub use webhook::{
+    normalize_change_notifications, validation_handshake, verify_change_notification, MAX_VALIDATION_TOKEN_BYTES,
+};

@@ -1,27 +1,30 @@
 //! Graph change notifications, as both connectors receive them on their webhook URL.
 //!
 //! Creating a subscription, Graph first sends `POST {notificationUrl}?validationToken=…` and expects
-//! the decoded token back as `text/plain` within 10 s. Notifications then arrive as
+//! the decoded token back as `text/plain` within 10 s. That handshake needs no installation: the
+//! host answers it before it looks the tenant up ([`validation_handshake`]), identically for every
+//! tenant, so it reveals nothing of who has Teams or SharePoint. Notifications then arrive as
 //! `{"value":[{subscriptionId, clientState, changeType, resource, …}]}`; Graph signs nothing, so the
 //! `clientState` chosen at subscription time is the only proof of origin and every item must carry it.
 
 use integrations_core::{
-    EventData, NormalizedEvent, PluginConfig, VerifiedWebhook, WebhookDelivery, WebhookError, WebhookOutcome,
-    WebhookRequest,
+    EventData, HandshakeReply, NormalizedEvent, PluginConfig, VerifiedWebhook, WebhookDelivery, WebhookError,
+    WebhookOutcome, WebhookRequest,
 };
 use ring::hmac;
 use serde_json::Value;
 
 /// The config field holding the subscription's `clientState`.
 const CLIENT_STATE_FIELD: &str = "client_state";
-/// Graph's validation tokens are a sentence and a request id; anything far longer is not one.
-const MAX_VALIDATION_TOKEN_LEN: usize = 1024;
+/// Graph's validation tokens are a sentence and a request id (about 100 bytes); anything far
+/// longer is not one, and the echo of an arbitrary text stays short.
+pub const MAX_VALIDATION_TOKEN_BYTES: usize = 1024;
 /// Event type of a batch whose items do not share one `changeType` (or `lifecycleEvent`).
 const MIXED_EVENT_TYPE: &str = "change_notification";
 
-/// Answers the validation handshake, or accepts a batch of notifications whose every `clientState`
-/// matches the installation's `client_state`. Without a configured `client_state` nothing is
-/// accepted, not even the handshake, so a subscription that could never deliver is not created.
+/// Answers the validation handshake ([`validation_handshake`]), or accepts a batch of
+/// notifications whose every `clientState` matches the installation's `client_state`. Without a
+/// configured `client_state` no notification is accepted.
 ///
 /// The delivery id is left to the host (the digest of the body: Graph retries a batch unchanged);
 /// the event type is the batch's common `changeType` (`created`, `updated`, `deleted`) or
@@ -30,18 +33,15 @@ pub fn verify_change_notification(
     config: &PluginConfig,
     request: &WebhookRequest,
 ) -> Result<WebhookOutcome, WebhookError> {
+    if let Some(handshake) = validation_handshake(request) {
+        return handshake.map(|reply| WebhookOutcome::Handshake {
+            content_type: reply.content_type.into(),
+            body: reply.body,
+        });
+    }
     let client_state = config
         .secret(CLIENT_STATE_FIELD)
         .ok_or(WebhookError::InvalidSignature)?;
-    if let Some(token) = validation_token(request.query.as_deref()) {
-        if token.is_empty() || token.len() > MAX_VALIDATION_TOKEN_LEN {
-            return Err(WebhookError::Malformed("validationToken is empty or too long".into()));
-        }
-        return Ok(WebhookOutcome::Handshake {
-            content_type: "text/plain".into(),
-            body: token.into_bytes(),
-        });
-    }
     let body: Value =
         serde_json::from_slice(&request.body).map_err(|_| WebhookError::Malformed("body is not JSON".into()))?;
     let items = body
@@ -59,6 +59,22 @@ pub fn verify_change_notification(
     Ok(WebhookOutcome::Event(VerifiedWebhook {
         delivery_id: None,
         event_type: Some(event_type(items)),
+    }))
+}
+
+/// Graph's subscription validation: the decoded `validationToken` echoed as `text/plain`, the same
+/// whatever the tenant or its config; `None` when the request carries no `validationToken`. An
+/// empty token, or one over [`MAX_VALIDATION_TOKEN_BYTES`], is malformed.
+pub fn validation_handshake(request: &WebhookRequest) -> Option<Result<HandshakeReply, WebhookError>> {
+    let token = validation_token(request.query.as_deref())?;
+    if token.is_empty() || token.len() > MAX_VALIDATION_TOKEN_BYTES {
+        return Some(Err(WebhookError::Malformed(format!(
+            "validationToken must be 1 to {MAX_VALIDATION_TOKEN_BYTES} bytes long"
+        ))));
+    }
+    Some(Ok(HandshakeReply {
+        content_type: "text/plain",
+        body: token.into_bytes(),
     }))
 }
 
@@ -153,12 +169,46 @@ mod tests {
                 body: b"Validation: Testing client application reachability for subscription Request-Id: b8a9".to_vec()
             }
         );
-        assert!(verify_change_notification(&config(None), &request(Some(query), &Value::Null)).is_err());
-        let long = format!("validationToken={}", "a".repeat(2000));
+        // The same answer without any config: the host gives it before looking the tenant up.
+        assert_eq!(
+            verify_change_notification(&config(None), &request(Some(query), &Value::Null)).unwrap(),
+            outcome
+        );
+        assert_eq!(
+            validation_handshake(&request(Some(query), &Value::Null))
+                .unwrap()
+                .unwrap(),
+            HandshakeReply {
+                content_type: "text/plain",
+                body: b"Validation: Testing client application reachability for subscription Request-Id: b8a9".to_vec()
+            }
+        );
+        assert!(validation_handshake(&request(Some("other=1"), &Value::Null)).is_none());
+        assert!(validation_handshake(&request(None, &Value::Null)).is_none());
+    }
+
+    #[test]
+    fn a_validation_token_empty_or_over_the_limit_is_malformed() {
+        let longest = format!("validationToken={}", "a".repeat(MAX_VALIDATION_TOKEN_BYTES));
         assert!(matches!(
-            verify_change_notification(&config(Some("s")), &request(Some(&long), &Value::Null)),
-            Err(WebhookError::Malformed(_))
+            validation_handshake(&request(Some(&longest), &Value::Null)),
+            Some(Ok(_))
         ));
+        // Counted decoded: 1,023 characters plus one percent-encoded byte is 1,024 bytes.
+        let encoded = format!("validationToken={}%3A", "a".repeat(MAX_VALIDATION_TOKEN_BYTES - 1));
+        assert!(matches!(
+            validation_handshake(&request(Some(&encoded), &Value::Null)),
+            Some(Ok(_))
+        ));
+        for query in [
+            format!("validationToken={}", "a".repeat(MAX_VALIDATION_TOKEN_BYTES + 1)),
+            "validationToken=".to_owned(),
+        ] {
+            assert!(matches!(
+                verify_change_notification(&config(Some("s")), &request(Some(&query), &Value::Null)),
+                Err(WebhookError::Malformed(_))
+            ));
+        }
     }
 
     #[test]

@@ -10,8 +10,8 @@ mod schema;
 
 use async_trait::async_trait;
 use integrations_core::{
-    Lifecycle, NormalizedEvent, Plugin, PluginConfig, PluginContext, PluginError, PluginManifest, ToolError, ToolSpec,
-    WebhookDelivery, WebhookError, WebhookOutcome, WebhookRequest,
+    HandshakeReply, Lifecycle, NormalizedEvent, Plugin, PluginConfig, PluginContext, PluginError, PluginManifest,
+    ToolError, ToolSpec, WebhookDelivery, WebhookError, WebhookOutcome, WebhookRequest,
 };
 use serde_json::Value;
 
@@ -65,6 +65,10 @@ impl Plugin for TeamsPlugin {
             "teams_create_channel" => client.create_channel(&arguments).await,
             other => Err(ToolError::UnknownTool(other.to_owned())),
         }
+    }
+
+    fn answer_handshake(&self, request: &WebhookRequest) -> Option<Result<HandshakeReply, WebhookError>> {
+        integrations_msgraph::validation_handshake(request)
     }
 
     fn verify_webhook(&self, config: &PluginConfig, request: &WebhookRequest) -> Result<WebhookOutcome, WebhookError> {
