@@ -13,6 +13,9 @@ use crate::body::{JsonBody, JsonBodyOrEmpty};
 use crate::params::{ApiPath, ApiQuery};
 use crate::{ApiError, AppState};
 
+/// Endpoints per page unless the caller asks for another number (at most 500).
+const DEFAULT_ENDPOINTS: i64 = 50;
+
 /// Attempts per page unless the caller asks for another number (at most 100).
 const DEFAULT_ATTEMPTS: i64 = 50;
 
@@ -34,9 +37,27 @@ async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-async fn list(CurrentTenant(tenant): CurrentTenant, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let endpoints = state.service.list_webhook_endpoints(&tenant).await?;
-    Ok(Json(json!({"endpoints": endpoints})))
+#[derive(Deserialize)]
+struct ListQuery {
+    /// The `next` of the previous page.
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list(
+    CurrentTenant(tenant): CurrentTenant,
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (endpoints, next) = state
+        .service
+        .list_webhook_endpoints(
+            &tenant,
+            query.after.as_deref(),
+            query.limit.unwrap_or(DEFAULT_ENDPOINTS),
+        )
+        .await?;
+    Ok(Json(json!({"endpoints": endpoints, "next": next})))
 }
 
 async fn show(

@@ -54,6 +54,9 @@ pub struct DeliverySettings {
     pub disable_after: Duration,
     /// Positions of the log (events) the fan-out covers per step.
     pub fanout_batch: i64,
+    /// Most deliveries the fan-out writes in one transaction: an event of a tenant with more
+    /// endpoints is written over several, so no tenant holds the database's writer for long.
+    pub fanout_max_deliveries: usize,
     /// How often the fan-out and the dispatcher look at the database when nothing woke them
     /// (another replica's appends and due retries wake nobody here).
     pub poll_interval: Duration,
@@ -69,6 +72,7 @@ impl Default for DeliverySettings {
             prefetch_rounds: 16,
             disable_after: Duration::from_secs(5 * 24 * 3600),
             fanout_batch: 256,
+            fanout_max_deliveries: 1_000,
             poll_interval: Duration::from_millis(250),
         }
     }

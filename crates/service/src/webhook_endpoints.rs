@@ -3,6 +3,9 @@
 
 use std::collections::BTreeSet;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
 use integrations_delivery::{matches, validate_filters, InvalidFilter, SigningSecret, ROTATION_OVERLAP};
 use integrations_events::{parse_rfc3339_millis, rfc3339_millis};
 use integrations_secrets::random_bytes;
@@ -16,6 +19,9 @@ use crate::{now_unix, FieldError, Service, ServiceError};
 
 /// Most attempts on one page.
 pub const MAX_ATTEMPT_PAGE: i64 = 100;
+
+/// Most endpoints on one page of the list.
+pub const MAX_ENDPOINT_PAGE: i64 = 500;
 
 /// Most events one replay sends again; `truncated` says when there were more.
 pub const MAX_REPLAY_EVENTS: usize = 10_000;
@@ -153,18 +159,44 @@ impl Service {
             created_at: now,
             updated_at: now,
         };
-        let stored = self.store.insert_webhook_endpoint(&endpoint).await?;
+        let limit = self.effective_limits(tenant_id).await?.max_webhook_endpoints;
+        let Some(stored) = self.store.insert_webhook_endpoint(&endpoint, limit).await? else {
+            return Err(ServiceError::QuotaExceeded {
+                resource: "webhook endpoints",
+                limit,
+            });
+        };
         Ok(CreatedWebhookEndpoint {
             endpoint: view(&stored),
             secret: secret.expose_whsec(),
         })
     }
 
-    /// The tenant's endpoints, oldest first.
-    pub async fn list_webhook_endpoints(&self, tenant_id: &str) -> Result<Vec<WebhookEndpointView>, ServiceError> {
+    /// A page of the tenant's endpoints, oldest first, after `after` (the `next` of an earlier
+    /// page); `limit` is clamped to 1..=[`MAX_ENDPOINT_PAGE`]. Returns the page and the `next`
+    /// cursor, `None` at the end.
+    pub async fn list_webhook_endpoints(
+        &self,
+        tenant_id: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<(Vec<WebhookEndpointView>, Option<String>), ServiceError> {
         self.existing_gate(tenant_id).await?;
-        let endpoints = self.store.webhook_endpoints(tenant_id).await?;
-        Ok(endpoints.iter().map(view).collect())
+        let after = after
+            .map(|cursor| decode_cursor(cursor).ok_or_else(|| ServiceError::InvalidRequest("invalid cursor".into())))
+            .transpose()?;
+        let limit = limit.clamp(1, MAX_ENDPOINT_PAGE);
+        let mut endpoints = self
+            .store
+            .webhook_endpoints_page(tenant_id, after.as_ref().map(|(at, id)| (*at, id.as_str())), limit + 1)
+            .await?;
+        let more = endpoints.len() as i64 > limit;
+        endpoints.truncate(limit as usize);
+        let next = endpoints
+            .last()
+            .filter(|_| more)
+            .map(|last| encode_cursor(last.created_at, &last.id));
+        Ok((endpoints.iter().map(view).collect(), next))
     }
 
     /// One of the tenant's endpoints; another tenant's is not found.
@@ -317,6 +349,19 @@ impl Service {
     }
 }
 
+/// The opaque `next` of an endpoint page: where the page ended (creation time and id).
+fn encode_cursor(created_at: i64, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{created_at}:{id}"))
+}
+
+/// A cursor [`encode_cursor`] made; `None` for any other string.
+fn decode_cursor(cursor: &str) -> Option<(i64, String)> {
+    let plain = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
+    let (created_at, id) = plain.split_once(':')?;
+    let id_ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    Some((created_at.parse().ok()?, id.to_owned())).filter(|_| id_ok)
+}
+
 fn invalid(field: &str, message: &str) -> ServiceError {
     ServiceError::InvalidWebhookEndpoint(
         vec![FieldError {
@@ -452,6 +497,21 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn page_cursors_round_trip_and_others_are_refused() {
+        let cursor = encode_cursor(1_700_000_000, "ep_0a1b");
+        assert_eq!(decode_cursor(&cursor), Some((1_700_000_000, "ep_0a1b".to_owned())));
+        for bad in [
+            "",
+            "abc",
+            "!!",
+            &URL_SAFE_NO_PAD.encode("x:ep_1"),
+            &URL_SAFE_NO_PAD.encode("5:ep 1"),
+        ] {
+            assert_eq!(decode_cursor(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn since_is_rfc3339_or_unix_seconds() {

@@ -134,23 +134,39 @@ pub struct StoredAttempt {
 }
 
 impl Store {
-    /// Advances consumer `consumer` from `from` to `to` and writes `deliveries`, in one
-    /// transaction. Returns false, writing nothing, when the cursor is no longer at `from`
-    /// (another replica got there first).
+    /// Where fan-out consumer `consumer` has got to: `(seq, endpoint)`, every event up to `seq`
+    /// fanned out, and event `seq + 1` to its endpoints up to `endpoint` (`""`: none yet).
+    pub async fn fanout_cursor(&self, consumer: &str) -> Result<(i64, String), StoreError> {
+        let row = sqlx::query("SELECT seq, after_endpoint FROM event_cursors WHERE name = $1")
+            .bind(consumer)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map_or((0, String::new()), |r| (r.get(0), r.get(1))))
+    }
+
+    /// Advances consumer `consumer` from position `from` to `to` (see [`Store::fanout_cursor`])
+    /// and writes `deliveries`, in one transaction. Returns false, writing nothing, when the
+    /// cursor is no longer at `from` (another replica got there first).
     pub async fn record_fanout(
         &self,
         consumer: &str,
-        from: i64,
-        to: i64,
+        from: (i64, &str),
+        to: (i64, &str),
         deliveries: &[NewDelivery],
     ) -> Result<bool, StoreError> {
+        let ((from_seq, from_endpoint), (to_seq, to_endpoint)) = (from, to);
         if self.sqlite_file.is_some() {
             let (consumer, deliveries) = (consumer.to_owned(), deliveries.to_vec());
+            let (from_endpoint, to_endpoint) = (from_endpoint.to_owned(), to_endpoint.to_owned());
             let written = self
                 .group_commit()
                 .run_on_writer(move |connection| {
                     connection.execute(sqlite_form!(INSERT_CURSOR), rusqlite::params![consumer])?;
-                    if connection.execute(sqlite_form!(MOVE_CURSOR), rusqlite::params![to, consumer, from])? == 0 {
+                    let moved = connection.execute(
+                        sqlite_form!(MOVE_CURSOR),
+                        rusqlite::params![to_seq, to_endpoint, consumer, from_seq, from_endpoint],
+                    )?;
+                    if moved == 0 {
                         return Ok(false);
                     }
                     let mut insert = connection.prepare_cached(sqlite_form!(INSERT_DELIVERY))?;
@@ -175,9 +191,11 @@ impl Store {
         let mut tx = self.relaxed.begin().await?;
         sqlx::query(INSERT_CURSOR).bind(consumer).execute(&mut *tx).await?;
         let moved = sqlx::query(MOVE_CURSOR)
-            .bind(to)
+            .bind(to_seq)
+            .bind(to_endpoint)
             .bind(consumer)
-            .bind(from)
+            .bind(from_seq)
+            .bind(from_endpoint)
             .execute(&mut *tx)
             .await?;
         if moved.rows_affected() == 0 {
@@ -602,7 +620,8 @@ const DUE_OF_ENDPOINT: &str = "SELECT next_attempt_at, id FROM webhook_deliverie
      WHERE endpoint_id = $1 AND status = 'pending' AND next_attempt_at <= $2 AND lease_until <= $2 \
      ORDER BY next_attempt_at, id LIMIT $3";
 const INSERT_CURSOR: &str = "INSERT INTO event_cursors (name, seq) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING";
-const MOVE_CURSOR: &str = "UPDATE event_cursors SET seq = $1 WHERE name = $2 AND seq = $3";
+const MOVE_CURSOR: &str = "UPDATE event_cursors SET seq = $1, after_endpoint = $2 \
+     WHERE name = $3 AND seq = $4 AND after_endpoint = $5";
 const INSERT_DELIVERY: &str = "INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_seq, status, attempts, \
      next_attempt_at, lease_until, lease_token, created_at) VALUES ($1, $2, $3, 'pending', 0, $4, 0, NULL, $5)";
 const INSERT_ATTEMPT: &str =

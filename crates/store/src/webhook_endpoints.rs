@@ -66,61 +66,101 @@ pub struct WebhookEndpointSettings {
     pub enabled: bool,
 }
 
+/// Inserts an endpoint (`$1`…`$8`) only while its tenant has fewer than `$9`.
+const INSERT_WITHIN_QUOTA: &str =
+    "INSERT INTO webhook_endpoints (id, tenant_id, url, event_types, description, state, \
+     disabled_reason, secret, previous_secret, previous_secret_expires_at, failing_since, start_seq, created_at, \
+     updated_at) \
+     SELECT $1, $2, $3, $4, $5, $6, NULL, $7, NULL, NULL, NULL, (SELECT COALESCE(MAX(seq), 0) FROM events), $8, $8 \
+     WHERE (SELECT COUNT(*) FROM webhook_endpoints WHERE tenant_id = $2) < $9";
+
 pub(crate) const ENDPOINT_COLUMNS: &str = "id, tenant_id, url, event_types, description, state, disabled_reason, \
      secret, previous_secret, previous_secret_expires_at, failing_since, start_seq, created_at, updated_at";
 
 impl Store {
-    /// Stores a new endpoint; it receives events appended from now on (its `start_seq` is the
-    /// log's current end, whatever the argument says). Returns it as stored.
-    pub async fn insert_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<WebhookEndpoint, StoreError> {
-        {
+    /// Stores a new endpoint unless its tenant has `max_endpoints` already (then `None`); it
+    /// receives events appended from now on (its `start_seq` is the log's current end, whatever
+    /// the argument says). Returns it as stored. The count and the insert are one statement, and
+    /// on PostgreSQL the tenant's row is locked first, so concurrent creates never pass the limit.
+    pub async fn insert_webhook_endpoint(
+        &self,
+        endpoint: &WebhookEndpoint,
+        max_endpoints: u32,
+    ) -> Result<Option<WebhookEndpoint>, StoreError> {
+        let inserted = {
             let _turn = self.write_turn().await;
-            sqlx::query(
-                "INSERT INTO webhook_endpoints (id, tenant_id, url, event_types, description, state, \
-                 disabled_reason, secret, previous_secret, previous_secret_expires_at, failing_since, start_seq, \
-                 created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, NULL, NULL, NULL, \
-                 (SELECT COALESCE(MAX(seq), 0) FROM events), $8, $8)",
-            )
-            .bind(&endpoint.id)
-            .bind(&endpoint.tenant_id)
-            .bind(&endpoint.url)
-            .bind(types_json(&endpoint.event_types))
-            .bind(&endpoint.description)
-            .bind(state(endpoint.enabled))
-            .bind(&endpoint.secret)
-            .bind(endpoint.created_at)
-            .execute(&self.pool)
-            .await?;
+            let mut tx = self.pool.begin().await?;
+            if self.backend == crate::Backend::Postgres {
+                // Concurrent creates of one tenant queue here; each then counts what the ones
+                // before it committed. (NO KEY: rows referring to the tenant are not held up.)
+                sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE")
+                    .bind(&endpoint.tenant_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let inserted = sqlx::query(INSERT_WITHIN_QUOTA)
+                .bind(&endpoint.id)
+                .bind(&endpoint.tenant_id)
+                .bind(&endpoint.url)
+                .bind(types_json(&endpoint.event_types))
+                .bind(&endpoint.description)
+                .bind(state(endpoint.enabled))
+                .bind(&endpoint.secret)
+                .bind(endpoint.created_at)
+                .bind(i64::from(max_endpoints))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            inserted.rows_affected() > 0
+        };
+        if !inserted {
+            return Ok(None);
         }
         self.webhook_endpoint(&endpoint.tenant_id, &endpoint.id)
             .await?
+            .map(Some)
             .ok_or_else(|| StoreError::Corrupt("inserted endpoint not found".into()))
     }
 
-    /// The tenant's endpoints, oldest first.
-    pub async fn webhook_endpoints(&self, tenant_id: &str) -> Result<Vec<WebhookEndpoint>, StoreError> {
+    /// A page of the tenant's endpoints, oldest first (by creation time, then id), after the
+    /// endpoint created at `after.0` with id `after.1` when given.
+    pub async fn webhook_endpoints_page(
+        &self,
+        tenant_id: &str,
+        after: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        let (created_at, id) = after.unwrap_or((i64::MIN, ""));
         let rows = sqlx::query(&format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY created_at, id"
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 \
+             AND (created_at > $2 OR (created_at = $2 AND id > $3)) ORDER BY created_at, id LIMIT $4"
         ))
         .bind(tenant_id)
+        .bind(created_at)
+        .bind(id)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(endpoint_from_row).collect()
     }
 
-    /// The events in `(after, upto]` paired with each enabled endpoint of their tenant created
-    /// before them, in log order, for the fan-out. The pairing is a join in the database: the
-    /// events of tenants without endpoints (often most of the log) never leave it, and a span
-    /// costs one query however many tenants its events belong to.
-    pub async fn event_routes(&self, after: i64, upto: i64) -> Result<Vec<EventRoute>, StoreError> {
+    /// The pairs (event, enabled endpoint of its tenant created before it) after position
+    /// `after` up to event `upto`, in log order then endpoint id, at most `limit` of them: for the
+    /// fan-out. `after` is `(seq, endpoint)`: every event up to `seq` is done, and event `seq + 1`
+    /// for the endpoints up to `endpoint` (`""`: none of them), so one event's many endpoints can
+    /// be covered over several calls. The pairing is a join in the database: the events of
+    /// tenants without endpoints (often most of the log) never leave it, and a span costs one
+    /// query however many tenants its events belong to.
+    pub async fn event_routes(&self, after: (i64, &str), upto: i64, limit: i64) -> Result<Vec<EventRoute>, StoreError> {
         let rows = sqlx::query(
             "SELECT e.seq, e.tenant_id, e.type, w.id, w.event_types FROM events e \
              JOIN webhook_endpoints w ON w.tenant_id = e.tenant_id AND w.state = 'enabled' AND w.start_seq < e.seq \
-             WHERE e.seq > $1 AND e.seq <= $2 ORDER BY e.seq, w.id",
+             WHERE e.seq > $1 AND e.seq <= $3 AND (e.seq > $1 + 1 OR w.id > $2) ORDER BY e.seq, w.id LIMIT $4",
         )
-        .bind(after)
+        .bind(after.0)
+        .bind(after.1)
         .bind(upto)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         // Each endpoint's filters are decoded once per call, not once per event.

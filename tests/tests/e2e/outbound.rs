@@ -650,3 +650,83 @@ async fn two_replicas_deliver_each_event_once() {
     ids.sort();
     assert_eq!(delivered, ids, "each event exactly once");
 }
+
+/// Creates tenant `id` through the admin API with `limits` (e.g. `max_webhook_endpoints`).
+async fn tenant_with(app: &TestApp, id: &str, limits: Value) -> String {
+    let mut body = json!({"id": id});
+    body.as_object_mut()
+        .unwrap()
+        .extend(limits.as_object().unwrap().clone());
+    let created = app.post("/v1/admin/tenants", ADMIN_TOKEN, body).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    created.json()["api_key"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn past_its_endpoint_quota_a_tenant_gets_409_and_others_still_create() {
+    let app = app_with_schedule("0,1,2").await;
+    let acme = tenant_with(&app, "acme", json!({"max_webhook_endpoints": 3})).await;
+    let globex = app.tenant("globex", json!({})).await;
+    let receiver = Receiver::ok().await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(create_endpoint(&app, &acme, &receiver.url, json!([])).await["id"].clone());
+    }
+    let refused = app
+        .post("/v1/webhook-endpoints", &acme, json!({"url": receiver.url}))
+        .await;
+    let problem = refused.assert_problem(409, "quota-exceeded");
+    assert_eq!(problem["resource"], "webhook endpoints");
+    assert_eq!(problem["limit"], 3);
+    let listed = app.get("/v1/webhook-endpoints", &acme).await.json();
+    assert_eq!(listed["endpoints"].as_array().unwrap().len(), 3, "nothing stored");
+    create_endpoint(&app, &globex, &receiver.url, json!([])).await;
+
+    // Deleting one makes room again.
+    let path = format!("/v1/webhook-endpoints/{}", ids[0].as_str().unwrap());
+    assert_eq!(app.delete(&path, &acme).await.status, 204);
+    create_endpoint(&app, &acme, &receiver.url, json!([])).await;
+}
+
+#[tokio::test]
+async fn the_endpoint_list_is_paged_with_an_opaque_cursor() {
+    let app = app_with_schedule("0,1,2").await;
+    let key = app.tenant("acme", json!({})).await;
+    let receiver = Receiver::ok().await;
+    let mut created = Vec::new();
+    for _ in 0..5 {
+        created.push(create_endpoint(&app, &key, &receiver.url, json!([])).await["id"].clone());
+    }
+    let mut listed = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &after {
+            Some(cursor) => format!("/v1/webhook-endpoints?limit=2&after={cursor}"),
+            None => "/v1/webhook-endpoints?limit=2".to_owned(),
+        };
+        let page = app.get(&path, &key).await;
+        assert_eq!(page.status, 200, "{}", page.text());
+        let page = page.json();
+        let endpoints = page["endpoints"].as_array().unwrap();
+        assert!(endpoints.len() <= 2);
+        listed.extend(endpoints.iter().map(|e| e["id"].clone()));
+        pages += 1;
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let mut expected = created.clone();
+    expected.sort_by_key(|id| id.to_string());
+    let mut got = listed.clone();
+    got.sort_by_key(|id| id.to_string());
+    assert_eq!(got, expected, "each endpoint once");
+    let all = app.get("/v1/webhook-endpoints", &key).await.json();
+    assert_eq!(all["endpoints"].as_array().unwrap().len(), 5);
+    assert_eq!(all["next"], Value::Null);
+    app.get("/v1/webhook-endpoints?after=bogus", &key)
+        .await
+        .assert_problem(422, "invalid-request");
+}

@@ -73,9 +73,17 @@ async fn outbound_storage(store: &Store) {
     let (t, k, d) = tenant("acme");
     store.create_tenant(&t, &k, &d).await.unwrap();
     let before = append(store, "acme", 0).await;
-    let stored = store.insert_webhook_endpoint(&endpoint("ep_a", "acme")).await.unwrap();
+    let stored = store
+        .insert_webhook_endpoint(&endpoint("ep_a", "acme"), 100)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.start_seq, before, "an endpoint starts at the log's end");
-    store.insert_webhook_endpoint(&endpoint("ep_b", "acme")).await.unwrap();
+    store
+        .insert_webhook_endpoint(&endpoint("ep_b", "acme"), 100)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(store.webhook_endpoint("other", "ep_a").await.unwrap().is_none());
 
     // The fan-out moves the cursor only from where it was read.
@@ -85,9 +93,15 @@ async fn outbound_storage(store: &Store) {
         append(store, "acme", 3).await,
     ];
     let first: Vec<NewDelivery> = seqs.iter().map(|s| delivery("ep_a", *s)).collect();
-    assert!(store.record_fanout("outbound", 0, seqs[2], &first).await.unwrap());
+    assert!(store
+        .record_fanout("outbound", (0, ""), (seqs[2], ""), &first)
+        .await
+        .unwrap());
     assert!(
-        !store.record_fanout("outbound", 0, seqs[2], &first).await.unwrap(),
+        !store
+            .record_fanout("outbound", (0, ""), (seqs[2], ""), &first)
+            .await
+            .unwrap(),
         "a second fan-out from the same cursor writes nothing"
     );
     assert_eq!(store.event_cursor("outbound").await.unwrap(), seqs[2]);
@@ -253,7 +267,11 @@ on_both_backends!(
 async fn concurrent_claims(store: &Store) {
     let (t, k, d) = tenant("acme");
     store.create_tenant(&t, &k, &d).await.unwrap();
-    store.insert_webhook_endpoint(&endpoint("ep_a", "acme")).await.unwrap();
+    store
+        .insert_webhook_endpoint(&endpoint("ep_a", "acme"), 100)
+        .await
+        .unwrap()
+        .unwrap();
     let mut deliveries = Vec::new();
     for n in 0..100 {
         deliveries.push(delivery("ep_a", append(store, "acme", n).await));
@@ -287,7 +305,11 @@ async fn leases_are_freed_only_when_their_holders_are_gone() {
     let url = format!("sqlite://{}/t.db", dir.path().display());
     let (t, k, d) = tenant("acme");
     store.create_tenant(&t, &k, &d).await.unwrap();
-    store.insert_webhook_endpoint(&endpoint("ep_a", "acme")).await.unwrap();
+    store
+        .insert_webhook_endpoint(&endpoint("ep_a", "acme"), 100)
+        .await
+        .unwrap()
+        .unwrap();
     let seq = append(&store, "acme", 1).await;
     store.insert_deliveries(&[delivery("ep_a", seq)]).await.unwrap();
     let far = i64::MAX / 2;
@@ -371,8 +393,16 @@ on_both_backends!(
 async fn renewed_leases(store: &Store) {
     let (t, k, d) = tenant("acme");
     store.create_tenant(&t, &k, &d).await.unwrap();
-    store.insert_webhook_endpoint(&endpoint("ep_a", "acme")).await.unwrap();
-    store.insert_webhook_endpoint(&endpoint("ep_b", "acme")).await.unwrap();
+    store
+        .insert_webhook_endpoint(&endpoint("ep_a", "acme"), 100)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .insert_webhook_endpoint(&endpoint("ep_b", "acme"), 100)
+        .await
+        .unwrap()
+        .unwrap();
     let seq = append(store, "acme", 1).await;
     store
         .insert_deliveries(&[delivery("ep_a", seq), delivery("ep_b", seq)])
@@ -411,13 +441,21 @@ async fn event_routes(store: &Store) {
         store.create_tenant(&t, &k, &d).await.unwrap();
     }
     let before = append(store, "acme", 0).await;
-    store.insert_webhook_endpoint(&endpoint("ep_a", "acme")).await.unwrap();
+    store
+        .insert_webhook_endpoint(&endpoint("ep_a", "acme"), 100)
+        .await
+        .unwrap()
+        .unwrap();
     let every_type = WebhookEndpoint {
         event_types: vec!["*".into(), "order.*".into()],
         ..endpoint("ep_b", "acme")
     };
-    store.insert_webhook_endpoint(&every_type).await.unwrap();
-    store.insert_webhook_endpoint(&endpoint("ep_c", "beta")).await.unwrap();
+    store.insert_webhook_endpoint(&every_type, 100).await.unwrap().unwrap();
+    store
+        .insert_webhook_endpoint(&endpoint("ep_c", "beta"), 100)
+        .await
+        .unwrap()
+        .unwrap();
     let disabled = WebhookEndpointSettings {
         url: "https://example.com/hook".into(),
         event_types: vec![],
@@ -430,7 +468,7 @@ async fn event_routes(store: &Store) {
     append(store, "beta", 3).await;
     let acme_last = append(store, "acme", 4).await;
 
-    let routes = store.event_routes(0, acme_last).await.unwrap();
+    let routes = store.event_routes((0, ""), acme_last, 100).await.unwrap();
     let pairs: Vec<(i64, &str)> = routes.iter().map(|r| (r.seq, r.endpoint_id.as_str())).collect();
     assert_eq!(
         pairs,
@@ -449,13 +487,146 @@ async fn event_routes(store: &Store) {
     assert_eq!(routes[0].event_types, ["jira.*"]);
 
     // The span is (after, upto].
-    assert!(store.event_routes(acme_first, acme_last - 1).await.unwrap().is_empty());
+    assert!(store
+        .event_routes((acme_first, ""), acme_last - 1, 100)
+        .await
+        .unwrap()
+        .is_empty());
     let last: Vec<i64> = store
-        .event_routes(acme_first, acme_last)
+        .event_routes((acme_first, ""), acme_last, 100)
         .await
         .unwrap()
         .iter()
         .map(|r| r.seq)
         .collect();
     assert_eq!(last, [acme_last, acme_last]);
+}
+
+on_both_backends!(
+    multi_thread,
+    concurrent_creates_never_pass_the_endpoint_quota_on_sqlite,
+    concurrent_creates_never_pass_the_endpoint_quota_on_postgres,
+    "store_endpoint_quota",
+    endpoint_quota
+);
+
+/// Twenty creates of one tenant at once against a quota of five: five are stored, whatever the
+/// interleaving; another tenant's endpoints do not count.
+async fn endpoint_quota(store: &Store) {
+    for id in ["acme", "beta"] {
+        let (t, k, d) = tenant(id);
+        store.create_tenant(&t, &k, &d).await.unwrap();
+    }
+    store
+        .insert_webhook_endpoint(&endpoint("ep_beta", "beta"), 5)
+        .await
+        .unwrap()
+        .unwrap();
+    let creates = (0..20).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .insert_webhook_endpoint(&endpoint(&format!("ep_{n:02}"), "acme"), 5)
+                .await
+                .unwrap()
+        })
+    });
+    let mut stored = 0;
+    for create in creates.collect::<Vec<_>>() {
+        stored += usize::from(create.await.unwrap().is_some());
+    }
+    assert_eq!(stored, 5);
+    let listed = store.webhook_endpoints_page("acme", None, 100).await.unwrap();
+    assert_eq!(listed.len(), 5);
+    assert!(store
+        .insert_webhook_endpoint(&endpoint("ep_late", "acme"), 5)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .insert_webhook_endpoint(&endpoint("ep_raised", "acme"), 6)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+on_both_backends!(
+    endpoint_pages_follow_creation_then_id_on_sqlite,
+    endpoint_pages_follow_creation_then_id_on_postgres,
+    "store_endpoint_pages",
+    endpoint_pages
+);
+
+async fn endpoint_pages(store: &Store) {
+    let (t, k, d) = tenant("acme");
+    store.create_tenant(&t, &k, &d).await.unwrap();
+    // Two created in the same second: the id breaks the tie.
+    for (id, created_at) in [("ep_c", 5), ("ep_a", 7), ("ep_b", 5), ("ep_d", 9)] {
+        let endpoint = WebhookEndpoint {
+            created_at,
+            ..endpoint(id, "acme")
+        };
+        store.insert_webhook_endpoint(&endpoint, 100).await.unwrap().unwrap();
+    }
+    let ids = |page: Vec<WebhookEndpoint>| page.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    let first = ids(store.webhook_endpoints_page("acme", None, 2).await.unwrap());
+    assert_eq!(first, ["ep_b", "ep_c"]);
+    let second = ids(store
+        .webhook_endpoints_page("acme", Some((5, "ep_c")), 2)
+        .await
+        .unwrap());
+    assert_eq!(second, ["ep_a", "ep_d"]);
+    assert!(store
+        .webhook_endpoints_page("acme", Some((9, "ep_d")), 2)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.webhook_endpoints_page("other", None, 2).await.unwrap().is_empty());
+}
+
+on_both_backends!(
+    the_fanout_cursor_can_stop_inside_an_event_on_sqlite,
+    the_fanout_cursor_can_stop_inside_an_event_on_postgres,
+    "store_fanout_inside_event",
+    fanout_inside_event
+);
+
+/// An event with many endpoints is fanned out over several transactions: the cursor keeps the
+/// last endpoint written, and routes read on after it.
+async fn fanout_inside_event(store: &Store) {
+    let (t, k, d) = tenant("acme");
+    store.create_tenant(&t, &k, &d).await.unwrap();
+    for id in ["ep_a", "ep_b", "ep_c"] {
+        store
+            .insert_webhook_endpoint(&endpoint(id, "acme"), 100)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let (first, second) = (append(store, "acme", 1).await, append(store, "acme", 2).await);
+    let pairs = |routes: Vec<EventRoute>| routes.into_iter().map(|r| (r.seq, r.endpoint_id)).collect::<Vec<_>>();
+    let page = pairs(store.event_routes((first - 1, ""), second, 2).await.unwrap());
+    assert_eq!(page, [(first, "ep_a".into()), (first, "ep_b".into())]);
+    let page = pairs(store.event_routes((first - 1, "ep_b"), second, 2).await.unwrap());
+    assert_eq!(page, [(first, "ep_c".into()), (second, "ep_a".into())]);
+    let page = pairs(store.event_routes((first, "ep_a"), second, 5).await.unwrap());
+    assert_eq!(page, [(second, "ep_b".into()), (second, "ep_c".into())]);
+
+    assert_eq!(store.fanout_cursor("outbound").await.unwrap(), (0, String::new()));
+    let to = (first - 1, "ep_b");
+    let written = [delivery("ep_a", first), delivery("ep_b", first)];
+    assert!(store.record_fanout("outbound", (0, ""), to, &written).await.unwrap());
+    assert_eq!(
+        store.fanout_cursor("outbound").await.unwrap(),
+        (first - 1, "ep_b".into())
+    );
+    assert!(
+        !store
+            .record_fanout("outbound", (first - 1, ""), (second, ""), &[])
+            .await
+            .unwrap(),
+        "the cursor is compared with its endpoint too"
+    );
+    assert!(store.record_fanout("outbound", to, (second, ""), &[]).await.unwrap());
+    assert_eq!(store.fanout_cursor("outbound").await.unwrap(), (second, String::new()));
 }

@@ -1,0 +1,11 @@
+-- Outbound webhooks that no tenant can use to exhaust the service.
+
+-- The fan-out writes an event's deliveries over several bounded transactions when its tenant has
+-- many endpoints: `after_endpoint` is the last endpoint of event `seq + 1` already written ('' when
+-- none), so the outbound cursor can stop inside an event. Other consumers leave it ''.
+ALTER TABLE event_cursors ADD COLUMN after_endpoint TEXT NOT NULL DEFAULT '';
+-- A tenant's endpoints in id order: the fan-out walks each event's endpoints in that order.
+CREATE INDEX webhook_endpoints_by_tenant_id ON webhook_endpoints (tenant_id, id);
+-- Listed in pages ordered by creation, then id.
+DROP INDEX webhook_endpoints_by_tenant;
+CREATE INDEX webhook_endpoints_by_tenant ON webhook_endpoints (tenant_id, created_at, id);
