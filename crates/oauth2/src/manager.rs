@@ -1,12 +1,12 @@
 //! The cache of access tokens, its single-flight fetches, and the per-call provider plugins see.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use integrations_core::{HttpClient, PluginConfig, Secret, TokenError, TokenGrant, TokenProvider, TokenRequest};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::endpoint::{self, Refusal};
@@ -14,6 +14,9 @@ use crate::endpoint::{self, Refusal};
 /// A token is renewed this long before it expires, at most (a tenth of its lifetime for short ones),
 /// so a call that starts with it does not reach the API with an expired token.
 const MAX_RENEWAL_MARGIN: Duration = Duration::from_secs(300);
+
+/// The longest a token is kept, whatever `expires_in` says (an endpoint may claim centuries).
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// Above this many credentials, forgetting the unused ones is worth a scan on each new one.
 const PRUNE_ABOVE: usize = 1024;
@@ -76,19 +79,16 @@ struct SlotKey {
     credential: [u8; 32],
 }
 
+/// The outcome of a fetch, once it has one.
+type FetchOutcome = Option<Result<Secret, TokenError>>;
+
 #[derive(Default)]
 struct Slot {
     cached: Mutex<Option<CachedToken>>,
-    /// Held while a fetch runs: one fetch at a time per credential.
-    fetching: tokio::sync::Mutex<FetchRecord>,
-    /// Fetches finished, readable without waiting for `fetching`.
-    fetches: AtomicU64,
-}
-
-#[derive(Default)]
-struct FetchRecord {
-    /// The failure of the latest fetch, shared with the calls that waited for it.
-    last_failure: Option<(u64, TokenError)>,
+    /// The fetch under way (or the last one, with its outcome): every call that needs a token
+    /// while it runs joins it, whoever started it and whether or not that caller is still there,
+    /// so a refresh token is never presented twice at once.
+    fetching: Mutex<Option<watch::Receiver<FetchOutcome>>>,
 }
 
 #[derive(Clone)]
@@ -187,6 +187,38 @@ impl CallTokens {
             credential,
         }
     }
+
+    /// Starts a fetch on a task of its own, which runs to its end (a rotated refresh token must be
+    /// stored even if every call waiting for it is cancelled) and caches what it got.
+    fn start_fetch(&self, slot: Arc<Slot>, request: &TokenRequest) -> watch::Receiver<FetchOutcome> {
+        let (finished, outcome) = watch::channel(None);
+        let exchange = fetch(
+            self.manager.vault.clone(),
+            self.http.clone(),
+            self.tenant.clone(),
+            self.plugin.clone(),
+            request.clone(),
+        );
+        tokio::spawn(async move {
+            let result = match exchange.await {
+                Ok(token) => {
+                    let value = token.value.clone();
+                    *slot.cached.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(token);
+                    Ok(value)
+                }
+                Err(error) => Err(error),
+            };
+            finished.send_replace(Some(result));
+        });
+        outcome
+    }
+}
+
+/// A fetch whose task ended without an outcome (it panicked, or the runtime is shutting down). The
+/// cause is in the log; nothing of it reaches the tenant.
+fn fetch_lost() -> TokenError {
+    tracing::error!("a token fetch ended without an outcome");
+    TokenError::Unavailable("the token request did not complete".into())
 }
 
 #[async_trait]
@@ -196,45 +228,28 @@ impl TokenProvider for CallTokens {
         if let Some(token) = slot.valid_token(Instant::now()) {
             return Ok(token);
         }
-        let fetches_seen = slot.fetches.load(Ordering::Acquire);
-        let mut record = slot.fetching.lock().await;
-        if let Some(token) = slot.valid_token(Instant::now()) {
-            return Ok(token);
-        }
-        // A fetch that ended in failure while this call waited answers this call too: a burst of
-        // calls against a refused credential costs the vendor one request, not one each.
-        if let Some((fetch, failure)) = &record.last_failure {
-            if *fetch > fetches_seen {
-                return Err(failure.clone());
+        let mut outcome = {
+            let mut fetching = slot.fetching.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            // Checked again under the lock: a fetch may have cached a token since.
+            if let Some(token) = slot.valid_token(Instant::now()) {
+                return Ok(token);
             }
-        }
-        // The fetch runs on its own task, to its end: a rotated refresh token must be stored even
-        // if every call waiting for it is cancelled.
-        let fetch = tokio::spawn(fetch(
-            self.manager.vault.clone(),
-            self.http.clone(),
-            self.tenant.clone(),
-            self.plugin.clone(),
-            request.clone(),
-        ));
-        let outcome = match fetch.await {
-            Ok(outcome) => outcome,
-            Err(error) => Err(TokenError::Unavailable(format!(
-                "token fetch failed to finish: {error}"
-            ))),
+            match fetching.as_ref().filter(|running| running.borrow().is_none()) {
+                // A fetch under way answers this call too, its failure included: a burst of calls
+                // against a refused credential costs the vendor one request, not one each.
+                Some(running) => running.clone(),
+                None => {
+                    let started = self.start_fetch(slot.clone(), request);
+                    *fetching = Some(started.clone());
+                    started
+                }
+            }
         };
-        let number = slot.fetches.fetch_add(1, Ordering::AcqRel) + 1;
-        match outcome {
-            Ok(token) => {
-                *slot.cached.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(token.clone());
-                record.last_failure = None;
-                Ok(token.value)
-            }
-            Err(error) => {
-                record.last_failure = Some((number, error.clone()));
-                Err(error)
-            }
-        }
+        let finished = match outcome.wait_for(Option::is_some).await {
+            Ok(finished) => finished.clone(),
+            Err(_) => None,
+        };
+        finished.unwrap_or_else(|| Err(fetch_lost()))
     }
 
     fn invalidate(&self, request: &TokenRequest, rejected: &Secret) {
@@ -304,10 +319,11 @@ async fn fetch(
             tracing::info!(%tenant, %plugin, field, "stored a rotated refresh token");
         }
     }
-    let margin = (issued.lifetime / 10).min(MAX_RENEWAL_MARGIN);
+    let lifetime = issued.lifetime.min(MAX_LIFETIME);
+    let margin = (lifetime / 10).min(MAX_RENEWAL_MARGIN);
     Ok(CachedToken {
         value: issued.access_token,
-        renew_at: started + issued.lifetime.saturating_sub(margin),
+        renew_at: started + lifetime.saturating_sub(margin),
     })
 }
 

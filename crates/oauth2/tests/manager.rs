@@ -381,3 +381,64 @@ async fn a_token_endpoint_answer_that_is_not_a_token_is_reported_as_such() {
     let error = tokens.access_token(&request).await.expect_err("malformed");
     assert!(matches!(error, TokenError::Malformed { status: 200 }), "{error:?}");
 }
+
+#[tokio::test]
+async fn a_call_after_the_starter_was_cancelled_joins_the_running_refresh() {
+    let endpoint = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_string(refresh_form("rt-1")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"expires_in": 3599, "access_token": "at-1", "refresh_token": "rt-2"}))
+                .set_delay(Duration::from_millis(500)),
+        )
+        .expect(1)
+        .mount(&endpoint)
+        .await;
+    let vault = MemoryVault::with_refresh_token("rt-1");
+    let manager = TokenManager::new(vault.clone());
+    let (tokens, request) = (provider(&manager, Some("rt-1")), request(&endpoint, refresh_grant()));
+    let cancelled = tokio::time::timeout(Duration::from_millis(50), tokens.access_token(&request)).await;
+    assert!(
+        cancelled.is_err(),
+        "the first call should have been cancelled mid-refresh"
+    );
+    // The refresh it started still runs: the next call waits for it instead of presenting rt-1
+    // a second time (an identity provider that detects reuse would revoke the grant).
+    let joined = tokens
+        .access_token(&request)
+        .await
+        .expect("the running refresh's token");
+    assert_eq!(joined.expose(), "at-1");
+    assert_eq!(vault.current().as_deref(), Some("rt-2"));
+    assert_eq!(endpoint.received_requests().await.map(|r| r.len()), Some(1));
+}
+
+#[tokio::test]
+async fn an_expires_in_beyond_any_clock_is_clamped_not_a_panic() {
+    let endpoint = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(
+                    r#"{"token_type": "Bearer", "expires_in": 18446744073709551615, "access_token": "at-forever"}"#,
+                )
+                .insert_header("content-type", "application/json"),
+        )
+        .expect(1)
+        .mount(&endpoint)
+        .await;
+    let manager = TokenManager::new(Arc::new(MemoryVault::default()));
+    let (tokens, request) = (
+        provider(&manager, None),
+        request(&endpoint, TokenGrant::ClientCredentials),
+    );
+    assert_eq!(
+        tokens.access_token(&request).await.expect("a token").expose(),
+        "at-forever"
+    );
+    assert_eq!(
+        tokens.access_token(&request).await.expect("cached").expose(),
+        "at-forever"
+    );
+}
