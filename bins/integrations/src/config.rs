@@ -83,7 +83,8 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// `INTEGRATIONS_REQUEST_TIMEOUT_SECS`: time to read a request's body and answer it.
     pub request_timeout: Duration,
-    /// `INTEGRATIONS_MAX_CONNECTIONS`: connections served at once; more wait to be accepted.
+    /// `INTEGRATIONS_MAX_CONNECTIONS`: connections served at once (lowered at start to fit the
+    /// open-file limit); when all are taken, the one idle the longest is closed for a new one.
     pub max_connections: usize,
     /// `INTEGRATIONS_WRITE_STALL_TIMEOUT_SECS`: time a client may leave a response unread.
     pub write_stall_timeout: Duration,
@@ -132,7 +133,9 @@ impl Config {
             // Longer than the tool deadline, so a slow tool call ends with its own, more precise
             // problem (tool-deadline-exceeded) rather than this generic one.
             request_timeout: Duration::from_secs(75),
-            max_connections: 1024,
+            // Idle connections cost little (a socket and a small task), so many fit; what does not
+            // fit the open-file limit is cut at start.
+            max_connections: 10_000,
             write_stall_timeout: Duration::from_secs(10),
             event_retention: Duration::from_secs(7 * 24 * 3600),
             job_max_attempts: 5,
@@ -517,6 +520,7 @@ mod tests {
         assert!(matches!(config.flags, FlagsSource::None));
         assert_eq!(config.tool_response_budget_bytes, 4 * 1024 * 1024);
         assert!(config.request_timeout > config.tool_deadline);
+        assert_eq!(config.max_connections, 10_000);
     }
 
     #[test]

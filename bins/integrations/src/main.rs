@@ -128,11 +128,18 @@ async fn run(cli: Cli) -> Result<(), String> {
 }
 
 async fn serve(config: &Config) -> Result<(), String> {
+    // First, so that the database pool and every connection after it have the raised limit.
+    let limits = config.server_limits().within_open_file_limit();
     let app = build_app(config).await.map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| format!("cannot bind {}: {e}", config.bind))?;
-    tracing::info!(address = %config.bind, plugins = ?app.service.registry().names(), "serving");
+    tracing::info!(
+        address = %config.bind,
+        max_connections = limits.max_connections,
+        plugins = ?app.service.registry().names(),
+        "serving"
+    );
     let mcp_sessions = app.mcp_sessions.clone();
     let shutdown = async move {
         let _ = tokio::signal::ctrl_c().await;
@@ -140,7 +147,7 @@ async fn serve(config: &Config) -> Result<(), String> {
     };
     // Only a serving process takes a share of the deployment's rate limits (not `tenant create`).
     app.service.start_replica_heartbeat();
-    let served = integrations::server::serve(listener, app.router, config.server_limits(), shutdown).await;
+    let served = integrations::server::serve(listener, app.router, limits, shutdown).await;
     app.service.leave_replicas().await;
     served.map_err(|e| e.to_string())
 }
