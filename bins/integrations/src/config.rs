@@ -79,6 +79,8 @@ pub struct Config {
     pub tool_response_budget_max_bytes: usize,
     /// `INTEGRATIONS_TOOL_DEADLINE_SECS`: time one tool call may take.
     pub tool_deadline: Duration,
+    /// `INTEGRATIONS_TOOL_MAX_PAGES`: vendor pages one listing of a tool call may request.
+    pub tool_max_pages: usize,
     /// `INTEGRATIONS_HEADER_READ_TIMEOUT_SECS`: time a client has to send a request's headers.
     pub header_read_timeout: Duration,
     /// `INTEGRATIONS_REQUEST_TIMEOUT_SECS`: time to read a request's body and answer it.
@@ -94,6 +96,10 @@ pub struct Config {
     pub job_max_attempts: i64,
     /// `INTEGRATIONS_JOB_BACKOFF_BASE_MS`: the first retry's wait; it doubles per attempt.
     pub job_backoff_base: Duration,
+    /// `INTEGRATIONS_JOB_RETENTION_SECS`: how long a job that ended is kept.
+    pub job_retention: Duration,
+    /// `INTEGRATIONS_MAX_RUNNING_JOBS_PER_TENANT`: one tenant's jobs running at once, across replicas.
+    pub max_running_jobs_per_tenant: usize,
     /// NATS JetStream to publish events to (`NATS_URL`); without it, events live in the database only.
     pub nats: Option<NatsConfig>,
     /// `INTEGRATIONS_MCP_ALLOWED_HOSTS`: `Host` header values the MCP endpoint accepts (`name` or
@@ -102,6 +108,9 @@ pub struct Config {
     /// `INTEGRATIONS_WEBHOOK_RETRY_SCHEDULE`: seconds before each outbound webhook attempt
     /// (`0,5,300,…`); Svix's schedule by default.
     pub webhook_retry_schedule: RetrySchedule,
+    /// `INTEGRATIONS_DISPATCH_MEMORY_BYTES`: most event data the outbound dispatcher holds for
+    /// claimed deliveries at once.
+    pub dispatch_memory_bytes: usize,
     /// `FLAGSMITH_*`.
     pub flags: FlagsSource,
     /// `INTEGRATIONS_RATE_LIMIT_*`, `INTEGRATIONS_WEBHOOK_RATE_LIMIT_*`, `INTEGRATIONS_MAX_*`: what
@@ -110,6 +119,10 @@ pub struct Config {
     /// `INTEGRATIONS_MCP_MAX_SESSIONS_PER_TENANT`: MCP sessions one tenant may hold open; opening
     /// one more closes its least recently used.
     pub mcp_max_sessions_per_tenant: usize,
+    /// `INTEGRATIONS_UPSTREAM_MAX_ATTEMPTS`: attempts of one vendor request, retries included.
+    pub upstream_retry: integrations_http::RetrySettings,
+    /// `INTEGRATIONS_BREAKER_*`: when a tenant's breaker for a vendor opens, and for how long.
+    pub breakers: integrations_http::BreakerSettings,
 }
 
 impl Config {
@@ -129,6 +142,7 @@ impl Config {
             tool_response_budget_bytes: 4 * 1024 * 1024,
             tool_response_budget_max_bytes: 64 * 1024 * 1024,
             tool_deadline: Duration::from_secs(60),
+            tool_max_pages: integrations_core::PluginContext::DEFAULT_MAX_PAGES,
             header_read_timeout: Duration::from_secs(10),
             // Longer than the tool deadline, so a slow tool call ends with its own, more precise
             // problem (tool-deadline-exceeded) rather than this generic one.
@@ -140,12 +154,17 @@ impl Config {
             event_retention: Duration::from_secs(7 * 24 * 3600),
             job_max_attempts: 5,
             job_backoff_base: Duration::from_secs(2),
+            job_retention: Duration::from_secs(7 * 24 * 3600),
+            max_running_jobs_per_tenant: 4,
             nats: None,
             mcp_allowed_hosts: integrations_mcp::McpConfig::default().allowed_hosts,
             webhook_retry_schedule: RetrySchedule::default(),
+            dispatch_memory_bytes: integrations_delivery::DeliverySettings::default().memory_budget_bytes,
             flags: FlagsSource::None,
             tenant_limits: integrations_service::DeploymentLimits::default(),
             mcp_max_sessions_per_tenant: integrations_mcp::McpConfig::default().max_sessions_per_tenant,
+            upstream_retry: integrations_http::RetrySettings::default(),
+            breakers: integrations_http::BreakerSettings::default(),
         }
     }
 
@@ -204,6 +223,9 @@ impl Config {
         if let Some(secs) = get("INTEGRATIONS_TOOL_DEADLINE_SECS") {
             config.tool_deadline = seconds(secs, "INTEGRATIONS_TOOL_DEADLINE_SECS")?;
         }
+        if let Some(pages) = get("INTEGRATIONS_TOOL_MAX_PAGES") {
+            config.tool_max_pages = positive(pages, "INTEGRATIONS_TOOL_MAX_PAGES", "pages")?;
+        }
         if let Some(url) = get("NATS_URL") {
             let mut nats = NatsConfig::new(url);
             if let Some(stream) = get("INTEGRATIONS_NATS_STREAM") {
@@ -239,6 +261,13 @@ impl Config {
             let millis = positive(millis, "INTEGRATIONS_JOB_BACKOFF_BASE_MS", "milliseconds")?;
             config.job_backoff_base = Duration::from_millis(millis as u64);
         }
+        if let Some(secs) = get("INTEGRATIONS_JOB_RETENTION_SECS") {
+            config.job_retention = seconds(secs, "INTEGRATIONS_JOB_RETENTION_SECS")?;
+        }
+        if let Some(count) = get("INTEGRATIONS_MAX_RUNNING_JOBS_PER_TENANT") {
+            config.max_running_jobs_per_tenant =
+                positive(count, "INTEGRATIONS_MAX_RUNNING_JOBS_PER_TENANT", "a number of jobs")?;
+        }
         if let Some(secs) = get("INTEGRATIONS_EVENT_RETENTION_SECS") {
             config.event_retention = seconds(secs, "INTEGRATIONS_EVENT_RETENTION_SECS")?;
         }
@@ -246,6 +275,9 @@ impl Config {
             config.webhook_retry_schedule = schedule
                 .parse()
                 .map_err(|e: InvalidSchedule| invalid("INTEGRATIONS_WEBHOOK_RETRY_SCHEDULE", &e.to_string()))?;
+        }
+        if let Some(bytes) = get("INTEGRATIONS_DISPATCH_MEMORY_BYTES") {
+            config.dispatch_memory_bytes = positive(bytes, "INTEGRATIONS_DISPATCH_MEMORY_BYTES", "bytes")?;
         }
         if let Some(secs) = get("INTEGRATIONS_WRITE_STALL_TIMEOUT_SECS") {
             config.write_stall_timeout = seconds(secs, "INTEGRATIONS_WRITE_STALL_TIMEOUT_SECS")?;
@@ -270,6 +302,13 @@ impl Config {
             )?;
         }
         config.tenant_limits = tenant_limits(&get)?;
+        if let Some(attempts) = get("INTEGRATIONS_UPSTREAM_MAX_ATTEMPTS") {
+            config.upstream_retry.max_attempts =
+                positive(attempts, "INTEGRATIONS_UPSTREAM_MAX_ATTEMPTS", "a number of attempts")?
+                    .try_into()
+                    .map_err(|_| invalid("INTEGRATIONS_UPSTREAM_MAX_ATTEMPTS", "too many attempts"))?;
+        }
+        config.breakers = breaker_settings(&get)?;
         config.flags = match (
             get("FLAGSMITH_ENVIRONMENT_DOCUMENT"),
             get("FLAGSMITH_API_URL"),
@@ -346,6 +385,7 @@ impl std::fmt::Debug for Config {
             .field("outbound_timeout", &self.outbound_timeout)
             .field("public_url", &self.public_url)
             .field("tool_response_budget_bytes", &self.tool_response_budget_bytes)
+            .field("tool_max_pages", &self.tool_max_pages)
             .field("tool_response_budget_max_bytes", &self.tool_response_budget_max_bytes)
             .field("tool_deadline", &self.tool_deadline)
             .field("header_read_timeout", &self.header_read_timeout)
@@ -355,6 +395,7 @@ impl std::fmt::Debug for Config {
             .field("mcp_allowed_hosts", &self.mcp_allowed_hosts)
             .field("event_retention", &self.event_retention)
             .field("webhook_retry_schedule", &self.webhook_retry_schedule)
+            .field("dispatch_memory_bytes", &self.dispatch_memory_bytes)
             .field("flags", &self.flags)
             .finish()
     }
@@ -405,17 +446,42 @@ fn allowed_hosts(list: &str) -> Result<Vec<String>, ConfigError> {
 }
 
 /// A whole number of at least 1.
+/// When a tenant's breaker for a vendor opens, and for how long.
+fn breaker_settings<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+) -> Result<integrations_http::BreakerSettings, ConfigError> {
+    let mut settings = integrations_http::BreakerSettings::default();
+    if let Some(secs) = get("INTEGRATIONS_BREAKER_WINDOW_SECS") {
+        settings.window = seconds(secs, "INTEGRATIONS_BREAKER_WINDOW_SECS")?;
+    }
+    if let Some(count) = get("INTEGRATIONS_BREAKER_MIN_REQUESTS") {
+        settings.min_requests = positive(count, "INTEGRATIONS_BREAKER_MIN_REQUESTS", "a number of requests")?
+            .try_into()
+            .map_err(|_| invalid("INTEGRATIONS_BREAKER_MIN_REQUESTS", "too many requests"))?;
+    }
+    if let Some(ratio) = get("INTEGRATIONS_BREAKER_FAILURE_RATIO") {
+        settings.failure_ratio = ratio
+            .parse::<f64>()
+            .ok()
+            .filter(|ratio| *ratio > 0.0 && *ratio <= 1.0)
+            .ok_or_else(|| {
+                invalid(
+                    "INTEGRATIONS_BREAKER_FAILURE_RATIO",
+                    "expected a number above 0 and at most 1",
+                )
+            })?;
+    }
+    if let Some(secs) = get("INTEGRATIONS_BREAKER_OPEN_SECS") {
+        settings.open_for = seconds(secs, "INTEGRATIONS_BREAKER_OPEN_SECS")?;
+    }
+    Ok(settings)
+}
+
 /// The deployment's per-tenant limits.
 fn tenant_limits<'a>(
     get: &impl Fn(&str) -> Option<&'a str>,
 ) -> Result<integrations_service::DeploymentLimits, ConfigError> {
-    let mut limits = integrations_service::DeploymentLimits::default();
-    limits.rate_limit = rate_limit(get, "INTEGRATIONS_RATE_LIMIT_PER_SEC", "INTEGRATIONS_RATE_LIMIT_BURST")?;
-    limits.webhook_rate_limit = rate_limit(
-        get,
-        "INTEGRATIONS_WEBHOOK_RATE_LIMIT_PER_SEC",
-        "INTEGRATIONS_WEBHOOK_RATE_LIMIT_BURST",
-    )?;
+    let defaults = integrations_service::DeploymentLimits::default();
     let count = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
         match get(name) {
             None => Ok(default),
@@ -424,13 +490,21 @@ fn tenant_limits<'a>(
                 .map_err(|_| invalid(name, "expected a whole number (0 forbids it)")),
         }
     };
-    limits.max_concurrent_tool_calls = count(
-        "INTEGRATIONS_MAX_CONCURRENT_TOOL_CALLS",
-        limits.max_concurrent_tool_calls,
-    )?;
-    limits.max_long_polls = count("INTEGRATIONS_MAX_LONG_POLLS_PER_TENANT", limits.max_long_polls)?;
-    limits.max_webhook_endpoints = count("INTEGRATIONS_MAX_WEBHOOK_ENDPOINTS", limits.max_webhook_endpoints)?;
-    limits.max_queued_jobs = count("INTEGRATIONS_MAX_QUEUED_JOBS", limits.max_queued_jobs)?;
+    let limits = integrations_service::DeploymentLimits {
+        rate_limit: rate_limit(get, "INTEGRATIONS_RATE_LIMIT_PER_SEC", "INTEGRATIONS_RATE_LIMIT_BURST")?,
+        webhook_rate_limit: rate_limit(
+            get,
+            "INTEGRATIONS_WEBHOOK_RATE_LIMIT_PER_SEC",
+            "INTEGRATIONS_WEBHOOK_RATE_LIMIT_BURST",
+        )?,
+        max_concurrent_tool_calls: count(
+            "INTEGRATIONS_MAX_CONCURRENT_TOOL_CALLS",
+            defaults.max_concurrent_tool_calls,
+        )?,
+        max_long_polls: count("INTEGRATIONS_MAX_LONG_POLLS_PER_TENANT", defaults.max_long_polls)?,
+        max_webhook_endpoints: count("INTEGRATIONS_MAX_WEBHOOK_ENDPOINTS", defaults.max_webhook_endpoints)?,
+        max_queued_jobs: count("INTEGRATIONS_MAX_QUEUED_JOBS", defaults.max_queued_jobs)?,
+    };
     Ok(limits)
 }
 
@@ -519,6 +593,7 @@ mod tests {
         assert!(config.admin_token.is_none());
         assert!(matches!(config.flags, FlagsSource::None));
         assert_eq!(config.tool_response_budget_bytes, 4 * 1024 * 1024);
+        assert_eq!(config.tool_max_pages, 100);
         assert!(config.request_timeout > config.tool_deadline);
         assert_eq!(config.max_connections, 10_000);
     }
@@ -528,22 +603,31 @@ mod tests {
         let config = Config::from_values(&values(&[
             ("INTEGRATIONS_TOOL_RESPONSE_BUDGET_BYTES", "65536"),
             ("INTEGRATIONS_TOOL_DEADLINE_SECS", "5"),
+            ("INTEGRATIONS_TOOL_MAX_PAGES", "7"),
             ("INTEGRATIONS_HEADER_READ_TIMEOUT_SECS", "2"),
             ("INTEGRATIONS_REQUEST_TIMEOUT_SECS", "9"),
             ("INTEGRATIONS_MAX_CONNECTIONS", "3"),
+            ("INTEGRATIONS_JOB_RETENTION_SECS", "60"),
+            ("INTEGRATIONS_MAX_RUNNING_JOBS_PER_TENANT", "2"),
         ]))
         .unwrap();
+        assert_eq!(config.job_retention, Duration::from_secs(60));
+        assert_eq!(config.max_running_jobs_per_tenant, 2);
         assert_eq!(config.tool_response_budget_bytes, 65536);
         assert_eq!(config.tool_deadline, Duration::from_secs(5));
+        assert_eq!(config.tool_max_pages, 7);
         assert_eq!(config.header_read_timeout, Duration::from_secs(2));
         assert_eq!(config.request_timeout, Duration::from_secs(9));
         assert_eq!(config.max_connections, 3);
         for name in [
             "INTEGRATIONS_TOOL_RESPONSE_BUDGET_BYTES",
             "INTEGRATIONS_TOOL_DEADLINE_SECS",
+            "INTEGRATIONS_TOOL_MAX_PAGES",
             "INTEGRATIONS_HEADER_READ_TIMEOUT_SECS",
             "INTEGRATIONS_REQUEST_TIMEOUT_SECS",
             "INTEGRATIONS_MAX_CONNECTIONS",
+            "INTEGRATIONS_JOB_RETENTION_SECS",
+            "INTEGRATIONS_MAX_RUNNING_JOBS_PER_TENANT",
         ] {
             assert!(Config::from_values(&values(&[(name, "0")])).is_err(), "{name}");
             assert!(Config::from_values(&values(&[(name, "lots")])).is_err(), "{name}");
@@ -606,6 +690,17 @@ mod tests {
         let config = Config::from_values(&values(&[("INTEGRATIONS_WEBHOOK_RETRY_SCHEDULE", "0, 1,2")])).unwrap();
         assert_eq!(config.webhook_retry_schedule, "0,1,2".parse().unwrap());
         assert!(Config::from_values(&values(&[("INTEGRATIONS_WEBHOOK_RETRY_SCHEDULE", "0,soon")])).is_err());
+    }
+
+    #[test]
+    fn reads_the_dispatch_memory_budget() {
+        let default = Config::from_values(&HashMap::new()).unwrap();
+        assert_eq!(default.dispatch_memory_bytes, 64 * 1024 * 1024);
+        let config = Config::from_values(&values(&[("INTEGRATIONS_DISPATCH_MEMORY_BYTES", "1048576")])).unwrap();
+        assert_eq!(config.dispatch_memory_bytes, 1_048_576);
+        for bad in ["0", "-1", "lots"] {
+            assert!(Config::from_values(&values(&[("INTEGRATIONS_DISPATCH_MEMORY_BYTES", bad)])).is_err());
+        }
     }
 
     #[test]

@@ -125,15 +125,20 @@ pub async fn build_app_with(config: &Config, registry: PluginRegistry) -> Result
             response_budget_bytes: config.tool_response_budget_bytes,
             max_response_budget_bytes: config.tool_response_budget_max_bytes,
             deadline: config.tool_deadline,
+            max_pages: config.tool_max_pages,
         },
         job_settings: integrations_jobs::JobSettings {
             max_attempts: config.job_max_attempts,
             backoff_base: config.job_backoff_base,
+            retention: config.job_retention,
+            max_running_per_tenant: config.max_running_jobs_per_tenant,
             // A claim outlasts the longest run a tool call is allowed, so runs never overlap.
             lease: config.tool_deadline + std::time::Duration::from_secs(60),
             ..Default::default()
         },
         limits: config.tenant_limits,
+        upstream_retry: config.upstream_retry,
+        breakers: config.breakers,
     })?);
     if let Some(nats) = &config.nats {
         // Jobs are announced on a JetStream work queue that every replica's worker pulls from;
@@ -160,6 +165,7 @@ pub async fn build_app_with(config: &Config, registry: PluginRegistry) -> Result
     }
     service.start_outbound(integrations_delivery::DeliverySettings {
         schedule: config.webhook_retry_schedule.clone(),
+        memory_budget_bytes: config.dispatch_memory_bytes,
         ..Default::default()
     });
     let state = AppState {

@@ -146,14 +146,28 @@ fn from_service(error: &ServiceError) -> Problem {
             status,
             details,
             message,
-        } => Problem::new(
-            StatusCode::BAD_GATEWAY,
-            "upstream-error",
-            "The vendor API answered with an error",
-            message.clone(),
+            retry_after,
+        } => {
+            let problem = Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream-error",
+                "The vendor API answered with an error",
+                message.clone(),
+            )
+            .with("upstream_status", json!(status))
+            .with("upstream_errors", details.clone());
+            match retry_after {
+                Some(wait) => problem.retry_after(*wait),
+                None => problem,
+            }
+        }
+        E::UpstreamCircuitOpen { retry_after } => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream-unavailable",
+            "The vendor API is failing; calls to it are paused",
+            detail,
         )
-        .with("upstream_status", json!(status))
-        .with("upstream_errors", details.clone()),
+        .retry_after(*retry_after),
         E::DestinationRefused(_) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "destination-refused",

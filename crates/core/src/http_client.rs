@@ -26,6 +26,15 @@ pub enum HttpError {
     /// Connection, TLS or protocol failure.
     #[error("request failed: {0}")]
     Transport(String),
+    /// No connection could be made: nothing was sent.
+    #[error("could not connect: {0}")]
+    Connect(String),
+    /// The host's circuit breaker for this upstream is open: no request was made.
+    #[error("the vendor has been failing; calls resume in {} s", .retry_after.as_secs_f64().ceil().max(1.0))]
+    CircuitOpen {
+        /// When a call may go through again.
+        retry_after: std::time::Duration,
+    },
     /// The response body exceeded the client's limit.
     #[error("response body exceeds {0} bytes")]
     BodyTooLarge(usize),

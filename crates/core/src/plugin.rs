@@ -45,9 +45,22 @@ pub struct PluginContext {
     pub http: Arc<dyn HttpClient>,
     /// OAuth2 access tokens for this tenant's installation of the plugin (cached, single-flight).
     pub tokens: Arc<dyn TokenProvider>,
+    /// The most pages one listing of this call may request: the operator's page cap
+    /// (`INTEGRATIONS_TOOL_MAX_PAGES`). Read it through [`PluginContext::max_pages`].
+    pub max_pages: usize,
 }
 
 impl PluginContext {
+    /// The host's page cap unless the operator sets another.
+    pub const DEFAULT_MAX_PAGES: usize = 100;
+
+    /// How many pages one listing may request in this call, at least one. A vendor may send short
+    /// pages with more to come, so a listing follows its cursor while items are still wanted, up
+    /// to this many requests; at the cap it returns what it gathered with the cursor it was given.
+    pub fn max_pages(&self) -> usize {
+        self.max_pages.max(1)
+    }
+
     /// Checks at install or configure that the base URL a tenant put in config field `field` may be
     /// called at all under the host's outbound policy; a refusal names the field.
     pub async fn check_destination_of(&self, field: &str, url: Result<String, String>) -> Result<(), PluginError> {

@@ -374,20 +374,32 @@ impl Dispatcher {
                 "webhook-signature",
                 signature_header(&secrets, &event_id, timestamp, &body),
             )
-            .body(body)
-            .map_err(|e| AttemptError::Request(e.to_string()))?;
+            .body(body);
         let started = Instant::now();
-        let sent = tokio::time::timeout(
-            self.settings.timeout,
-            client.send_truncating(request, MAX_RECORDED_BODY),
-        )
-        .await;
-        let latency_ms = started.elapsed().as_millis() as i64;
-        let outcome = match sent {
-            Ok(Ok(response)) => answered(&response),
-            Ok(Err(error)) => failed(&error),
-            Err(_) => failed(&HttpError::Timeout),
+        let outcome = match request {
+            Ok(request) => {
+                let sent = tokio::time::timeout(
+                    self.settings.timeout,
+                    client.send_truncating(request, MAX_RECORDED_BODY),
+                )
+                .await;
+                match sent {
+                    Ok(Ok(response)) => answered(&response),
+                    Ok(Err(error)) => failed(&error),
+                    Err(_) => failed(&HttpError::Timeout),
+                }
+            }
+            // A URL stored before URLs were checked as given (`http://host/a b`): no request can
+            // be made to it. A failed attempt, so the delivery follows the schedule to its end
+            // rather than lapsing and being claimed again forever.
+            Err(error) => Outcome {
+                status_code: None,
+                error: Some(format!("the endpoint's URL cannot be requested: {error}")),
+                body: String::new(),
+                retry_after: None,
+            },
         };
+        let latency_ms = started.elapsed().as_millis() as i64;
 
         let succeeded = outcome.status_code.is_some_and(|status| (200..300).contains(&status));
         let gone = outcome.status_code == Some(410);

@@ -7,6 +7,7 @@
 //! tenant's client and its data key) through [`DeliveryContext`].
 
 mod dispatcher;
+mod endpoint_url;
 mod fanout;
 mod filter;
 mod schedule;
@@ -21,6 +22,7 @@ use integrations_store::Store;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+pub use endpoint_url::{normalize_endpoint_url, InvalidEndpointUrl, MAX_URL_CHARS};
 pub use filter::{matches, validate_filters, InvalidFilter, MAX_FILTERS};
 pub use schedule::{InvalidSchedule, RetrySchedule, MAX_RETRY_AFTER};
 pub use signing::{signature_header, RandomFailed, SigningSecret, SECRET_BYTES, SECRET_PREFIX};

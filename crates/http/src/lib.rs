@@ -5,7 +5,9 @@
 //! except to an allowlisted address, redirects are not followed, and the address each name
 //! resolves to is checked at connection time (a resolver that refuses), not only before.
 
+mod breaker;
 mod policy;
+mod retry;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -16,7 +18,9 @@ use integrations_core::{HttpClient, HttpError, HttpRequest, HttpResponse};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
+pub use breaker::{BreakerSettings, BreakerState, BreakerView, Breakers};
 pub use policy::OutboundPolicy;
+pub use retry::{ResilientClient, RetrySettings, UpstreamScope};
 
 /// Largest response body a plugin may receive.
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
@@ -203,6 +207,7 @@ fn map_error(error: reqwest::Error) -> HttpError {
     if error.is_timeout() {
         return HttpError::Timeout;
     }
+    let connect_failed = error.is_connect();
     // The resolver's refusal travels inside reqwest's error chain.
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
     while let Some(current) = source {
@@ -210,6 +215,9 @@ fn map_error(error: reqwest::Error) -> HttpError {
             return HttpError::Refused(reason.clone());
         }
         source = current.source();
+    }
+    if connect_failed {
+        return HttpError::Connect(without_url(&error));
     }
     HttpError::Transport(without_url(&error))
 }

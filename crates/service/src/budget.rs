@@ -20,6 +20,9 @@ pub struct ToolLimits {
     pub max_response_budget_bytes: usize,
     /// Time one call may take, vendor requests included.
     pub deadline: Duration,
+    /// Pages one listing of a call may request (`PluginContext::max_pages`), however short the
+    /// vendor's pages: bounds a vendor that hands out a cursor forever, with the budget and deadline.
+    pub max_pages: usize,
 }
 
 impl Default for ToolLimits {
@@ -28,6 +31,7 @@ impl Default for ToolLimits {
             response_budget_bytes: 4 * 1024 * 1024,
             max_response_budget_bytes: 64 * 1024 * 1024,
             deadline: Duration::from_secs(60),
+            max_pages: integrations_core::PluginContext::DEFAULT_MAX_PAGES,
         }
     }
 }

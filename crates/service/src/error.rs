@@ -58,6 +58,8 @@ pub enum ServiceError {
         message: String,
         /// The vendor's own error body.
         details: Value,
+        /// The wait the vendor asked for (`Retry-After`), when it did.
+        retry_after: Option<Duration>,
     },
     /// The outbound policy refused the destination.
     #[error("{0}")]
@@ -65,6 +67,12 @@ pub enum ServiceError {
     /// The vendor could not be reached.
     #[error("upstream unavailable: {0}")]
     UpstreamUnavailable(String),
+    /// The tenant's breaker for this vendor is open: no request was made.
+    #[error("the vendor has been failing; calls to it resume in {} s", .retry_after.as_secs_f64().ceil().max(1.0))]
+    UpstreamCircuitOpen {
+        /// When a call may go through again.
+        retry_after: Duration,
+    },
     /// The vendor's responses to one tool call exceeded the host's limit (budget or body cap).
     #[error("the vendor's responses exceed {limit_bytes} bytes, the most one tool call may read")]
     UpstreamResponseTooLarge {
@@ -160,10 +168,14 @@ impl From<ToolError> for ServiceError {
                 status,
                 message,
                 details,
+                retry_after: None,
             },
             ToolError::Http(HttpError::Refused(reason)) => ServiceError::DestinationRefused(reason),
             ToolError::Http(HttpError::BodyTooLarge(limit_bytes) | HttpError::ResponseBudgetExceeded(limit_bytes)) => {
                 ServiceError::UpstreamResponseTooLarge { limit_bytes }
+            }
+            ToolError::Http(HttpError::CircuitOpen { retry_after }) => {
+                ServiceError::UpstreamCircuitOpen { retry_after }
             }
             ToolError::Http(other) => ServiceError::UpstreamUnavailable(other.to_string()),
             ToolError::ReauthorizationRequired(reason) => ServiceError::ReauthorizationRequired {

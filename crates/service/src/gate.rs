@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use integrations_core::{HttpClient, PluginConfig, PluginContext};
+use integrations_http::{ResilientClient, UpstreamScope};
 use integrations_store::{Installation, InstallationState};
 
 use std::future::Future;
@@ -71,8 +72,9 @@ impl Service {
     }
 
     /// What a plugin gets for one tool call or lifecycle hook: a fresh response budget (plugins
-    /// cannot opt out of it, nor share it across calls) and the token manager, both over the
-    /// tenant's outbound client.
+    /// cannot opt out of it, nor share it across calls), retries and the tenant's circuit
+    /// breakers, and the token manager, all over the tenant's outbound client, and the operator's
+    /// page cap for listings.
     pub(crate) fn plugin_context(
         &self,
         state: &TenantState,
@@ -80,16 +82,40 @@ impl Service {
         config: Arc<PluginConfig>,
         response_budget_bytes: usize,
     ) -> Result<PluginContext, ServiceError> {
-        let http: Arc<dyn HttpClient> =
+        Ok(self.call_context(state, plugin, config, response_budget_bytes)?.0)
+    }
+
+    /// [`Self::plugin_context`], with the call's client for what it saw of the vendor.
+    pub(crate) fn call_context(
+        &self,
+        state: &TenantState,
+        plugin: &str,
+        config: Arc<PluginConfig>,
+        response_budget_bytes: usize,
+    ) -> Result<(PluginContext, Arc<ResilientClient>), ServiceError> {
+        let budgeted: Arc<dyn HttpClient> =
             Arc::new(BudgetedHttpClient::new(self.tenant_http(state)?, response_budget_bytes));
-        Ok(PluginContext {
+        let resilient = Arc::new(ResilientClient::new(
+            budgeted,
+            self.upstream_retry,
+            self.breakers.clone(),
+            UpstreamScope {
+                tenant: state.tenant.id.clone(),
+                plugin: plugin.to_owned(),
+            },
+            std::time::Instant::now() + self.tool_limits.deadline,
+        ));
+        let http: Arc<dyn HttpClient> = resilient.clone();
+        let context = PluginContext {
             tenant_id: state.tenant.id.clone(),
             tokens: self
                 .tokens
                 .provider(&state.tenant.id, plugin, config.clone(), http.clone()),
             config,
             http,
-        })
+            max_pages: self.tool_limits.max_pages,
+        };
+        Ok((context, resilient))
     }
 
     /// Runs a mutation to its end even if the caller goes away meanwhile (its commit may already

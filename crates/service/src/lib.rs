@@ -43,7 +43,7 @@ pub use events::{
 };
 pub use jobs::{retryable, JobView, DEFAULT_JOB_PAGE, TOOL_CALL_JOB};
 pub use limits::{check_rate_limit, DeploymentLimits, EffectiveLimits, LimitChange, LimitsUpdate};
-pub use plugins::{PluginDetails, PluginState, PluginSummary};
+pub use plugins::{PluginDetails, PluginState, PluginSummary, UpstreamView};
 pub use rate_limits::{RateLimited, RateScope};
 pub use rotation::{rotate_master_key, RotationReport};
 pub use tenants::{validate_tenant_id, CreatedKey, TenantSummary, TenantUpdate};
@@ -86,6 +86,10 @@ pub struct ServiceParts {
     pub job_settings: integrations_jobs::JobSettings,
     /// What each tenant may use unless the operator set its own limits.
     pub limits: DeploymentLimits,
+    /// How vendor requests are retried.
+    pub upstream_retry: integrations_http::RetrySettings,
+    /// When a tenant's breaker for a vendor opens and for how long.
+    pub breakers: integrations_http::BreakerSettings,
 }
 
 /// The service: every operation the API offers.
@@ -114,6 +118,8 @@ pub struct Service {
     long_polls: in_flight::InFlight,
     /// This process among the replicas sharing the database.
     replica_id: String,
+    upstream_retry: integrations_http::RetrySettings,
+    breakers: Arc<integrations_http::Breakers>,
 }
 
 impl Service {
@@ -167,6 +173,8 @@ impl Service {
             tool_calls: in_flight::InFlight::default(),
             long_polls: in_flight::InFlight::default(),
             replica_id: hex::encode(integrations_secrets::random_bytes::<8>()?),
+            upstream_retry: parts.upstream_retry,
+            breakers: integrations_http::Breakers::new(parts.breakers),
         })
     }
 

@@ -73,6 +73,17 @@ pub struct PluginDetails {
     pub webhook_url: Option<String>,
     /// The identity platform's reason, when the installation needs re-authorisation.
     pub reauthorization_reason: Option<String>,
+    /// The tenant's circuit breaker for the plugin's upstream, on this replica.
+    pub upstream: UpstreamView,
+}
+
+/// The state of a tenant's breaker for a plugin's upstream (the worst of its hosts).
+#[derive(Clone, Debug, Serialize)]
+pub struct UpstreamView {
+    /// `closed`, `open` or `half_open`.
+    pub state: &'static str,
+    /// When an open breaker lets a call through again (RFC 3339), else `null`.
+    pub retry_at: Option<String>,
 }
 
 impl Service {
@@ -166,6 +177,7 @@ impl Service {
                     .is_some_and(|i| i.reauthorization_reason.is_some()),
             },
             reauthorization_reason: installation.as_ref().and_then(|i| i.reauthorization_reason.clone()),
+            upstream: self.upstream_view(tenant_id, name),
             config_schema: registered.plugin.config_schema(),
             tools: registered.tools.clone(),
             webhook_url: installation.as_ref().map(|_| self.webhook_url(name, tenant_id)),
@@ -465,5 +477,21 @@ fn config_object(config: Value) -> Result<Map<String, Value>, ServiceError> {
             }]
             .into(),
         )),
+    }
+}
+
+impl Service {
+    /// The tenant's breaker state for `plugin`'s upstream.
+    pub fn upstream_view(&self, tenant_id: &str, plugin: &str) -> UpstreamView {
+        let view = self.breakers.view(tenant_id, plugin);
+        UpstreamView {
+            state: view.state.as_str(),
+            retry_at: view.retry_at.map(|at| {
+                let unix_ms = at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |since| since.as_millis() as i64);
+                integrations_events::rfc3339_millis(unix_ms)
+            }),
+        }
     }
 }

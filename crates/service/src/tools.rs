@@ -99,7 +99,7 @@ impl Service {
                     .min(limits.max_response_budget_bytes)
                     .max(limits.response_budget_bytes)
             });
-        let ctx = self.plugin_context(&gate, plugin, config, budget)?;
+        let (ctx, client) = self.call_context(&gate, plugin, config, budget)?;
         let call = registered.plugin.call_tool(&ctx, tool, arguments);
         let Ok(result) = tokio::time::timeout(limits.deadline, call).await else {
             tracing::info!(tenant = tenant_id, tool, "tool call exceeded its deadline");
@@ -113,6 +113,18 @@ impl Service {
             ServiceError::ReauthorizationRequired { reason, .. } => ServiceError::ReauthorizationRequired {
                 plugin: plugin.to_owned(),
                 reason,
+            },
+            // The vendor asked us to come back later and retries could not wait that long.
+            ServiceError::Upstream {
+                status,
+                message,
+                details,
+                retry_after: None,
+            } if status == 429 || status == 503 => ServiceError::Upstream {
+                status,
+                message,
+                details,
+                retry_after: client.last_retry_after(),
             },
             other => other,
         })

@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-use integrations_delivery::{matches, validate_filters, InvalidFilter, SigningSecret, ROTATION_OVERLAP};
+use integrations_delivery::{
+    matches, normalize_endpoint_url, validate_filters, InvalidFilter, SigningSecret, ROTATION_OVERLAP,
+};
 use integrations_events::{parse_rfc3339_millis, rfc3339_millis};
 use integrations_secrets::random_bytes;
 use integrations_store::{NewDelivery, StoredAttempt, WebhookEndpoint, WebhookEndpointSettings};
@@ -26,8 +28,7 @@ pub const MAX_ENDPOINT_PAGE: i64 = 500;
 /// Most events one replay sends again; `truncated` says when there were more.
 pub const MAX_REPLAY_EVENTS: usize = 10_000;
 
-/// Longest URL and description accepted.
-const MAX_URL_CHARS: usize = 2048;
+/// Longest description accepted.
 const MAX_DESCRIPTION_CHARS: usize = 1024;
 
 /// An endpoint as the tenant sees it; never a secret.
@@ -138,7 +139,7 @@ impl Service {
         let Some(url) = input.url else {
             return Err(invalid("url", "is required"));
         };
-        self.check_endpoint_url(&state, &url).await?;
+        let url = self.check_endpoint_url(&state, &url).await?;
         let secret = SigningSecret::generate().map_err(|e| ServiceError::Internal(e.to_string()))?;
         let id = format!("ep_{}", hex::encode(random_bytes::<12>()?));
         let key = self.data_key(tenant_id).await?;
@@ -214,11 +215,12 @@ impl Service {
         let state = self.existing_gate(tenant_id).await?;
         let input = parse_input(body)?;
         let current = self.endpoint_row(tenant_id, id).await?;
-        if let Some(url) = &input.url {
-            self.check_endpoint_url(&state, url).await?;
-        }
+        let url = match &input.url {
+            Some(url) => self.check_endpoint_url(&state, url).await?,
+            None => current.url,
+        };
         let settings = WebhookEndpointSettings {
-            url: input.url.unwrap_or(current.url),
+            url,
             event_types: input.event_types.unwrap_or(current.event_types),
             description: input.description.unwrap_or(current.description),
             enabled: input.enabled.unwrap_or(current.enabled),
@@ -337,15 +339,16 @@ impl Service {
             .ok_or(ServiceError::WebhookEndpointNotFound)
     }
 
-    /// The same rules as a tenant's vendor URLs: the tenant's own client decides.
-    async fn check_endpoint_url(&self, state: &TenantState, url: &str) -> Result<(), ServiceError> {
-        if url.chars().count() > MAX_URL_CHARS {
-            return Err(invalid("url", &format!("must be at most {MAX_URL_CHARS} characters")));
-        }
+    /// Parses the URL as given (refusing what does not parse cleanly) and checks its normalised
+    /// form by the same rules as a tenant's vendor URLs (the tenant's own client decides);
+    /// returns that form, the one to store and deliver to.
+    async fn check_endpoint_url(&self, state: &TenantState, given: &str) -> Result<String, ServiceError> {
+        let url = normalize_endpoint_url(given).map_err(|error| invalid("url", &error.to_string()))?;
         self.tenant_http(state)?
-            .check_destination(url)
+            .check_destination(&url)
             .await
-            .map_err(|error| invalid("url", &error.to_string()))
+            .map_err(|error| invalid("url", &error.to_string()))?;
+        Ok(url)
     }
 }
 

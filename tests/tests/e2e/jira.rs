@@ -8,7 +8,12 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use crate::harness::{jira_basic, jira_server, TestApp, TestResponse, JIRA_EMAIL};
 
 async fn setup() -> (TestApp, MockServer, String) {
-    let app = TestApp::start().await;
+    setup_with(|_| {}).await
+}
+
+/// Jira installed for tenant `acme` on a host whose config `adjust` changed.
+async fn setup_with(adjust: impl FnOnce(&mut integrations::Config)) -> (TestApp, MockServer, String) {
+    let app = TestApp::start_with(adjust).await;
     let jira = jira_server().await;
     let key = app.tenant("acme", json!({})).await;
     let installed = app.install_jira(&key, &jira.uri(), "jira-api-token", None).await;
@@ -207,6 +212,91 @@ async fn search_stops_at_max_results() {
     // The removed endpoint is never called.
     let requests = jira.received_requests().await.unwrap();
     assert!(requests.iter().all(|r| r.url.path() != "/rest/api/3/search"));
+}
+
+/// The keys of the issues a search returned.
+fn issue_keys(result: &serde_json::Value) -> Vec<&str> {
+    result["issues"]
+        .as_array()
+        .expect("issues")
+        .iter()
+        .map(|issue| issue["key"].as_str().expect("key"))
+        .collect()
+}
+
+#[tokio::test]
+async fn search_follows_short_pages_until_max_results() {
+    let (app, jira, key) = setup().await;
+    // Asked for 3, Jira answers 2 and a token: the third issue is asked for with the token.
+    Mock::given(method("POST"))
+        .and(path("/rest/api/3/search/jql"))
+        .and(body_json(
+            json!({"jql": "project = ABC", "maxResults": 3, "fields": ["summary", "status"]}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "issues": [{"key": "ABC-1"}, {"key": "ABC-2"}], "nextPageToken": "page-2", "isLast": false
+        })))
+        .expect(1)
+        .mount(&jira)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/rest/api/3/search/jql"))
+        .and(body_json(json!({"jql": "project = ABC", "maxResults": 1, "fields": ["summary", "status"], "nextPageToken": "page-2"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "issues": [{"key": "ABC-3"}], "nextPageToken": "page-3", "isLast": false
+        })))
+        .expect(1)
+        .mount(&jira)
+        .await;
+    let response = app
+        .post(
+            "/v1/tools/jira_search_issues",
+            &key,
+            json!({"jql": "project = ABC", "max_results": 3}),
+        )
+        .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let result = &response.json()["result"];
+    assert_eq!(issue_keys(result), ["ABC-1", "ABC-2", "ABC-3"]);
+    assert_eq!(result["is_last"], false);
+    assert_eq!(result["next_page_token"], "page-3");
+}
+
+#[tokio::test]
+async fn search_stops_at_the_operators_page_cap_with_the_token() {
+    let (app, jira, key) = setup_with(|config| config.tool_max_pages = 3).await;
+    // One issue a page and always a token: a chain without end.
+    let endless = ResponseTemplate::new(200).set_body_json(json!({
+        "issues": [{"key": "ABC-1"}], "nextPageToken": "more", "isLast": false
+    }));
+    Mock::given(method("POST"))
+        .and(path("/rest/api/3/search/jql"))
+        .and(body_json(
+            json!({"jql": "order by created", "maxResults": 100, "fields": ["summary", "status"]}),
+        ))
+        .respond_with(endless.clone())
+        .expect(1)
+        .mount(&jira)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/rest/api/3/search/jql"))
+        .and(body_json(json!({"jql": "order by created", "maxResults": 100, "fields": ["summary", "status"], "nextPageToken": "more"})))
+        .respond_with(endless)
+        .expect(2)
+        .mount(&jira)
+        .await;
+    let response = app
+        .post(
+            "/v1/tools/jira_search_issues",
+            &key,
+            json!({"jql": "order by created", "max_results": 1000}),
+        )
+        .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let result = &response.json()["result"];
+    assert_eq!(issue_keys(result), ["ABC-1", "ABC-1", "ABC-1"]);
+    assert_eq!(result["is_last"], false);
+    assert_eq!(result["next_page_token"], "more");
 }
 
 #[tokio::test]
@@ -456,7 +546,8 @@ async fn a_failing_or_unreachable_jira_at_install_is_an_upstream_problem_not_a_4
         &jira,
         GOOD_TOKEN,
         ResponseTemplate::new(503).set_body_json(json!({"errorMessages": ["Service unavailable"]})),
-        1,
+        // A GET answered 503 is retried: three attempts in all.
+        3,
     )
     .await;
     let key = app.tenant("acme", json!({})).await;

@@ -730,3 +730,83 @@ async fn the_endpoint_list_is_paged_with_an_opaque_cursor() {
         .await
         .assert_problem(422, "invalid-request");
 }
+
+#[tokio::test]
+async fn an_endpoint_url_is_stored_as_checked_normalised_or_refused() {
+    let app = app_with_schedule("0,1,2").await;
+    let key = app.tenant("acme", json!({})).await;
+    let receiver = Receiver::ok().await;
+    let base = receiver.url.trim_end_matches("/hook").to_owned();
+    let refused = |body: crate::harness::TestResponse| {
+        let problem = body.assert_problem(422, "invalid-webhook-endpoint");
+        assert_eq!(problem["errors"][0]["field"], "url", "{problem}");
+    };
+    for url in [
+        format!("{base}/a b"),
+        format!(" {}", receiver.url),
+        format!("{}\t", receiver.url),
+        format!("{base}/a\nb"),
+        format!("{}#part", receiver.url),
+    ] {
+        refused(app.post("/v1/webhook-endpoints", &key, json!({"url": url})).await);
+    }
+    assert_eq!(
+        app.get("/v1/webhook-endpoints", &key).await.json()["endpoints"],
+        json!([]),
+        "nothing refused is stored"
+    );
+
+    // Stored, shown and delivered to in the form that was checked.
+    let given = format!("{}/x/../hook", base.replace("http://", "HTTP://"));
+    let endpoint = create_endpoint(&app, &key, &given, json!([])).await;
+    assert_eq!(endpoint["url"], receiver.url.as_str());
+    let path = format!("/v1/webhook-endpoints/{}", endpoint["id"].as_str().unwrap());
+    assert_eq!(app.get(&path, &key).await.json()["url"], receiver.url.as_str());
+    emit(&app, &key, "order.created").await;
+    receiver.wait_for(1, WAIT).await;
+
+    // The same on PATCH.
+    refused(patch(&app, &key, &path, json!({"url": format!("{base}/a\tb")})).await);
+    let moved = patch(&app, &key, &path, json!({"url": format!("{base}/other/./hook")})).await;
+    assert_eq!(moved.status, 200, "{}", moved.text());
+    assert_eq!(moved.json()["url"], format!("{base}/other/hook"));
+}
+
+#[tokio::test]
+async fn deliveries_to_a_stored_url_no_request_can_be_made_to_fail_on_the_schedule() {
+    let app = app_with_schedule("0,1,2").await;
+    let key = app.tenant("acme", json!({})).await;
+    let receiver = Receiver::ok().await;
+    let endpoint = create_endpoint(&app, &key, &receiver.url, json!([])).await;
+    let id = endpoint["id"].as_str().unwrap().to_owned();
+    // As stored before URLs were checked as given.
+    sqlx::query("UPDATE webhook_endpoints SET url = $1 WHERE id = $2")
+        .bind(format!("{}/a b", receiver.url))
+        .bind(&id)
+        .execute(app.store().pool())
+        .await
+        .unwrap();
+    emit(&app, &key, "order.created").await;
+    let path = format!("/v1/webhook-endpoints/{id}/attempts");
+    let mut attempts = Value::Null;
+    for _ in 0..100 {
+        attempts = app.get(&path, &key).await.json();
+        if attempts["attempts"][0]["delivery_status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let listed = attempts["attempts"].as_array().cloned().unwrap_or_default();
+    assert_eq!(listed.len(), 3, "every attempt of the schedule, then dead: {attempts}");
+    for attempt in &listed {
+        assert_eq!(attempt["status_code"], Value::Null);
+        assert!(
+            attempt["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("cannot be requested")),
+            "{attempt}"
+        );
+        assert_eq!(attempt["delivery_status"], "failed");
+    }
+    receiver.stays_at(0, Duration::from_millis(200)).await;
+}

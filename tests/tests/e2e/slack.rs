@@ -15,7 +15,12 @@ const SIGNING_SECRET: &str = "slack-signing-secret";
 
 /// An app with Slack installed for tenant `acme`; install's `auth.test` is asserted exactly once.
 async fn setup() -> (TestApp, MockServer, String) {
-    let app = TestApp::start().await;
+    setup_with(|_| {}).await
+}
+
+/// Slack installed for tenant `acme` on a host whose config `adjust` changed.
+async fn setup_with(adjust: impl FnOnce(&mut integrations::Config)) -> (TestApp, MockServer, String) {
+    let app = TestApp::start_with(adjust).await;
     let slack = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/auth.test"))
@@ -119,25 +124,102 @@ async fn list_channels_follows_next_cursor_across_pages() {
 }
 
 #[tokio::test]
-async fn list_channels_asks_for_the_default_limit_and_stops_there() {
+async fn list_channels_asks_for_the_default_limit_and_invents_no_filter() {
     let (app, slack, key) = setup().await;
     Mock::given(method("GET"))
         .and(path("/conversations.list"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "ok": true,
             "channels": [{"id": "C1", "name": "general", "is_private": false, "is_archived": false}],
-            "response_metadata": {"next_cursor": "more"}
+            "response_metadata": {"next_cursor": ""}
         })))
         .expect(1)
         .mount(&slack)
         .await;
     let response = app.post("/v1/tools/slack_list_channels", &key, json!({})).await;
     assert_eq!(response.status, 200, "{}", response.text());
-    assert_eq!(response.json()["result"]["next_cursor"], "more");
+    assert_eq!(response.json()["result"]["next_cursor"], json!(null));
     let requests = slack.received_requests().await.unwrap();
     let list = requests.iter().find(|r| r.url.path() == "/conversations.list").unwrap();
     // One page of up to 100 covers the default limit; no types or archive filter is invented.
     assert_eq!(list.url.query(), Some("limit=100"));
+}
+
+/// A `conversations.list` page with `channels` ids and `next_cursor`, for the request with `limit`
+/// and `cursor` (none on the first request), answered exactly once.
+async fn mount_channels_page(slack: &MockServer, limit: &str, cursor: Option<&str>, ids: &[&str], next_cursor: &str) {
+    let channels: Vec<_> = ids
+        .iter()
+        .map(|id| json!({"id": id, "name": id.to_lowercase(), "is_private": false, "is_archived": false}))
+        .collect();
+    let mock = Mock::given(method("GET"))
+        .and(path("/conversations.list"))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .and(query_param("limit", limit));
+    let mock = match cursor {
+        Some(cursor) => mock.and(query_param("cursor", cursor)),
+        None => mock.and(query_param_is_missing("cursor")),
+    };
+    mock.respond_with(ResponseTemplate::new(200).set_body_json(json!({
+        "ok": true, "channels": channels, "response_metadata": {"next_cursor": next_cursor}
+    })))
+    .expect(1)
+    .mount(slack)
+    .await;
+}
+
+fn channel_ids(result: &serde_json::Value) -> Vec<&str> {
+    result["channels"]
+        .as_array()
+        .expect("channels")
+        .iter()
+        .map(|channel| channel["id"].as_str().expect("id"))
+        .collect()
+}
+
+#[tokio::test]
+async fn list_channels_follows_short_and_empty_pages_until_limit() {
+    let (app, slack, key) = setup().await;
+    // Slack may answer fewer channels than asked, none even, with a cursor for more.
+    mount_channels_page(&slack, "3", None, &[], "c2").await;
+    mount_channels_page(&slack, "3", Some("c2"), &["C1", "C2"], "c3").await;
+    mount_channels_page(&slack, "1", Some("c3"), &["C3"], "c4").await;
+    let response = app
+        .post("/v1/tools/slack_list_channels", &key, json!({"limit": 3}))
+        .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let result = &response.json()["result"];
+    assert_eq!(channel_ids(result), ["C1", "C2", "C3"]);
+    assert_eq!(result["next_cursor"], "c4");
+    let requests = slack.received_requests().await.unwrap();
+    let lists: Vec<_> = requests
+        .iter()
+        .filter(|r| r.url.path() == "/conversations.list")
+        .collect();
+    assert_eq!(lists.len(), 3);
+    assert_eq!(lists[0].url.query(), Some("limit=3"));
+}
+
+#[tokio::test]
+async fn list_channels_stops_at_the_operators_page_cap_with_the_cursor() {
+    let (app, slack, key) = setup_with(|config| config.tool_max_pages = 2).await;
+    // One channel a page and always a cursor: a chain without end.
+    mount_channels_page(&slack, "200", None, &["C1"], "c2").await;
+    mount_channels_page(&slack, "200", Some("c2"), &["C2"], "c3").await;
+    Mock::given(method("GET"))
+        .and(path("/conversations.list"))
+        .and(query_param("cursor", "c3"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "channels": [{"id": "C3"}]})))
+        .expect(0)
+        .mount(&slack)
+        .await;
+    let response = app
+        .post("/v1/tools/slack_list_channels", &key, json!({"limit": 1000}))
+        .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let result = &response.json()["result"];
+    assert_eq!(channel_ids(result), ["C1", "C2"]);
+    assert_eq!(result["next_cursor"], "c3");
 }
 
 #[tokio::test]
@@ -168,7 +250,7 @@ async fn rate_limits_are_reported_with_retry_after() {
         .and(path("/conversations.list"))
         .respond_with(
             ResponseTemplate::new(429)
-                .insert_header("retry-after", "30")
+                .insert_header("retry-after", "120")
                 .set_body_json(json!({"ok": false, "error": "ratelimited"})),
         )
         .expect(1)
@@ -177,7 +259,9 @@ async fn rate_limits_are_reported_with_retry_after() {
     let response = app.post("/v1/tools/slack_list_channels", &key, json!({})).await;
     let problem = response.assert_problem(502, "upstream-error");
     assert_eq!(problem["upstream_status"], 429);
-    assert_eq!(problem["upstream_errors"]["retry_after"], 30);
+    assert_eq!(problem["upstream_errors"]["retry_after"], 120);
+    // Longer than the call's deadline allows: not waited for, the call ends at once.
+    assert_eq!(problem["retry_after"], 120);
     assert_eq!(problem["upstream_errors"]["error"], "ratelimited");
 }
 
