@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use integrations_jobs::{Job, JobHandler, JobOutcome};
 use integrations_service::{retryable, JobView, Service, DEFAULT_JOB_PAGE, TOOL_CALL_JOB};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::auth::CurrentTenant;
@@ -35,7 +35,7 @@ async fn list(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobPage>, ApiError> {
     let jobs = state
         .service
         .jobs(
@@ -46,7 +46,16 @@ async fn list(
         )
         .await?;
     let next = jobs.last().map(|job| job.id.clone());
-    Ok(Json(json!({"jobs": jobs, "next": next})))
+    Ok(Json(JobPage { jobs, next }))
+}
+
+/// A page of the tenant's jobs, written out directly (through `json!` each job's stored request,
+/// result and error would be parsed again).
+#[derive(Serialize)]
+struct JobPage {
+    jobs: Vec<JobView>,
+    /// The last job's id: pass it as `before` for the next page.
+    next: Option<String>,
 }
 
 async fn details(

@@ -5,6 +5,7 @@ use std::time::Duration;
 use integrations_core::{body_as_text_data, default_normalized_event, PluginRegistry, WebhookDelivery};
 use integrations_store::{EventData, NewEvent, PendingWebhook, Store, StoreError, StoredEvent};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -22,6 +23,10 @@ pub const MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// Most events on one page.
 pub const MAX_PAGE: i64 = 500;
+
+/// Most bytes of event data on one page (a page holds one event at least, however large), as on
+/// `GET /v1/webhook-events`.
+pub const MAX_PAGE_DATA_BYTES: u64 = 4 * 1024 * 1024;
 
 /// How the background work runs.
 #[derive(Clone, Copy, Debug)]
@@ -87,7 +92,7 @@ pub enum EventError {
 }
 
 /// An event as tenants read it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct EventView {
     /// Our id; receivers drop a second delivery of the same id.
     pub id: String,
@@ -100,15 +105,15 @@ pub struct EventView {
     pub event_type: String,
     /// RFC 3339, UTC.
     pub occurred_at: String,
-    /// The event's data.
-    pub data: Value,
+    /// The event's data, written out as stored: checked as JSON, never parsed into a tree.
+    pub data: Box<RawValue>,
 }
 
 impl EventView {
-    /// The tenant's view of a stored event.
+    /// The tenant's view of a stored event (`null` data if what is stored is not JSON).
     pub fn from_stored(event: StoredEvent) -> Self {
         Self {
-            data: serde_json::from_str(&event.data).unwrap_or(Value::Null),
+            data: RawValue::from_string(event.data).unwrap_or_else(|_| RawValue::NULL.to_owned()),
             id: event.id,
             tenant: event.tenant_id,
             plugin: event.plugin,
@@ -237,7 +242,8 @@ impl EventLog {
     }
 
     /// The tenant's events after `after` (from the start without one), waiting up to `wait`
-    /// (at most [`MAX_WAIT`]) for the first one when there are none yet.
+    /// (at most [`MAX_WAIT`]) for the first one when there are none yet: at most `limit` (up to
+    /// [`MAX_PAGE`]) and [`MAX_PAGE_DATA_BYTES`] of them.
     pub async fn read(
         &self,
         tenant: &str,
@@ -260,7 +266,10 @@ impl EventLog {
         loop {
             // Marked seen before the read, so an append between the read and the wait still wakes us.
             appended.borrow_and_update();
-            let events = self.store.tenant_events_after(tenant, after, limit).await?;
+            let events = self
+                .store
+                .tenant_events_after(tenant, after, limit, MAX_PAGE_DATA_BYTES)
+                .await?;
             if let Some(last) = events.last() {
                 return Ok(EventPage {
                     next: Some(last.id.clone()),

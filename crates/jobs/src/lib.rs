@@ -1,13 +1,19 @@
 //! The durable job queue (what Celery did in the original design).
 //!
-//! Jobs live in the database: enqueued in a row, claimed with a lease (`FOR UPDATE SKIP LOCKED`
-//! on PostgreSQL, so replicas share the work and never claim one job twice), run at least once,
-//! retried with exponential backoff and jitter, and dead after their last allowed attempt. A job
-//! whose worker died is claimed again when its lease runs out; the attempt number fences the old
-//! run's late finish. Leases outlast the longest run a handler allows (a tool call's deadline), so
-//! two runs of one job never overlap.
+//! Jobs live in the database: enqueued in a row (within the tenant's limit of queued jobs),
+//! claimed with a lease, run at least once, retried with exponential backoff and jitter, dead
+//! after their last allowed attempt, and removed a retention period after they end. A job whose
+//! worker died is claimed again when its lease runs out; the attempt number fences the old run's
+//! late finish. Leases outlast the longest run a handler allows (a tool call's deadline), so two
+//! runs of one job never overlap.
+//!
+//! Claims are fair across tenants, and the database decides them, on every replica alike: round
+//! robin between tenants, and at most [`JobSettings::max_running_per_tenant`] of one tenant's jobs
+//! running at once, so one tenant's backlog of slow jobs keeps another tenant's job waiting for one
+//! free worker at most. A message queue (the [`JobFeed`]) only wakes workers.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -23,12 +29,17 @@ use tokio::task::JoinHandle;
 /// replicas enqueue without waking this one).
 const IDLE_POLL: Duration = Duration::from_millis(200);
 
-/// With a feed, the database is polled only for jobs the feed should have announced this long ago.
-const FEED_GRACE: Duration = Duration::from_secs(5);
+/// With a feed, which wakes the worker for new jobs and for retries as they come due, how long
+/// an idle worker waits before looking anyway (for jobs whose worker died, lost announcements).
+const FEED_POLL: Duration = Duration::from_secs(5);
+
+/// Finished jobs removed per statement by the retention sweep.
+const SWEEP_BATCH: i64 = 500;
 
 /// A message queue that announces runnable jobs to the workers of every replica (NATS JetStream),
-/// so they need not poll the database for them. The database stays the record: a worker claims an
-/// announced job there, so a job announced twice still runs once at a time.
+/// so they need not poll the database often. An announcement only wakes a worker: the worker's
+/// claim in the database decides which jobs run, fairly across tenants, and a job announced twice
+/// still runs once at a time.
 #[async_trait]
 pub trait JobFeed: Send + Sync + 'static {
     /// Announces a runnable job.
@@ -48,7 +59,7 @@ pub struct FedJob {
 /// What becomes of an announcement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Settle {
-    /// Nothing more to do for it (done, dead, failed, or another worker holds the job).
+    /// Nothing more to do for it (a worker was woken for it, or it is done or held elsewhere).
     Done,
     /// Announce it again after this wait (a retry, or a job not due yet).
     Later(Duration),
@@ -67,6 +78,11 @@ pub struct JobSettings {
     pub lease: Duration,
     /// Jobs run at once by this process.
     pub concurrency: usize,
+    /// Jobs of one tenant running at once across every replica: the most of the workers one
+    /// tenant's backlog can hold while other tenants' jobs wait.
+    pub max_running_per_tenant: usize,
+    /// How long a job that ended (succeeded, failed or dead) is kept before it is removed.
+    pub retention: Duration,
 }
 
 impl Default for JobSettings {
@@ -77,6 +93,8 @@ impl Default for JobSettings {
             backoff_cap: Duration::from_secs(600),
             lease: Duration::from_secs(120),
             concurrency: 16,
+            max_running_per_tenant: 4,
+            retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -99,12 +117,50 @@ pub trait JobHandler: Send + Sync + 'static {
     async fn run(&self, job: &Job) -> JobOutcome;
 }
 
+/// Why a job was not enqueued.
+#[derive(Debug)]
+pub enum EnqueueError {
+    /// The tenant already has this many jobs queued or running, the most it may have.
+    TooManyQueued {
+        /// The tenant's limit.
+        limit: u32,
+    },
+    /// Storage failed.
+    Store(StoreError),
+}
+
+impl std::fmt::Display for EnqueueError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TooManyQueued { limit } => write!(f, "the tenant already has {limit} jobs queued or running"),
+            Self::Store(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for EnqueueError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::TooManyQueued { .. } => None,
+            Self::Store(error) => Some(error),
+        }
+    }
+}
+
+impl From<StoreError> for EnqueueError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
 /// The queue of this process.
 pub struct JobQueue {
     store: Store,
     settings: JobSettings,
     wake: Notify,
     feed: OnceLock<Arc<dyn JobFeed>>,
+    /// Whether the feed is taking announcements (it wakes the worker, which then polls rarely).
+    fed: AtomicBool,
 }
 
 impl JobQueue {
@@ -115,6 +171,7 @@ impl JobQueue {
             settings,
             wake: Notify::new(),
             feed: OnceLock::new(),
+            fed: AtomicBool::new(false),
         })
     }
 
@@ -135,8 +192,20 @@ impl JobQueue {
         }
     }
 
-    /// Adds a job of `kind` for `tenant`; returns its id.
-    pub async fn enqueue(&self, tenant: &str, kind: &str, payload: &Value) -> Result<String, StoreError> {
+    /// Adds a job of `kind` for `tenant`, whatever the tenant has queued; returns its id.
+    pub async fn enqueue(&self, tenant: &str, kind: &str, payload: &Value) -> Result<String, EnqueueError> {
+        self.enqueue_within(tenant, kind, payload, u32::MAX).await
+    }
+
+    /// Adds a job of `kind` for `tenant` unless the tenant already has `max_queued` jobs queued or
+    /// running; returns its id.
+    pub async fn enqueue_within(
+        &self,
+        tenant: &str,
+        kind: &str,
+        payload: &Value,
+        max_queued: u32,
+    ) -> Result<String, EnqueueError> {
         let job = NewJob {
             id: new_job_id(),
             tenant_id: tenant.to_owned(),
@@ -144,15 +213,18 @@ impl JobQueue {
             payload: payload.to_string(),
             max_attempts: self.settings.max_attempts,
         };
-        self.store.enqueue_job(&job, now_ms()).await?;
+        if !self.store.enqueue_job(&job, now_ms(), max_queued).await? {
+            return Err(EnqueueError::TooManyQueued { limit: max_queued });
+        }
         self.wake.notify_one();
         self.announce(&job.id).await;
         Ok(job.id)
     }
 
-    /// Queues a dead or failed job again; false when it is neither (or not the tenant's).
-    pub async fn retry(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
-        let retried = self.store.retry_job(tenant, id, now_ms()).await?;
+    /// Queues a dead or failed job again, unless the tenant already has `max_queued` jobs queued
+    /// or running; false when it is neither dead nor failed (or not the tenant's), or at the limit.
+    pub async fn retry(&self, tenant: &str, id: &str, max_queued: u32) -> Result<bool, StoreError> {
+        let retried = self.store.retry_job(tenant, id, now_ms(), max_queued).await?;
         if retried {
             self.wake.notify_one();
             self.announce(id).await;
@@ -166,33 +238,31 @@ impl JobQueue {
         backoff(&self.settings, attempt)
     }
 
-    /// Starts the worker with a handler per job kind; abort the handle to stop it.
+    /// Starts the worker with a handler per job kind, the feed's listener and the retention
+    /// sweep; abort the handle to stop them all.
     pub fn spawn(self: &Arc<Self>, handlers: HashMap<String, Arc<dyn JobHandler>>) -> JoinHandle<()> {
         let queue = self.clone();
         let handlers = Arc::new(handlers);
-        tokio::spawn(async move { queue.work(handlers).await })
+        tokio::spawn(async move {
+            let listen = async {
+                if let Some(feed) = queue.feed.get() {
+                    queue.take_from_feed(feed.clone()).await;
+                }
+            };
+            tokio::join!(queue.clone().work(handlers), listen, queue.sweep());
+        })
     }
 
     async fn work(self: Arc<Self>, handlers: Arc<HashMap<String, Arc<dyn JobHandler>>>) {
         let slots = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
-        let grace = match self.feed.get() {
-            Some(feed) => {
-                tokio::spawn(
-                    self.clone()
-                        .take_from_feed(feed.clone(), handlers.clone(), slots.clone()),
-                );
-                FEED_GRACE.as_millis() as i64
-            }
-            None => 0,
-        };
+        let lease = self.settings.lease.as_millis() as i64;
+        let per_tenant = self.settings.max_running_per_tenant.max(1) as i64;
         loop {
             let free = slots.available_permits() as i64;
             let claimed = if free == 0 {
                 Vec::new()
             } else {
-                let lease = self.settings.lease.as_millis() as i64;
-                let now = now_ms();
-                match self.store.claim_due_jobs(now, now - grace, lease, free).await {
+                match self.store.claim_jobs(now_ms(), lease, free, per_tenant).await {
                     Ok(claimed) => claimed,
                     Err(error) => {
                         tracing::warn!(%error, "could not claim jobs");
@@ -209,6 +279,7 @@ impl JobQueue {
                 tokio::spawn(async move {
                     let recorded = queue.run(&handlers, job.clone()).await;
                     drop(permit);
+                    // A slot is free, and the tenant has one job fewer running.
                     queue.wake.notify_one();
                     if let Some((JobState::Queued, _)) = recorded {
                         // A retry: the feed redelivers it when it is due.
@@ -216,46 +287,72 @@ impl JobQueue {
                     }
                 });
             }
+            let poll = if self.fed.load(Ordering::Relaxed) {
+                FEED_POLL
+            } else {
+                IDLE_POLL
+            };
             if !full_batch {
-                let _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()).await;
+                let _ = tokio::time::timeout(poll, self.wake.notified()).await;
             } else {
                 // Every slot is busy: wait for one to free up.
-                let _ = tokio::time::timeout(IDLE_POLL, slots.acquire()).await;
+                let _ = tokio::time::timeout(poll, slots.acquire()).await;
             }
         }
     }
 
-    /// Runs the jobs the feed announces, claiming each in the database first.
-    async fn take_from_feed(
-        self: Arc<Self>,
-        feed: Arc<dyn JobFeed>,
-        handlers: Arc<HashMap<String, Arc<dyn JobHandler>>>,
-        slots: Arc<Semaphore>,
-    ) {
+    /// Wakes the worker for each job the feed announces that a claim may take now; a job not due
+    /// yet is announced again when it is.
+    async fn take_from_feed(&self, feed: Arc<dyn JobFeed>) {
+        self.fed.store(true, Ordering::Relaxed);
         while let Some(fed) = feed.next().await {
-            let Ok(permit) = slots.clone().acquire_owned().await else {
-                return;
+            let settle = match self.store.job_claim(&fed.job_id, now_ms()).await {
+                Ok(JobClaim::Due) => {
+                    self.wake.notify_one();
+                    Settle::Done
+                }
+                Ok(JobClaim::NotDue(run_at)) => Settle::Later(until(run_at)),
+                Ok(JobClaim::Unavailable) => Settle::Done,
+                Err(error) => {
+                    tracing::warn!(job = %fed.job_id, %error, "could not look up an announced job");
+                    Settle::Later(Duration::from_secs(1))
+                }
             };
-            let (queue, handlers) = (self.clone(), handlers.clone());
-            tokio::spawn(async move {
-                let lease = queue.settings.lease.as_millis() as i64;
-                let settle = match queue.store.claim_job(&fed.job_id, now_ms(), lease).await {
-                    Ok(JobClaim::Claimed(job)) => match queue.run(&handlers, job).await {
-                        Some((JobState::Queued, run_at)) => Settle::Later(until(run_at)),
-                        _ => Settle::Done,
-                    },
-                    Ok(JobClaim::NotDue(run_at)) => Settle::Later(until(run_at)),
-                    Ok(JobClaim::Unavailable) => Settle::Done,
-                    Err(error) => {
-                        tracing::warn!(job = %fed.job_id, %error, "could not claim an announced job");
-                        Settle::Later(Duration::from_secs(1))
-                    }
-                };
-                drop(permit);
-                let _ = fed.settle.send(settle);
-            });
+            let _ = fed.settle.send(settle);
         }
+        self.fed.store(false, Ordering::Relaxed);
         tracing::warn!("the job feed ended; jobs are found by polling the database");
+    }
+
+    /// Removes jobs that ended longer ago than the retention, in batches, every tenth of the
+    /// retention (between a second and ten minutes).
+    async fn sweep(&self) {
+        let retention = self.settings.retention;
+        let every = (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(600));
+        loop {
+            tokio::time::sleep(every).await;
+            let before = now_ms().saturating_sub(retention.as_millis() as i64);
+            let mut removed = 0u64;
+            loop {
+                match self.store.expire_jobs(before, SWEEP_BATCH).await {
+                    Ok(deleted) => {
+                        removed += deleted;
+                        if deleted < SWEEP_BATCH as u64 {
+                            break;
+                        }
+                        // Other writers take their turn between batches.
+                        tokio::task::yield_now().await;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "job retention failed");
+                        break;
+                    }
+                }
+            }
+            if removed > 0 {
+                tracing::info!(removed, "removed jobs past their retention");
+            }
+        }
     }
 
     /// Runs one attempt and records it; returns the state and next run time it recorded.

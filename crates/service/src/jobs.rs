@@ -1,8 +1,11 @@
-//! Tool calls as background jobs, and the tenant's view of its jobs.
+//! Tool calls as background jobs (within the tenant's limit of queued jobs), and the tenant's
+//! view of its jobs: pages bounded by count and bytes, with each job's request, result and error
+//! written out as stored, never parsed into a tree.
 
-use integrations_jobs::JobQueue;
+use integrations_jobs::{EnqueueError, JobQueue};
 use integrations_store::{Job, JobState};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::{Service, ServiceError};
@@ -12,6 +15,10 @@ pub const TOOL_CALL_JOB: &str = "tool_call";
 
 /// Jobs per page unless the caller asks for another number (at most 500).
 pub const DEFAULT_JOB_PAGE: i64 = 50;
+
+/// Most bytes of requests, results and errors on one page of jobs (a page holds one job at
+/// least, however large).
+pub const MAX_JOB_PAGE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// A job as the tenant sees it.
 #[derive(Clone, Debug, Serialize)]
@@ -27,11 +34,11 @@ pub struct JobView {
     /// Attempts allowed.
     pub max_attempts: i64,
     /// What it runs (for a tool call: `{tool, arguments}`).
-    pub request: Value,
+    pub request: Box<RawValue>,
     /// The outcome of a success.
-    pub result: Option<Value>,
+    pub result: Option<Box<RawValue>>,
     /// The last failure, as the problem document the synchronous call would have answered.
-    pub error: Option<Value>,
+    pub error: Option<Box<RawValue>>,
     /// When a queued job runs next (RFC 3339).
     pub next_attempt_at: Option<String>,
     /// RFC 3339.
@@ -40,14 +47,19 @@ pub struct JobView {
     pub updated_at: String,
 }
 
+/// Stored JSON text as it is written out: checked, not parsed into a tree; `null` if it is not
+/// JSON.
+fn raw_json(text: String) -> Box<RawValue> {
+    RawValue::from_string(text).unwrap_or_else(|_| RawValue::NULL.to_owned())
+}
+
 impl From<Job> for JobView {
     fn from(job: Job) -> Self {
-        let parse = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
         Self {
             next_attempt_at: (job.state == JobState::Queued).then(|| integrations_events::rfc3339_millis(job.run_at)),
-            request: serde_json::from_str(&job.payload).unwrap_or(Value::Null),
-            result: parse(job.result),
-            error: parse(job.last_error),
+            request: raw_json(job.payload),
+            result: job.result.map(raw_json),
+            error: job.last_error.map(raw_json),
             id: job.id,
             kind: job.kind,
             state: job.state.as_str(),
@@ -69,8 +81,12 @@ impl Service {
         arguments: Value,
     ) -> Result<JobView, ServiceError> {
         self.checked_call(tenant_id, tool, &arguments).await?;
+        let limits = self.effective_limits(tenant_id).await?;
         let request = json!({"tool": tool, "arguments": arguments});
-        let id = self.jobs.enqueue(tenant_id, TOOL_CALL_JOB, &request).await?;
+        let id = self
+            .jobs
+            .enqueue_within(tenant_id, TOOL_CALL_JOB, &request, limits.max_queued_jobs)
+            .await?;
         tracing::info!(tenant = tenant_id, tool, job = %id, "tool call queued");
         self.job(tenant_id, &id).await
     }
@@ -85,7 +101,8 @@ impl Service {
             .ok_or(ServiceError::JobNotFound)
     }
 
-    /// The tenant's jobs, newest first, optionally in one state, before the job `before`.
+    /// The tenant's jobs, newest first, optionally in one state, before the job `before`: at most
+    /// `limit` (up to 500) and [`MAX_JOB_PAGE_BYTES`] of them.
     pub async fn jobs(
         &self,
         tenant_id: &str,
@@ -102,16 +119,22 @@ impl Service {
         };
         let jobs = self
             .store
-            .list_jobs(tenant_id, state, before, limit.clamp(1, 500))
+            .list_jobs(tenant_id, state, before, limit.clamp(1, 500), MAX_JOB_PAGE_BYTES)
             .await?;
         Ok(jobs.into_iter().map(JobView::from).collect())
     }
 
-    /// Queues a dead or failed job again; 409 for a job in another state.
+    /// Queues a dead or failed job again; 409 for a job in another state, 429 for a tenant with
+    /// as many jobs queued or running as it may have.
     pub async fn retry_job(&self, tenant_id: &str, id: &str) -> Result<JobView, ServiceError> {
-        let job = self.job(tenant_id, id).await?;
-        if !self.jobs.retry(tenant_id, id).await? {
-            return Err(ServiceError::JobNotRetryable(job.state));
+        self.job(tenant_id, id).await?;
+        let limit = self.effective_limits(tenant_id).await?.max_queued_jobs;
+        if !self.jobs.retry(tenant_id, id, limit).await? {
+            let job = self.job(tenant_id, id).await?;
+            return Err(match job.state {
+                "dead" | "failed" => ServiceError::TooManyQueuedJobs { limit },
+                state => ServiceError::JobNotRetryable(state),
+            });
         }
         self.job(tenant_id, id).await
     }
@@ -119,6 +142,15 @@ impl Service {
     /// The queue, for the host to start its worker with the handlers of each job kind.
     pub fn job_queue(&self) -> &std::sync::Arc<JobQueue> {
         &self.jobs
+    }
+}
+
+impl From<EnqueueError> for ServiceError {
+    fn from(error: EnqueueError) -> Self {
+        match error {
+            EnqueueError::TooManyQueued { limit } => ServiceError::TooManyQueuedJobs { limit },
+            EnqueueError::Store(error) => ServiceError::Store(error),
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 use sqlx::Row;
 
+use crate::event_pages::within_budget;
 use crate::multi_row::{power_of_two_chunks, row_placeholders, statement_for_rows};
 use crate::{now_unix, Backend, Store, StoreError};
 
@@ -221,20 +222,45 @@ impl Store {
         Ok(count)
     }
 
-    /// A tenant's events after `after`, oldest first.
+    /// A tenant's events after `after`, oldest first: at most `limit` of them, and no more than
+    /// `max_data_bytes` of their data (the first event is returned even when it alone exceeds it).
+    ///
+    /// Read in two steps so that no more than the budget is ever loaded: the positions and data
+    /// sizes of the candidates first (sizes from the row headers), then the events that fit. The
+    /// log commits in `seq` order, so no event can appear between the two among those seen.
     pub async fn tenant_events_after(
         &self,
         tenant_id: &str,
         after: i64,
         limit: i64,
+        max_data_bytes: u64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
+        let sizes = sqlx::query(&format!(
+            "SELECT e.seq, CAST(COALESCE(octet_length(w.payload), octet_length(e.data)) AS BIGINT) \
+             FROM events e {WEBHOOK_OF_EVENT} WHERE e.tenant_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3"
+        ))
+        .bind(tenant_id)
+        .bind(after)
+        .bind(limit.max(1))
+        .fetch_all(&self.pool)
+        .await?;
+        let sizes = sizes.iter().map(|row| {
+            let bytes: i64 = row.get(1);
+            (row.get::<i64, _>(0), u64::try_from(bytes).unwrap_or_default())
+        });
+        let chosen = within_budget(sizes, max_data_bytes);
+        let Some(last) = chosen.last() else {
+            return Ok(Vec::new());
+        };
         let rows = sqlx::query(&format!(
-            "SELECT {} FROM events e {WEBHOOK_OF_EVENT} WHERE e.tenant_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3",
+            "SELECT {} FROM events e {WEBHOOK_OF_EVENT} WHERE e.tenant_id = $1 AND e.seq > $2 AND e.seq <= $3 \
+             ORDER BY e.seq LIMIT $4",
             event_columns(self.backend)
         ))
         .bind(tenant_id)
         .bind(after)
-        .bind(limit)
+        .bind(*last)
+        .bind(chosen.len() as i64)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(event_from_row).collect()

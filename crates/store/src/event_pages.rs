@@ -55,15 +55,11 @@ impl Store {
     ) -> Result<EventPage, StoreError> {
         let candidates = self.page_candidates(tenant_id, query).await?;
         let page_size = usize::try_from(query.limit.max(1)).unwrap_or(usize::MAX);
-        let mut budget_used = 0u64;
-        let mut chosen: Vec<&EventPosition> = Vec::new();
-        for (position, length) in candidates.iter().take(page_size) {
-            if !chosen.is_empty() && budget_used.saturating_add(*length) > query.max_payload_bytes {
-                break;
-            }
-            budget_used = budget_used.saturating_add(*length);
-            chosen.push(position);
-        }
+        let sizes = candidates
+            .iter()
+            .take(page_size)
+            .map(|(position, length)| (position, *length));
+        let chosen = within_budget(sizes, query.max_payload_bytes);
         // One candidate beyond the limit was read to learn whether the listing goes on.
         let more = chosen.len() < candidates.len();
         let next = chosen.last().filter(|_| more).map(|last| (*last).clone());
@@ -133,4 +129,19 @@ impl Store {
             })
             .collect())
     }
+}
+
+/// The first items whose sizes fit in `max_bytes` together, and always the first: how every page
+/// a tenant reads is cut (webhook events, events, jobs).
+pub(crate) fn within_budget<T>(sizes: impl IntoIterator<Item = (T, u64)>, max_bytes: u64) -> Vec<T> {
+    let mut used = 0u64;
+    let mut chosen = Vec::new();
+    for (item, size) in sizes {
+        if !chosen.is_empty() && used.saturating_add(size) > max_bytes {
+            break;
+        }
+        used = used.saturating_add(size);
+        chosen.push(item);
+    }
+    chosen
 }

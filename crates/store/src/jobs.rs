@@ -1,8 +1,10 @@
-//! The durable job queue's rows: enqueue, claim with a lease, finish (fenced by the attempt
-//! number), reschedule, dead-letter, read and retry.
+//! The durable job queue's rows: enqueue (within the tenant's limit), claim with a lease (fairly
+//! across tenants), finish (fenced by the attempt number), reschedule, dead-letter, read in pages
+//! bounded by bytes, retry, and expire.
 
 use sqlx::Row;
 
+use crate::event_pages::within_budget;
 use crate::{Backend, Store, StoreError};
 
 /// Where a job is in its life.
@@ -45,14 +47,14 @@ impl JobState {
     }
 }
 
-/// What claiming one job by id found.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What an announcement of a job finds: whether a claim may take the job now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobClaim {
-    /// Claimed: run it.
-    Claimed(Job),
+    /// Runnable now: queued and due, or running under a lease that ran out.
+    Due,
     /// Queued but not due before this time (unix milliseconds).
     NotDue(i64),
-    /// Done, gone, or running under another worker's live lease.
+    /// Done, gone, or running under a live lease.
     Unavailable,
 }
 
@@ -103,13 +105,61 @@ pub struct Job {
 const JOB_COLUMNS: &str =
     "id, tenant_id, kind, payload, state, attempts, max_attempts, run_at, result, last_error, created_at, updated_at";
 
+/// The states a job leaves only when the tenant retries it; retention removes jobs in them.
+const FINAL_STATES: &str = "('succeeded', 'failed', 'dead')";
+
+/// Key of the PostgreSQL advisory lock that orders claims across replicas, so that each claim
+/// counts the running jobs every earlier claim committed.
+const JOB_CLAIM_LOCK: i64 = 0x696e_7465_6a6f_6273;
+
+/// Chooses up to `$3` jobs to claim at `$2` (unix milliseconds), due by `$2`, at most `$4`
+/// running per tenant: round robin across tenants. A job's turn is its place among its tenant's
+/// claimable jobs plus the jobs the tenant already has running under live leases; jobs are
+/// claimed lowest turn first, oldest first within a turn, and never past a turn of `$4`.
+///
+/// The tenants with queued jobs are found by skipping through `jobs_waiting` (one probe per
+/// tenant), and at most `$4` jobs per tenant are ranked, so a tenant's long backlog costs a claim
+/// no more than a short one. Jobs whose lease ran out (their worker died) are claimable too.
+const CHOOSE_CLAIMS: &str = "\
+WITH RECURSIVE waiting(tenant_id) AS ( \
+    SELECT MIN(tenant_id) FROM jobs WHERE state = 'queued' \
+    UNION ALL \
+    SELECT (SELECT MIN(j.tenant_id) FROM jobs j WHERE j.state = 'queued' AND j.tenant_id > w.tenant_id) \
+    FROM waiting w WHERE w.tenant_id IS NOT NULL \
+), candidates AS ( \
+    SELECT j.id, j.tenant_id, j.run_at FROM waiting w JOIN jobs j ON j.id IN ( \
+        SELECT q.id FROM jobs q WHERE q.state = 'queued' AND q.tenant_id = w.tenant_id AND q.run_at <= $2 \
+        ORDER BY q.run_at, q.id LIMIT $4) \
+    UNION ALL \
+    SELECT id, tenant_id, run_at FROM jobs WHERE state = 'running' AND lease_until < $2 \
+), ranked AS ( \
+    SELECT c.id, c.run_at, ROW_NUMBER() OVER (PARTITION BY c.tenant_id ORDER BY c.run_at, c.id) \
+        + (SELECT COUNT(*) FROM jobs r WHERE r.state = 'running' AND r.tenant_id = c.tenant_id \
+           AND r.lease_until >= $2) AS turn \
+    FROM candidates c \
+) \
+UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, updated_at = $2 \
+WHERE id IN (SELECT id FROM ranked WHERE turn <= $4 ORDER BY turn, run_at, id LIMIT $3) \
+AND ((state = 'queued' AND run_at <= $2) OR (state = 'running' AND lease_until < $2)) \
+RETURNING ";
+
+/// The bytes a job shows the tenant: its request, result and last error.
+const JOB_BYTES: &str =
+    "CAST(octet_length(payload) + COALESCE(octet_length(result), 0) + COALESCE(octet_length(last_error), 0) AS BIGINT)";
+
 impl Store {
-    /// Adds a job, runnable at once.
-    pub async fn enqueue_job(&self, job: &NewJob, now_ms: i64) -> Result<(), StoreError> {
+    /// Adds a job, runnable at once, unless its tenant already has `max_queued` jobs queued or
+    /// running: then nothing is added and false comes back.
+    ///
+    /// One statement counts and inserts. SQLite runs one writer at a time, so the count is exact;
+    /// PostgreSQL's concurrent enqueues of one tenant do not see each other's uncommitted rows, so
+    /// they may pass the limit by at most the number of them in flight at once.
+    pub async fn enqueue_job(&self, job: &NewJob, now_ms: i64, max_queued: u32) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO jobs (id, tenant_id, kind, payload, state, attempts, max_attempts, run_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $6, $6)",
+             SELECT $1, $2, $3, $4, 'queued', 0, $5, $6, $6, $6 \
+             WHERE (SELECT COUNT(*) FROM jobs WHERE tenant_id = $2 AND state IN ('queued', 'running')) < $7",
         )
         .bind(&job.id)
         .bind(&job.tenant_id)
@@ -117,78 +167,76 @@ impl Store {
         .bind(&job.payload)
         .bind(job.max_attempts)
         .bind(now_ms)
+        .bind(i64::from(max_queued))
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(inserted.rows_affected() > 0)
     }
 
     /// Claims up to `limit` runnable jobs (due, or running with a lease that ran out) for
-    /// `lease_ms`, counting the attempt. On PostgreSQL, rows another replica is claiming are
-    /// skipped, so two replicas never claim one job.
-    pub async fn claim_jobs(&self, now_ms: i64, lease_ms: i64, limit: i64) -> Result<Vec<Job>, StoreError> {
-        self.claim_due_jobs(now_ms, now_ms, lease_ms, limit).await
-    }
-
-    /// Like [`Store::claim_jobs`], for jobs due by `due_by` only (a worker fed by a message queue
-    /// polls for what the queue failed to deliver, later than the queue would have).
-    pub async fn claim_due_jobs(
+    /// `lease_ms`, counting the attempt, fairly across tenants: round robin, and never more than
+    /// `per_tenant` of one tenant's jobs running at once (across every replica).
+    ///
+    /// On PostgreSQL, claims take a transaction-scoped advisory lock first, so replicas claim one
+    /// after another and each counts what the others claimed; the claim rechecks each row's state
+    /// as it updates it, so a job finished meanwhile is not claimed again.
+    pub async fn claim_jobs(
         &self,
         now_ms: i64,
-        due_by: i64,
         lease_ms: i64,
         limit: i64,
+        per_tenant: i64,
     ) -> Result<Vec<Job>, StoreError> {
-        let _turn = self.write_turn().await;
-        let skip_locked = match self.backend {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
+        static STATEMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let statement = STATEMENT.get_or_init(|| format!("{CHOOSE_CLAIMS}{JOB_COLUMNS}"));
+        let query = sqlx::query(statement)
+            .bind(now_ms + lease_ms)
+            .bind(now_ms)
+            .bind(limit)
+            .bind(per_tenant.max(1));
+        let rows = match self.backend {
+            Backend::Sqlite => {
+                let _turn = self.write_turn().await;
+                query.fetch_all(&self.relaxed).await?
+            }
+            Backend::Postgres => {
+                let mut tx = self.relaxed.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(JOB_CLAIM_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                let rows = query.fetch_all(&mut *tx).await?;
+                tx.commit().await?;
+                rows
+            }
         };
-        let rows = sqlx::query(&format!(
-            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, updated_at = $2 \
-             WHERE id IN (SELECT id FROM jobs \
-               WHERE (state = 'queued' AND run_at <= $4) OR (state = 'running' AND lease_until < $2) \
-               ORDER BY run_at LIMIT $3 {skip_locked}) \
-             RETURNING {JOB_COLUMNS}"
-        ))
-        .bind(now_ms + lease_ms)
-        .bind(now_ms)
-        .bind(limit)
-        .bind(due_by)
-        .fetch_all(&self.relaxed)
-        .await?;
         rows.iter().map(job_from_row).collect()
     }
 
-    /// Claims one job by id, as a message announcing it arrives: claimed, not due until a time,
-    /// or not claimable (done, or running under a live lease).
-    pub async fn claim_job(&self, id: &str, now_ms: i64, lease_ms: i64) -> Result<JobClaim, StoreError> {
-        let _turn = self.write_turn().await;
-        let claimed = sqlx::query(&format!(
-            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, updated_at = $2 \
-             WHERE id = $3 AND ((state = 'queued' AND run_at <= $2) OR (state = 'running' AND lease_until < $2)) \
-             RETURNING {JOB_COLUMNS}"
-        ))
-        .bind(now_ms + lease_ms)
-        .bind(now_ms)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(row) = claimed {
-            return Ok(JobClaim::Claimed(job_from_row(&row)?));
-        }
-        let row = sqlx::query("SELECT state, run_at FROM jobs WHERE id = $1")
+    /// Whether a claim may take job `id` now, as a message announcing it arrives.
+    pub async fn job_claim(&self, id: &str, now_ms: i64) -> Result<JobClaim, StoreError> {
+        let row = sqlx::query("SELECT state, run_at, lease_until FROM jobs WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(match row {
-            Some(row) if row.get::<String, _>(0) == "queued" => JobClaim::NotDue(row.get(1)),
+        let Some(row) = row else {
+            return Ok(JobClaim::Unavailable);
+        };
+        let state: String = row.get(0);
+        let run_at: i64 = row.get(1);
+        let lease_until: Option<i64> = row.get(2);
+        Ok(match state.as_str() {
+            "queued" if run_at > now_ms => JobClaim::NotDue(run_at),
+            "queued" => JobClaim::Due,
+            "running" if lease_until.is_some_and(|until| until < now_ms) => JobClaim::Due,
             _ => JobClaim::Unavailable,
         })
     }
 
     /// Records the end of attempt `attempt`: `state` with `result` or `error`, or (queued) a retry
     /// at `run_at`. Returns false when that attempt no longer holds the job (its lease ran out and
-    /// another attempt claimed it), so a late finish changes nothing.
+    /// another attempt claimed it), so a late finish changes nothing. A job that ends (succeeded,
+    /// failed, dead) keeps `run_at`, its end, for retention.
     #[allow(clippy::too_many_arguments)]
     pub async fn finish_job(
         &self,
@@ -229,41 +277,90 @@ impl Store {
         row.as_ref().map(job_from_row).transpose()
     }
 
-    /// A tenant's jobs, optionally in one state, newest first, before `before` (an id).
+    /// A tenant's jobs, optionally in one state, newest first, before `before` (an id): at most
+    /// `limit` of them, and no more than `max_bytes` of requests, results and errors (the first
+    /// job is returned even when it alone exceeds it).
+    ///
+    /// Read in two steps so that no more than the budget is ever loaded: the ids and sizes of the
+    /// candidates first (sizes from the row headers), then the jobs that fit.
     pub async fn list_jobs(
         &self,
         tenant_id: &str,
         state: Option<JobState>,
         before: Option<&str>,
         limit: i64,
+        max_bytes: u64,
     ) -> Result<Vec<Job>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = $1 AND ($2 IS NULL OR state = $2) \
+        let candidates = sqlx::query(&format!(
+            "SELECT id, {JOB_BYTES} FROM jobs WHERE tenant_id = $1 AND ($2 IS NULL OR state = $2) \
              AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
         ))
         .bind(tenant_id)
         .bind(state.map(JobState::as_str))
         .bind(before)
-        .bind(limit)
+        .bind(limit.max(1))
         .fetch_all(&self.pool)
         .await?;
+        let sizes = candidates.iter().map(|row| {
+            let bytes: i64 = row.get(1);
+            (row.get::<String, _>(0), u64::try_from(bytes).unwrap_or_default())
+        });
+        let ids = within_budget(sizes, max_bytes);
+        self.jobs_by_id(tenant_id, &ids).await
+    }
+
+    /// The tenant's jobs with these ids, newest first.
+    async fn jobs_by_id(&self, tenant_id: &str, ids: &[String]) -> Result<Vec<Job>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders = (2..ids.len() + 2)
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql =
+            format!("SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = $1 AND id IN ({placeholders}) ORDER BY id DESC");
+        let mut statement = sqlx::query(&sql).bind(tenant_id);
+        for id in ids {
+            statement = statement.bind(id);
+        }
+        let rows = statement.fetch_all(&self.pool).await?;
         rows.iter().map(job_from_row).collect()
     }
 
-    /// Queues a dead or failed job again with a fresh set of attempts. Returns false for a job
-    /// that is not dead or failed (or not the tenant's).
-    pub async fn retry_job(&self, tenant_id: &str, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+    /// Queues a dead or failed job again with a fresh set of attempts, unless the tenant already
+    /// has `max_queued` jobs queued or running. Returns false for a job that is not dead or failed
+    /// (or not the tenant's), and for a tenant at its limit.
+    pub async fn retry_job(&self, tenant_id: &str, id: &str, now_ms: i64, max_queued: u32) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let updated = sqlx::query(
             "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, updated_at = $1, lease_until = NULL \
-             WHERE tenant_id = $2 AND id = $3 AND state IN ('dead', 'failed')",
+             WHERE tenant_id = $2 AND id = $3 AND state IN ('dead', 'failed') \
+             AND (SELECT COUNT(*) FROM jobs WHERE tenant_id = $2 AND state IN ('queued', 'running')) < $4",
         )
         .bind(now_ms)
         .bind(tenant_id)
         .bind(id)
+        .bind(i64::from(max_queued))
         .execute(&self.pool)
         .await?;
         Ok(updated.rows_affected() > 0)
+    }
+
+    /// Deletes up to `batch` jobs that ended (succeeded, failed or dead) before `before` (unix
+    /// milliseconds), oldest first; returns how many it deleted. Callers repeat it while it
+    /// deletes a whole batch, so that no sweep holds the database for long.
+    pub async fn expire_jobs(&self, before: i64, batch: i64) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
+        let deleted = sqlx::query(&format!(
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state IN {FINAL_STATES} AND run_at < $1 \
+             ORDER BY run_at LIMIT $2)"
+        ))
+        .bind(before)
+        .bind(batch.max(1))
+        .execute(&self.relaxed)
+        .await?;
+        Ok(deleted.rows_affected())
     }
 }
 

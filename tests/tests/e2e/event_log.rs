@@ -334,3 +334,86 @@ async fn events_and_processed_webhooks_expire_after_the_retention() {
     let (again, _) = app.read_events(&key, None, 1).await;
     assert_eq!(types(&again), ["jira.issue_created"]);
 }
+
+/// Reads every page of acme's events with `GET /v1/events`, following `next`; returns each page's
+/// events and its body's size.
+async fn all_event_pages(app: &TestApp, key: &str) -> Vec<(Vec<Value>, usize)> {
+    let mut pages = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(after) => format!("/v1/events?limit=500&after={after}"),
+            None => "/v1/events?limit=500".to_owned(),
+        };
+        let response = app.get(&path, key).await;
+        assert_eq!(response.status, 200, "{}", response.text());
+        let page = response.json();
+        let events = page["events"].as_array().cloned().unwrap_or_default();
+        if events.is_empty() {
+            return pages;
+        }
+        after = page["next"].as_str().map(str::to_owned);
+        pages.push((events, response.body.len()));
+    }
+}
+
+#[tokio::test]
+async fn a_page_of_events_holds_at_most_4_mib_of_data_and_the_next_continues() {
+    let (app, key) = app_with_jira().await;
+    let padding = "x".repeat(900 * 1024);
+    // A webhook's body, carried by its event by reference, counts as much as data of its own.
+    let body = json!({"webhookEvent": "jira:issue_created", "issue": {"key": "ABC-1"}, "padding": padding});
+    let body = body.to_string().into_bytes();
+    assert_eq!(app.send(signed_delivery("d-big", &body)).await.status, 202);
+    app.read_events(&key, None, 2).await;
+    for n in 0..5 {
+        let emitted = emit(
+            &app,
+            &key,
+            json!({"type": "order.created", "data": {"n": n, "padding": padding}}),
+            None,
+        )
+        .await;
+        assert_eq!(emitted.status, 202, "{}", emitted.text());
+    }
+
+    let pages = all_event_pages(&app, &key).await;
+    let sizes: Vec<usize> = pages.iter().map(|(events, _)| events.len()).collect();
+    // The install event and four of 900 KiB fit in 4 MiB; a fifth would not.
+    assert_eq!(sizes, [5, 2]);
+    for (_, bytes) in &pages {
+        assert!(*bytes <= 4 * 1024 * 1024 + 64 * 1024, "a page of {bytes} bytes");
+    }
+    let events: Vec<&Value> = pages.iter().flat_map(|(events, _)| events).collect();
+    assert_eq!(
+        types(&events.iter().map(|e| (*e).clone()).collect::<Vec<_>>()),
+        [
+            "plugin.installed",
+            "jira.issue_created",
+            "order.created",
+            "order.created",
+            "order.created",
+            "order.created",
+            "order.created"
+        ]
+    );
+    assert_eq!(events[1]["data"]["padding"].as_str().map(str::len), Some(padding.len()));
+    let ns: Vec<&Value> = events[2..].iter().map(|e| &e["data"]["n"]).collect();
+    assert_eq!(ns, [&json!(0), &json!(1), &json!(2), &json!(3), &json!(4)]);
+}
+
+#[tokio::test]
+async fn an_events_data_is_written_out_as_it_was_stored() {
+    let (app, key) = app_with_jira().await;
+    // A number no f64 holds exactly: parsing the data to write it out again would round it.
+    let body = br#"{"webhookEvent":"jira:issue_created","issue":{"key":"ABC-1","id":123456789012345678901234567890}}"#;
+    assert_eq!(app.send(signed_delivery("d-exact", body)).await.status, 202);
+    let (events, _) = app.read_events(&key, None, 2).await;
+    assert_eq!(types(&events), ["plugin.installed", "jira.issue_created"]);
+    let page = app.get("/v1/events", &key).await;
+    assert!(
+        page.text().contains(r#""id":123456789012345678901234567890"#),
+        "{}",
+        page.text()
+    );
+}

@@ -73,18 +73,28 @@ async fn bodies_by_reference(store: &Store) {
         (carried.id.clone(), body_text.to_owned()),
         (built.id.clone(), r#"{"built":true}"#.to_owned()),
     ];
-    assert_eq!(datas(store.tenant_events_after("acme", 0, 10).await.unwrap()), expected);
+    assert_eq!(
+        datas(store.tenant_events_after("acme", 0, 10, u64::MAX).await.unwrap()),
+        expected
+    );
     assert_eq!(datas(store.events_after(0, 10).await.unwrap()), expected);
     assert_eq!(pending_ids(store).await, vec![waiting.id.clone()]);
 
     // Younger than the cut: everything stays.
     assert_eq!(store.expire_events(now - 5).await.unwrap(), Expired::default());
-    assert_eq!(datas(store.tenant_events_after("acme", 0, 10).await.unwrap()), expected);
+    assert_eq!(
+        datas(store.tenant_events_after("acme", 0, 10, u64::MAX).await.unwrap()),
+        expected
+    );
 
     // Older: the processed webhook goes with its events; the waiting one stays to be processed.
     let expired = store.expire_events(now + 5).await.unwrap();
     assert_eq!(expired, Expired { webhooks: 1, events: 2 });
-    assert!(store.tenant_events_after("acme", 0, 10).await.unwrap().is_empty());
+    assert!(store
+        .tenant_events_after("acme", 0, 10, u64::MAX)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(stored_ids(store).await, vec![waiting.id.clone()]);
     assert_eq!(pending_ids(store).await, vec![waiting.id.clone()]);
 }

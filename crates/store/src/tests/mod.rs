@@ -168,12 +168,19 @@ async fn tenant_deletion(store: &Store) {
         )
         .await
         .unwrap();
-    assert_eq!(store.tenant_events_after("acme", 0, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store.tenant_events_after("acme", 0, 10, u64::MAX).await.unwrap().len(),
+        1
+    );
     assert!(store.delete_tenant("acme").await.unwrap());
     assert!(store.get_data_key("acme").await.unwrap().is_none());
     assert!(store.get_secrets("acme", "jira").await.unwrap().is_empty());
     assert!(store.get_api_key("key-acme").await.unwrap().is_none());
-    assert!(store.tenant_events_after("acme", 0, 10).await.unwrap().is_empty());
+    assert!(store
+        .tenant_events_after("acme", 0, 10, u64::MAX)
+        .await
+        .unwrap()
+        .is_empty());
     assert!(!store.delete_tenant("acme").await.unwrap());
 }
 
@@ -481,4 +488,6 @@ async fn debug_output_never_shows_the_database_url() {
 
 mod checkpoints;
 mod event_bodies;
+mod jobs;
 mod outbound;
+mod tenant_pages;
