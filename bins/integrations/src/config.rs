@@ -123,6 +123,9 @@ pub struct Config {
     pub upstream_retry: integrations_http::RetrySettings,
     /// `INTEGRATIONS_BREAKER_*`: when a tenant's breaker for a vendor opens, and for how long.
     pub breakers: integrations_http::BreakerSettings,
+    /// `INTEGRATIONS_IDEMPOTENCY_TTL_SECS`: how long a tool call's response is replayed for its
+    /// `Idempotency-Key`.
+    pub idempotency_ttl: Duration,
 }
 
 impl Config {
@@ -165,6 +168,7 @@ impl Config {
             mcp_max_sessions_per_tenant: integrations_mcp::McpConfig::default().max_sessions_per_tenant,
             upstream_retry: integrations_http::RetrySettings::default(),
             breakers: integrations_http::BreakerSettings::default(),
+            idempotency_ttl: Duration::from_secs(24 * 3600),
         }
     }
 
@@ -309,6 +313,9 @@ impl Config {
                     .map_err(|_| invalid("INTEGRATIONS_UPSTREAM_MAX_ATTEMPTS", "too many attempts"))?;
         }
         config.breakers = breaker_settings(&get)?;
+        if let Some(secs) = get("INTEGRATIONS_IDEMPOTENCY_TTL_SECS") {
+            config.idempotency_ttl = seconds(secs, "INTEGRATIONS_IDEMPOTENCY_TTL_SECS")?;
+        }
         config.flags = match (
             get("FLAGSMITH_ENVIRONMENT_DOCUMENT"),
             get("FLAGSMITH_API_URL"),

@@ -139,6 +139,7 @@ pub async fn build_app_with(config: &Config, registry: PluginRegistry) -> Result
         limits: config.tenant_limits,
         upstream_retry: config.upstream_retry,
         breakers: config.breakers,
+        idempotency_ttl: config.idempotency_ttl,
     })?);
     if let Some(nats) = &config.nats {
         // Jobs are announced on a JetStream work queue that every replica's worker pulls from;
@@ -152,6 +153,7 @@ pub async fn build_app_with(config: &Config, registry: PluginRegistry) -> Result
     let worker = service.job_queue().spawn(integrations_api::job_handlers(&service));
     service.keep_background(worker);
     service.listen_for_changes().await;
+    service.start_idempotency_sweep();
     service.start_pipeline(integrations_events::PipelineSettings {
         retention: config.event_retention,
         ..Default::default()

@@ -45,6 +45,8 @@ pub enum ApiError {
     /// another tenant's (which must look exactly like unknown).
     #[error("no such MCP session; initialize a new one")]
     McpSessionNotFound,
+    #[error("invalid Idempotency-Key: {0}")]
+    InvalidIdempotencyKey(&'static str),
 }
 
 struct Problem {
@@ -257,6 +259,12 @@ fn from_service(error: &ServiceError) -> Problem {
                 .with("resource", json!(resource))
                 .with("limit", json!(limit))
         }
+        E::IdempotencyKeyReused => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            "Idempotency key reused",
+            detail,
+        ),
         E::ReplayInProgress => Problem::new(StatusCode::CONFLICT, "replay-in-progress", "Replay in progress", detail),
         E::Store(_) | E::Crypto(_) | E::Internal(_) => {
             tracing::error!(error = %error, "internal error");
@@ -388,6 +396,12 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "request-timeout",
                 "Request timed out",
+                self.to_string(),
+            ),
+            ApiError::InvalidIdempotencyKey(_) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-idempotency-key",
+                "Invalid Idempotency-Key",
                 self.to_string(),
             ),
             ApiError::McpSessionNotFound => Problem::new(

@@ -134,6 +134,9 @@ pub enum ServiceError {
         /// The tenant's limit.
         limit: u32,
     },
+    /// The idempotency key was used with another request.
+    #[error("this Idempotency-Key was used with another request; use a new key for a new request")]
+    IdempotencyKeyReused,
     /// A replay for the same endpoint is still being written.
     #[error("a replay for this endpoint is still under way; try again when it has finished")]
     ReplayInProgress,

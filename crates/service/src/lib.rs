@@ -6,6 +6,7 @@ mod budget;
 mod error;
 mod events;
 mod gate;
+mod idempotency;
 mod in_flight;
 mod jobs;
 mod limits;
@@ -41,6 +42,8 @@ pub use events::{
     EventCursor, InvalidCursor, WebhookEventPage, WebhookEventView, DEFAULT_EVENT_PAGE_LIMIT, MAX_EVENT_PAGE_LIMIT,
     MAX_EVENT_PAGE_PAYLOAD_BYTES,
 };
+pub use idempotency::{tool_call_fingerprint, IdempotentStart, MAX_IDEMPOTENCY_KEY_LEN};
+pub use integrations_store::StoredResponse;
 pub use jobs::{retryable, JobView, DEFAULT_JOB_PAGE, TOOL_CALL_JOB};
 pub use limits::{check_rate_limit, DeploymentLimits, EffectiveLimits, LimitChange, LimitsUpdate};
 pub use plugins::{PluginDetails, PluginState, PluginSummary, UpstreamView};
@@ -90,6 +93,8 @@ pub struct ServiceParts {
     pub upstream_retry: integrations_http::RetrySettings,
     /// When a tenant's breaker for a vendor opens and for how long.
     pub breakers: integrations_http::BreakerSettings,
+    /// How long an idempotency key's response is replayed.
+    pub idempotency_ttl: std::time::Duration,
 }
 
 /// The service: every operation the API offers.
@@ -120,6 +125,7 @@ pub struct Service {
     replica_id: String,
     upstream_retry: integrations_http::RetrySettings,
     breakers: Arc<integrations_http::Breakers>,
+    idempotency_ttl: std::time::Duration,
 }
 
 impl Service {
@@ -175,6 +181,7 @@ impl Service {
             replica_id: hex::encode(integrations_secrets::random_bytes::<8>()?),
             upstream_retry: parts.upstream_retry,
             breakers: integrations_http::Breakers::new(parts.breakers),
+            idempotency_ttl: parts.idempotency_ttl,
         })
     }
 

@@ -8,6 +8,7 @@ mod event_log;
 mod event_pages;
 mod events;
 mod group_commit;
+mod idempotency;
 mod installations;
 mod invalidations;
 mod jobs;
@@ -33,6 +34,7 @@ use sqlx::AnyPool;
 
 pub use event_log::{EventData, Expired, NewEvent, PendingWebhook, StoredEvent};
 pub use event_pages::{EventPage, EventPageQuery, EventPosition};
+pub use idempotency::{IdempotencyClaim, StoredResponse};
 pub use installations::{Installation, InstallationState, SecretRow};
 pub use invalidations::{Change, Heard, InvalidationListener, INVALIDATION_CHANNEL};
 pub use jobs::{Job, JobClaim, JobState, NewJob};

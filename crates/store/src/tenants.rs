@@ -144,6 +144,7 @@ impl Store {
             "DELETE FROM webhook_events WHERE tenant_id = $1",
             "DELETE FROM events WHERE tenant_id = $1",
             "DELETE FROM jobs WHERE tenant_id = $1",
+            "DELETE FROM idempotency_keys WHERE tenant_id = $1",
             "DELETE FROM api_keys WHERE tenant_id = $1",
         ] {
             sqlx::query(statement).bind(id).execute(&mut *tx).await?;

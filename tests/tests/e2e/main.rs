@@ -10,6 +10,7 @@ mod event_log;
 mod events;
 mod flags;
 mod graph_handshake;
+mod idempotency;
 mod isolation;
 mod jira;
 mod jira_contract;
