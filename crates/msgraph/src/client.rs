@@ -221,6 +221,7 @@ mod tests {
             config: Arc::new(PluginConfig::default()),
             http: http.clone(),
             tokens: tokens.clone(),
+            max_pages: PluginContext::DEFAULT_MAX_PAGES,
         };
         let credential = TokenRequest {
             token_url: "https://login.example/t/oauth2/v2.0/token".into(),

@@ -10,7 +10,7 @@ use url::Url;
 /// Where the REST 2.0 API lives unless the installation says otherwise.
 pub const DEFAULT_API_BASE_URL: &str = "https://api.bitbucket.org/2.0";
 
-/// Bitbucket's largest `pagelen` for pull requests; the tool's page cap is counted in these.
+/// Bitbucket's largest `pagelen` for pull requests.
 const PULL_REQUESTS_PAGE_SIZE: u64 = 50;
 
 /// The installation's API base URL (`api_base_url`, else Bitbucket's own).
@@ -68,12 +68,14 @@ fn credentials(config: &PluginConfig) -> Result<Credentials, PluginError> {
     Ok(Credentials { authorization, field })
 }
 
-/// One client per call: the base URL and credentials of the installation, and the host's HTTP client.
+/// One client per call: the base URL and credentials of the installation, the host's HTTP client
+/// and its page cap.
 pub struct BitbucketClient {
     base: Url,
     workspace: String,
     credentials: Credentials,
     http: Arc<dyn HttpClient>,
+    max_pages: usize,
 }
 
 impl BitbucketClient {
@@ -97,6 +99,7 @@ impl BitbucketClient {
             workspace,
             credentials: credentials(&ctx.config)?,
             http: ctx.http.clone(),
+            max_pages: ctx.max_pages(),
         })
     }
 
@@ -123,7 +126,9 @@ impl BitbucketClient {
         self.call(Method::GET, url, None).await
     }
 
-    /// `bitbucket_list_pull_requests`: follows `next` until `limit` pull requests or the last page.
+    /// `bitbucket_list_pull_requests`: follows `next` until `limit` pull requests, the last page or
+    /// the host's page cap. `next` is followed as Bitbucket gives it: its page numbers count in the
+    /// first request's `pagelen`, so a later page cannot ask for fewer.
     pub async fn list_pull_requests(&self, args: &Value) -> Result<Value, ToolError> {
         // JSON Schema's "integer" admits 10.0; the schema bounds it to 1..=500.
         let wanted = args
@@ -141,25 +146,25 @@ impl BitbucketClient {
         }
         let mut pull_requests: Vec<Value> = Vec::new();
         let mut next: Option<Url> = Some(url);
-        // A hostile or short-paging server could hand out `next` forever; enough full pages for
-        // `wanted` pull requests is all we ever ask for.
-        for _ in 0..wanted.div_ceil(PULL_REQUESTS_PAGE_SIZE) {
+        // A page may be short with `next` still given: follow it while pull requests are wanted.
+        // A `next` handed out forever is cut off by the host's page cap (and its response budget
+        // and deadline); what was gathered is returned with the `next` not taken.
+        for _ in 0..self.max_pages {
             let Some(url) = next.take() else { break };
             let page = self.call(Method::GET, url, None).await?;
-            let values = page
-                .get("values")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let page_was_empty = values.is_empty();
-            pull_requests.extend(values);
+            pull_requests.extend(
+                page.get("values")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            );
             next = page
                 .get("next")
                 .and_then(Value::as_str)
                 .and_then(|raw| Url::parse(raw).ok())
                 // The credentials go only where the installation sends them.
                 .filter(|url| url.origin() == self.base.origin());
-            if pull_requests.len() as u64 >= wanted || page_was_empty {
+            if pull_requests.len() as u64 >= wanted {
                 break;
             }
         }

@@ -68,7 +68,7 @@ pub fn tools() -> Vec<ToolSpec> {
         },
         ToolSpec {
             name: "bitbucket_list_pull_requests".into(),
-            description: "List a repository's pull requests, following pages until limit or the last page.".into(),
+            description: "List a repository's pull requests, following next while fewer than limit have come (pages may be short) until the last page or the host's page cap. Returns values, and next when Bitbucket has more.".into(),
             input_schema: json!({
                 "type": "object",
                 "additionalProperties": false,

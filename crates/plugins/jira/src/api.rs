@@ -28,11 +28,13 @@ pub fn site_url(config: &PluginConfig) -> Result<Url, String> {
 /// The config field an installer fixes when Jira refuses the credentials.
 const CREDENTIAL_FIELD: &str = "api_token";
 
-/// One client per call: the site, the Basic credentials of the installation, and the host's HTTP client.
+/// One client per call: the site, the Basic credentials of the installation, the host's HTTP client
+/// and its page cap.
 pub struct JiraClient {
     base: String,
     authorization: HeaderValue,
     http: Arc<dyn HttpClient>,
+    max_pages: usize,
 }
 
 impl JiraClient {
@@ -54,6 +56,7 @@ impl JiraClient {
             base: base.as_str().trim_end_matches('/').to_owned(),
             authorization,
             http: ctx.http.clone(),
+            max_pages: ctx.max_pages(),
         })
     }
 
@@ -99,29 +102,29 @@ impl JiraClient {
         let fields = string_list(args, "fields").unwrap_or_else(|| vec!["summary".into(), "status".into()]);
         let mut issues: Vec<Value> = Vec::new();
         let mut next_page_token: Option<String> = None;
-        // A well-behaved Jira fills pages; a hostile one sends one issue a page and never the last
-        // page. Enough full pages for `wanted` issues is all we ever ask for.
-        let max_pages = wanted.div_ceil(SEARCH_PAGE_SIZE);
-        for _ in 0..max_pages {
+        // Jira may answer with fewer issues than asked and a token for more: follow it while issues
+        // are wanted. A Jira that never sends its last page is cut off by the host's page cap (and
+        // its response budget and deadline); what was gathered is returned with the token.
+        for _ in 0..self.max_pages {
             let remaining = wanted - issues.len() as u64;
             let mut body = json!({"jql": jql, "maxResults": remaining.min(SEARCH_PAGE_SIZE), "fields": fields});
             if let Some(token) = &next_page_token {
                 body["nextPageToken"] = json!(token);
             }
             let page = self.request(Method::POST, "/rest/api/3/search/jql", Some(body)).await?;
-            let page_issues = page
-                .get("issues")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let page_was_empty = page_issues.is_empty();
-            issues.extend(page_issues);
-            next_page_token = page.get("nextPageToken").and_then(Value::as_str).map(str::to_owned);
-            let is_last = page
-                .get("isLast")
-                .and_then(Value::as_bool)
-                .unwrap_or(next_page_token.is_none());
-            if issues.len() as u64 >= wanted || is_last || next_page_token.is_none() || page_was_empty {
+            issues.extend(
+                page.get("issues")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            let is_last = page.get("isLast").and_then(Value::as_bool) == Some(true);
+            next_page_token = page
+                .get("nextPageToken")
+                .and_then(Value::as_str)
+                .filter(|token| !token.is_empty() && !is_last)
+                .map(str::to_owned);
+            if issues.len() as u64 >= wanted || next_page_token.is_none() {
                 break;
             }
         }

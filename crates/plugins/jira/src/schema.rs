@@ -66,7 +66,7 @@ pub fn tools() -> Vec<ToolSpec> {
         },
         ToolSpec {
             name: "jira_search_issues".into(),
-            description: "Search Jira issues with JQL, following pages until max_results issues or the last page."
+            description: "Search Jira issues with JQL, following nextPageToken while fewer than max_results issues have come (pages may be short) until the last page or the host's page cap. Returns issues, is_last, and next_page_token when Jira has more."
                 .into(),
             input_schema: json!({
                 "type": "object",

@@ -32,21 +32,18 @@ pub fn download_budget(config: &PluginConfig) -> usize {
 /// The most an installation may raise `max_download_bytes` to (100 MiB); the host's per-call
 /// response budget may bound a download sooner.
 pub const MAX_DOWNLOAD_BYTES_LIMIT: u64 = 100 * 1024 * 1024;
-/// Graph's default (and our `$top`) page size for a folder's children.
+/// Graph's default (and our largest `$top`) page size for a folder's children.
 const LIST_PAGE_SIZE: u64 = 200;
-/// The most pages one listing reads. Graph may page shorter than `$top`, so full pages alone do not
-/// bound it; the largest `limit` (1000) needs 5 full pages, and a server handing out one item a
-/// page forever is cut off here (the host's per-call budget and deadline bound it as well).
-const MAX_LIST_PAGES: usize = 10;
 
-/// One client per call: the site's drive, the app-only Graph client, and the host's HTTP client
-/// for the pre-authenticated download URL.
+/// One client per call: the site's drive, the app-only Graph client, the host's HTTP client for
+/// the pre-authenticated download URL, and the host's page cap.
 pub struct SharePointClient {
     settings: GraphSettings,
     site: String,
     max_download_bytes: usize,
     graph: GraphClient,
     http: Arc<dyn HttpClient>,
+    max_pages: usize,
 }
 
 impl SharePointClient {
@@ -70,6 +67,7 @@ impl SharePointClient {
             site,
             max_download_bytes: usize::try_from(max_download_bytes).unwrap_or(usize::MAX),
             http: ctx.http.clone(),
+            max_pages: ctx.max_pages(),
         })
     }
 
@@ -119,7 +117,9 @@ impl SharePointClient {
     }
 
     /// `sharepoint_list_files`: a folder's children (`…/root/children` or `…/root:/{path}:/children`),
-    /// following `@odata.nextLink` on Graph's origin until `limit` items or the last page.
+    /// following `@odata.nextLink` on Graph's origin until `limit` items, the last page or the host's
+    /// page cap. The link is followed as Graph gives it (Graph asks that it be used whole), so only
+    /// the first request's `$top` says how many items are wanted.
     pub async fn list_files(&self, args: &Value) -> Result<Value, ToolError> {
         // JSON Schema's "integer" admits 10.0; the schema bounds it to 1..=1000.
         let wanted = args
@@ -141,19 +141,21 @@ impl SharePointClient {
         url.set_query(Some(&format!("$top={}", wanted.min(LIST_PAGE_SIZE))));
         let mut items: Vec<Value> = Vec::new();
         let mut next: Option<Url> = Some(url);
-        for _ in 0..MAX_LIST_PAGES {
+        // Graph may page shorter than `$top` with a nextLink still given: follow it while items are
+        // wanted. A link handed out forever is cut off by the host's page cap (and its response
+        // budget and deadline); what was gathered is returned with the link not taken.
+        for _ in 0..self.max_pages {
             let Some(url) = next.take() else { break };
             let page = self.graph.json(&GraphRequest::get(url)).await?;
-            let values = page.get("value").and_then(Value::as_array).cloned().unwrap_or_default();
-            let page_was_empty = values.is_empty();
-            items.extend(values.iter().map(item_summary));
+            let values = page.get("value").and_then(Value::as_array).into_iter().flatten();
+            items.extend(values.map(item_summary));
             next = page
                 .get("@odata.nextLink")
                 .and_then(Value::as_str)
                 .and_then(|raw| Url::parse(raw).ok())
                 // The token goes only where the installation sends it.
                 .filter(|url| url.origin() == self.settings.graph_base().origin());
-            if items.len() as u64 >= wanted || page_was_empty {
+            if items.len() as u64 >= wanted {
                 break;
             }
         }

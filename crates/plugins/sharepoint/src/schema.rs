@@ -58,7 +58,7 @@ pub fn tools() -> Vec<ToolSpec> {
         },
         ToolSpec {
             name: "sharepoint_list_files".into(),
-            description: "List the files and folders in a folder of the site's document library (the root when folder is empty), following pages until limit items or the last page.".into(),
+            description: "List the files and folders in a folder of the site's document library (the root when folder is empty), following @odata.nextLink while fewer than limit items have come (pages may be short) until the last page or the host's page cap. Returns items, and next_link when Graph has more.".into(),
             input_schema: json!({
                 "type": "object",
                 "additionalProperties": false,

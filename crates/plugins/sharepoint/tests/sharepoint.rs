@@ -38,6 +38,7 @@ fn context_with(graph: &MockServer, tokens: &Arc<RecordingTokens>, extra: Value)
         config: Arc::new(PluginConfig::new(values, secrets)),
         http: Arc::new(ReqwestHttpClient::new()),
         tokens: tokens.clone(),
+        max_pages: PluginContext::DEFAULT_MAX_PAGES,
     }
 }
 
@@ -46,10 +47,17 @@ fn context(graph: &MockServer, tokens: &Arc<RecordingTokens>) -> PluginContext {
 }
 
 async fn call(graph: &MockServer, tool: &str, args: Value) -> Result<Value, ToolError> {
+    call_with_pages(graph, PluginContext::DEFAULT_MAX_PAGES, tool, args).await
+}
+
+/// Calls `tool` under a host page cap of `max_pages`.
+async fn call_with_pages(graph: &MockServer, max_pages: usize, tool: &str, args: Value) -> Result<Value, ToolError> {
     let tokens = Arc::new(RecordingTokens::new());
-    SharePointPlugin::new()
-        .call_tool(&context(graph, &tokens), tool, args)
-        .await
+    let ctx = PluginContext {
+        max_pages,
+        ..context(graph, &tokens)
+    };
+    SharePointPlugin::new().call_tool(&ctx, tool, args).await
 }
 
 fn drive_item(name: &str) -> Value {
@@ -354,28 +362,91 @@ async fn list_files_of_the_root_follows_next_link_across_two_pages() {
     assert_eq!(first_request.url.query(), Some("$top=200"));
 }
 
+fn item_names(result: &Value) -> Vec<&str> {
+    result["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| item["name"].as_str().expect("name"))
+        .collect()
+}
+
 #[tokio::test]
-async fn list_files_reads_short_pages_but_no_more_than_ten() {
+async fn list_files_follows_short_and_empty_pages_until_limit() {
     let graph = MockServer::start().await;
+    let link = |page: u32| format!("{}{DRIVE}/root/children?$top=12&$skiptoken=p{page}", graph.uri());
+    // Asked for 12, Graph answers one item a page, none on page 3, always with a nextLink: 13
+    // requests bring the 12 items, and the link after them is handed back, not followed.
+    Mock::given(method("GET"))
+        .and(path(format!("{DRIVE}/root/children")))
+        .and(header("authorization", BEARER))
+        .and(query_param("$top", "12"))
+        .and(wiremock::matchers::query_param_is_missing("$skiptoken"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"value": [drive_item("f1.txt")], "@odata.nextLink": link(2)})),
+        )
+        .expect(1)
+        .mount(&graph)
+        .await;
+    for page in 2..=13 {
+        let value = match page {
+            3 => json!([]),
+            _ => json!([drive_item(&format!("f{}.txt", if page < 3 { page } else { page - 1 }))]),
+        };
+        Mock::given(method("GET"))
+            .and(path(format!("{DRIVE}/root/children")))
+            .and(header("authorization", BEARER))
+            .and(query_param("$top", "12"))
+            .and(query_param("$skiptoken", format!("p{page}")))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"value": value, "@odata.nextLink": link(page + 1)})),
+            )
+            .expect(1)
+            .mount(&graph)
+            .await;
+    }
+    let result = call(&graph, "sharepoint_list_files", json!({"limit": 12}))
+        .await
+        .unwrap();
+    let expected: Vec<String> = (1..=12).map(|n| format!("f{n}.txt")).collect();
+    assert_eq!(item_names(&result), expected);
+    assert_eq!(result["next_link"], json!(link(14)));
+}
+
+#[tokio::test]
+async fn list_files_stops_at_the_hosts_page_cap_with_the_next_link() {
+    let graph = MockServer::start().await;
+    let more = format!("{}{DRIVE}/root/children?$top=200&$skiptoken=more", graph.uri());
     // Every page holds one item and points to the next, forever.
     Mock::given(method("GET"))
         .and(path(format!("{DRIVE}/root/children")))
         .and(header("authorization", BEARER))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "value": [drive_item("one.txt")],
-            "@odata.nextLink": format!("{}{DRIVE}/root/children?$skiptoken=more", graph.uri())
-        })))
-        .expect(10)
+        .and(query_param("$top", "200"))
+        .and(wiremock::matchers::query_param_is_missing("$skiptoken"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"value": [drive_item("first.txt")], "@odata.nextLink": more})),
+        )
+        .expect(1)
         .mount(&graph)
         .await;
-    let result = call(&graph, "sharepoint_list_files", json!({"limit": 1000}))
+    Mock::given(method("GET"))
+        .and(path(format!("{DRIVE}/root/children")))
+        .and(header("authorization", BEARER))
+        .and(query_param("$skiptoken", "more"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"value": [drive_item("one.txt")], "@odata.nextLink": more})),
+        )
+        .expect(3)
+        .mount(&graph)
+        .await;
+    let result = call_with_pages(&graph, 4, "sharepoint_list_files", json!({"limit": 1000}))
         .await
         .unwrap();
-    assert_eq!(result["items"].as_array().unwrap().len(), 10);
-    assert_eq!(
-        result["next_link"],
-        json!(format!("{}{DRIVE}/root/children?$skiptoken=more", graph.uri()))
-    );
+    assert_eq!(item_names(&result), ["first.txt", "one.txt", "one.txt", "one.txt"]);
+    assert_eq!(result["next_link"], json!(more));
 }
 
 #[tokio::test]

@@ -25,10 +25,12 @@ pub fn api_base_url(config: &PluginConfig) -> Result<Url, String> {
     Ok(url)
 }
 
+/// One client per call: the Web API base, the bot token, the host's HTTP client and its page cap.
 pub struct SlackClient {
     base: String,
     authorization: HeaderValue,
     http: Arc<dyn HttpClient>,
+    max_pages: usize,
 }
 
 impl SlackClient {
@@ -45,6 +47,7 @@ impl SlackClient {
             base: base.as_str().trim_end_matches('/').to_owned(),
             authorization,
             http: ctx.http.clone(),
+            max_pages: ctx.max_pages(),
         })
     }
 
@@ -75,10 +78,10 @@ impl SlackClient {
         let exclude_archived = args.get("exclude_archived").and_then(Value::as_bool);
         let mut channels: Vec<Value> = Vec::new();
         let mut cursor: Option<String> = None;
-        // Slack may return short pages; a hostile one returns one channel a page forever. Enough
-        // full pages for `wanted` channels is all we ever ask for.
-        let max_pages = wanted.div_ceil(CHANNELS_PAGE_SIZE);
-        for _ in 0..max_pages {
+        // Slack may return fewer channels than asked, none even, with a cursor for more: follow it
+        // while channels are wanted. A cursor handed out forever is cut off by the host's page cap
+        // (and its response budget and deadline); what was gathered is returned with the cursor.
+        for _ in 0..self.max_pages {
             let remaining = wanted - channels.len() as u64;
             let mut url = self.method_url("conversations.list")?;
             {
@@ -95,21 +98,19 @@ impl SlackClient {
                 }
             }
             let page = self.call(Method::GET, url, None).await?;
-            let page_channels: Vec<Value> = page
-                .get("channels")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .map(channel_summary)
-                .collect();
-            let page_was_empty = page_channels.is_empty();
-            channels.extend(page_channels);
+            channels.extend(
+                page.get("channels")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(channel_summary),
+            );
             cursor = page
                 .pointer("/response_metadata/next_cursor")
                 .and_then(Value::as_str)
                 .filter(|c| !c.is_empty())
                 .map(str::to_owned);
-            if channels.len() as u64 >= wanted || cursor.is_none() || page_was_empty {
+            if channels.len() as u64 >= wanted || cursor.is_none() {
                 break;
             }
         }

@@ -50,7 +50,7 @@ pub fn tools() -> Vec<ToolSpec> {
         },
         ToolSpec {
             name: "slack_list_channels".into(),
-            description: "List Slack channels, following pages until limit channels or the last page.".into(),
+            description: "List Slack channels, following next_cursor while fewer than limit channels have come (pages may be short) until the last page or the host's page cap. Returns channels, and next_cursor when Slack has more.".into(),
             input_schema: json!({
                 "type": "object",
                 "additionalProperties": false,

@@ -38,6 +38,7 @@ fn context(graph: &MockServer, tokens: &Arc<RecordingTokens>, refresh_token: boo
         config: Arc::new(PluginConfig::new(values, secrets)),
         http: Arc::new(ReqwestHttpClient::new()),
         tokens: tokens.clone(),
+        max_pages: PluginContext::DEFAULT_MAX_PAGES,
     }
 }
 
