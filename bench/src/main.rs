@@ -366,6 +366,9 @@ impl Bench<'_> {
         if self.options.wants("P3") {
             self.p3(&setup, &base, &api_key).await?;
         }
+        if self.options.wants("P7") {
+            self.p7(&setup, &base).await?;
+        }
         if !self.options.wants("P5") && !self.options.wants("P6") {
             return tokio::task::block_in_place(|| service.stop());
         }
@@ -490,6 +493,33 @@ impl Bench<'_> {
             Verdict::of(added_p50 <= 0.3, tool_1_errors),
         );
 
+        Ok(())
+    }
+
+    /// P7: tool calls of a tenant whose breaker for the vendor is open, answered at once (503)
+    /// without a request; against the empty handler, since no vendor is involved.
+    async fn p7(&mut self, setup: &Setup, base: &str) -> Result<(), BenchError> {
+        let api_key = setup.create_tenant("bench-breaker").await?;
+        setup.install_jira(&api_key, &self.vendor_url, WEBHOOK_SECRET).await?;
+        let failing = RequestShape::post_json("/v1/tools/jira_get_issue", json!({"issue_key": "DOWN-1"}).to_string())
+            .header("Authorization", &format!("Bearer {api_key}"));
+        // Ten failed calls in the breaker's window (a 500 is not retried): it opens.
+        for _ in 0..10 {
+            probe(setup, &failing, 502).await?;
+        }
+        probe(setup, &failing, 503).await?;
+        let stats = self.wrk(base, &failing, CONNECTIONS)?;
+        let of_baseline = percent(stats.req_per_sec, self.baseline_rps);
+        // Every answer is the expected 503: only socket errors count as failures.
+        let errors = stats.socket_errors;
+        self.row(
+            "P7",
+            "tool call answered by an open breaker (503)",
+            CONNECTIONS,
+            stats,
+            format!("≥ 50% (now {of_baseline:.1}%)"),
+            Verdict::of(of_baseline >= 50.0, errors),
+        );
         Ok(())
     }
 

@@ -27,9 +27,17 @@ pub async fn start_baseline() -> Result<SocketAddr, BenchError> {
 /// Serves the Jira stand-in.
 pub async fn start_vendor() -> Result<SocketAddr, BenchError> {
     let router = Router::new()
-        .route("/rest/api/3/issue/{key}", get(|| json(ISSUE_JSON)))
+        .route("/rest/api/3/issue/{key}", get(issue))
         .route("/rest/api/3/myself", get(|| json(MYSELF_JSON)));
     serve(router).await
+}
+
+/// An issue; the `DOWN` project's issues fail (P7 opens a tenant's breaker with them).
+async fn issue(axum::extract::Path(key): axum::extract::Path<String>) -> axum::response::Response {
+    if key.starts_with("DOWN-") {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    json(ISSUE_JSON).await
 }
 
 async fn json(body: &'static str) -> axum::response::Response {

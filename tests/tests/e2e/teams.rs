@@ -332,8 +332,9 @@ async fn graph_errors_and_rate_limits_are_upstream_errors() {
     Mock::given(method("POST"))
         .and(path(messages_path()))
         .respond_with(
+            // Longer than the call's deadline allows: not waited for, one request.
             ResponseTemplate::new(429)
-                .insert_header("retry-after", "20")
+                .insert_header("retry-after", "120")
                 .set_body_json(json!({"error": {"code": "TooManyRequests", "message": "Too many requests."}})),
         )
         .expect(1)
@@ -355,7 +356,8 @@ async fn graph_errors_and_rate_limits_are_upstream_errors() {
         .await
         .assert_problem(502, "upstream-error");
     assert_eq!(problem["upstream_status"], 429);
-    assert_eq!(problem["upstream_errors"]["retry_after"], 20);
+    assert_eq!(problem["upstream_errors"]["retry_after"], 120);
+    assert_eq!(problem["retry_after"], 120);
 }
 
 #[tokio::test]
