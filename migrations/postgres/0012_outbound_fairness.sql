@@ -9,3 +9,10 @@ CREATE INDEX webhook_endpoints_by_tenant_id ON webhook_endpoints (tenant_id, id)
 -- Listed in pages ordered by creation, then id.
 DROP INDEX webhook_endpoints_by_tenant;
 CREATE INDEX webhook_endpoints_by_tenant ON webhook_endpoints (tenant_id, created_at, id);
+
+-- An endpoint's delivery rate limit per second (NULL: unlimited), and until when (unix
+-- microseconds) send slots are reserved for it: a dispatcher reserves a slot for each delivery it
+-- claims, so the endpoint gets at most its rate however many replicas deliver to it.
+ALTER TABLE webhook_endpoints ADD COLUMN rate_limit_per_sec BIGINT;
+ALTER TABLE webhook_endpoints ADD COLUMN paced_until BIGINT NOT NULL DEFAULT 0;
+

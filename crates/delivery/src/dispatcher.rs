@@ -13,6 +13,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::pacing;
 use crate::{
     now_millis, signature_header, ContextError, DeliveryContext, DeliverySettings, SigningSecret, MAX_RECORDED_BODY,
 };
@@ -55,10 +56,21 @@ const RECORD_MARGIN: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct EndpointQueue {
-    /// Claimed, not yet attempted, with the token of the claim that leased each.
-    pending: VecDeque<(DeliveryJob, String)>,
+    /// Claimed, not yet attempted.
+    pending: VecDeque<Queued>,
     /// Senders draining it.
     senders: usize,
+    /// The endpoint's rate limit, as its last claimed delivery said.
+    rate: Option<u32>,
+}
+
+/// A claimed delivery waiting for a sender.
+struct Queued {
+    job: DeliveryJob,
+    /// The claim that leased it.
+    token: String,
+    /// Its send slot, when its endpoint has a rate limit.
+    not_before: Option<Instant>,
 }
 
 /// What one attempt came to.
@@ -141,9 +153,10 @@ impl Dispatcher {
             let busy = queues
                 .iter()
                 .map(|(endpoint, q)| {
+                    let room = pacing::queue_room(q.rate, queue_room);
                     (
                         endpoint.clone(),
-                        queue_room.saturating_sub(q.pending.len() + q.senders) as i64,
+                        room.saturating_sub(q.pending.len() + q.senders) as i64,
                     )
                 })
                 .collect();
@@ -157,10 +170,19 @@ impl Dispatcher {
             let lease_until = now + self.settings.lease().as_millis() as i64;
             let claimed = self
                 .store
-                .claim_deliveries(now, lease_until, &token, queue_room as i64, free as i64, &busy)
+                .claim_deliveries(
+                    now,
+                    lease_until,
+                    &token,
+                    queue_room as i64,
+                    pacing::PACED_CLAIM_SECS,
+                    free as i64,
+                    &busy,
+                )
                 .await?;
             let ids: Vec<i64> = claimed.iter().map(|(id, _)| *id).collect();
             let jobs = self.store.delivery_jobs(&ids).await?;
+            let mut slots = pacing::reserve_slots(&self.store, &jobs).await?;
             if !jobs.is_empty() {
                 let deliveries = jobs.iter().map(|job| job.delivery_id).collect();
                 self.held().insert(
@@ -174,7 +196,12 @@ impl Dispatcher {
             let mut queues = self.queues();
             for job in jobs {
                 let queue = queues.entry(job.endpoint.id.clone()).or_default();
-                queue.pending.push_back((job, token.clone()));
+                queue.rate = job.endpoint.rate_limit_per_sec;
+                queue.pending.push_back(Queued {
+                    not_before: slots.remove(&job.delivery_id),
+                    job,
+                    token: token.clone(),
+                });
             }
             // A claimed delivery whose endpoint or event vanished is left to its lease.
         }
@@ -203,6 +230,7 @@ impl Dispatcher {
 
     /// One sender: attempts the endpoint's queued deliveries one after another until none is left.
     async fn send_queued(self: Arc<Self>, endpoint: String, slot: OwnedSemaphorePermit) {
+        let mut slot = Some(slot);
         loop {
             let next = {
                 let mut queues = self.queues();
@@ -220,8 +248,26 @@ impl Dispatcher {
                     }
                 }
             };
-            let (job, token) = next;
+            let Queued { job, token, not_before } = next;
             let delivery_id = job.delivery_id;
+            if let Some(at) = not_before.filter(|at| *at > Instant::now()) {
+                // Its endpoint's rate limit: it waits for its send slot without holding a global
+                // one, so other endpoints go on meanwhile.
+                if slot.take().is_some() {
+                    self.wake.notify_one();
+                }
+                tokio::time::sleep_until(at.into()).await;
+            }
+            if slot.is_none() {
+                match self.slots.clone().acquire_owned().await {
+                    Ok(acquired) => slot = Some(acquired),
+                    // Never closed; were it, the lease lapses and the delivery is claimed again.
+                    Err(_) => {
+                        self.let_go(&token, delivery_id);
+                        continue;
+                    }
+                }
+            }
             if !self.lease_holds(&token) {
                 // Renewals failed for a while: the lease may run out mid-attempt and another
                 // claim take the delivery too. Left to lapse and be claimed again.

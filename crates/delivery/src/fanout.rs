@@ -188,6 +188,7 @@ mod tests {
             start_seq: 0,
             created_at: 1,
             updated_at: 1,
+            rate_limit_per_sec: None,
         }
     }
 

@@ -10,6 +10,7 @@ mod dispatcher;
 mod endpoint_url;
 mod fanout;
 mod filter;
+mod pacing;
 mod schedule;
 mod signing;
 

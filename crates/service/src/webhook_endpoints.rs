@@ -28,6 +28,9 @@ pub const MAX_ENDPOINT_PAGE: i64 = 500;
 /// Most events one replay sends again; `truncated` says when there were more.
 pub const MAX_REPLAY_EVENTS: usize = 10_000;
 
+/// Highest `rate_limit_per_sec` accepted.
+pub const MAX_ENDPOINT_RATE_PER_SEC: u32 = 10_000;
+
 /// Longest description accepted.
 const MAX_DESCRIPTION_CHARS: usize = 1024;
 
@@ -44,6 +47,8 @@ pub struct WebhookEndpointView {
     pub description: String,
     /// Whether deliveries are made.
     pub enabled: bool,
+    /// Most deliveries per second it receives (more wait their turn); `null`: unlimited.
+    pub rate_limit_per_sec: Option<u32>,
     /// Why the service disabled it (410 Gone, failing for days), if it did.
     pub disabled_reason: Option<String>,
     /// Until when the secret replaced by the last rotation still signs (RFC 3339).
@@ -125,6 +130,8 @@ struct EndpointInput {
     event_types: Option<Vec<String>>,
     description: Option<String>,
     enabled: Option<bool>,
+    /// `Some(None)`: set to unlimited.
+    rate_limit_per_sec: Option<Option<u32>>,
 }
 
 impl Service {
@@ -159,6 +166,7 @@ impl Service {
             start_seq: 0,
             created_at: now,
             updated_at: now,
+            rate_limit_per_sec: input.rate_limit_per_sec.flatten(),
         };
         let limit = self.effective_limits(tenant_id).await?.max_webhook_endpoints;
         let Some(stored) = self.store.insert_webhook_endpoint(&endpoint, limit).await? else {
@@ -224,6 +232,7 @@ impl Service {
             event_types: input.event_types.unwrap_or(current.event_types),
             description: input.description.unwrap_or(current.description),
             enabled: input.enabled.unwrap_or(current.enabled),
+            rate_limit_per_sec: input.rate_limit_per_sec.unwrap_or(current.rate_limit_per_sec),
         };
         if !self.store.update_webhook_endpoint(tenant_id, id, &settings).await? {
             return Err(ServiceError::WebhookEndpointNotFound);
@@ -390,6 +399,14 @@ fn parse_input(body: Value) -> Result<EndpointInput, ServiceError> {
     let mut input = EndpointInput::default();
     for (name, value) in fields {
         match (name.as_str(), value) {
+            ("rate_limit_per_sec", Value::Null) => input.rate_limit_per_sec = Some(None),
+            ("rate_limit_per_sec", Value::Number(rate)) if rate_in_range(&rate) => {
+                input.rate_limit_per_sec = Some(rate.as_u64().and_then(|r| u32::try_from(r).ok()))
+            }
+            ("rate_limit_per_sec", _) => error(
+                "rate_limit_per_sec",
+                &format!("must be null or a whole number from 1 to {MAX_ENDPOINT_RATE_PER_SEC}"),
+            ),
             (_, Value::Null) if name != "url" => {}
             ("url", Value::String(url)) => input.url = Some(url),
             ("url", _) => error("url", "must be a string"),
@@ -414,6 +431,11 @@ fn parse_input(body: Value) -> Result<EndpointInput, ServiceError> {
     } else {
         Err(ServiceError::InvalidWebhookEndpoint(errors.into()))
     }
+}
+
+fn rate_in_range(rate: &serde_json::Number) -> bool {
+    rate.as_u64()
+        .is_some_and(|rate| (1..=u64::from(MAX_ENDPOINT_RATE_PER_SEC)).contains(&rate))
 }
 
 fn event_types(value: Value) -> Result<Vec<String>, (String, String)> {
@@ -469,6 +491,7 @@ fn view(endpoint: &WebhookEndpoint) -> WebhookEndpointView {
         event_types: endpoint.event_types.clone(),
         description: endpoint.description.clone(),
         enabled: endpoint.enabled,
+        rate_limit_per_sec: endpoint.rate_limit_per_sec,
         disabled_reason: endpoint.disabled_reason.clone(),
         previous_secret_expires_at: endpoint
             .previous_secret_expires_at
@@ -540,5 +563,33 @@ mod tests {
         };
         let fields: Vec<&str> = errors.errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["enabled", "event_types.0", "secret", "url"]);
+    }
+
+    #[test]
+    fn a_rate_limit_is_a_whole_number_in_range_or_null_for_none() {
+        let rate = |value: Value| parse_input(json!({"rate_limit_per_sec": value})).map(|i| i.rate_limit_per_sec);
+        assert_eq!(rate(json!(2)).unwrap(), Some(Some(2)));
+        assert_eq!(
+            rate(json!(MAX_ENDPOINT_RATE_PER_SEC)).unwrap(),
+            Some(Some(MAX_ENDPOINT_RATE_PER_SEC))
+        );
+        assert_eq!(rate(json!(null)).unwrap(), Some(None));
+        assert_eq!(
+            parse_input(json!({})).unwrap().rate_limit_per_sec,
+            None,
+            "absent: unchanged"
+        );
+        for bad in [
+            json!(0),
+            json!(-1),
+            json!(1.5),
+            json!("2"),
+            json!(MAX_ENDPOINT_RATE_PER_SEC + 1),
+        ] {
+            let Err(ServiceError::InvalidWebhookEndpoint(errors)) = rate(bad.clone()) else {
+                panic!("{bad} refused expected");
+            };
+            assert_eq!(errors.errors[0].field, "rate_limit_per_sec");
+        }
     }
 }

@@ -216,21 +216,25 @@ impl Store {
     }
 
     /// Leases up to `limit` due deliveries of enabled endpoints until `lease_until` (unix ms) under
-    /// `token`: at most `per_endpoint` of any one endpoint, and of an endpoint listed in `busy`
+    /// `token`: at most `per_endpoint` of any one endpoint, of an endpoint with a rate limit at
+    /// most `paced_secs` seconds' worth of its rate, and of an endpoint listed in `busy`
     /// (attempts already in flight) at most the number given with it. Returns the deliveries this
     /// call leased, with their endpoints; one leased elsewhere is not among them.
+    #[allow(clippy::too_many_arguments)]
     pub async fn claim_deliveries(
         &self,
         now_ms: i64,
         lease_until: i64,
         token: &str,
         per_endpoint: i64,
+        paced_secs: i64,
         limit: i64,
         busy: &[(String, i64)],
     ) -> Result<Vec<(i64, String)>, StoreError> {
         if limit <= 0 {
             return Ok(Vec::new());
         }
+        let paced_secs = paced_secs.max(1);
         // The lease is taken only where it is still free: of two replicas, one wins each row.
         let update = |candidates: usize| {
             format!(
@@ -249,12 +253,16 @@ impl Store {
                     // earliest of all of them are taken.
                     let mut endpoints = connection.prepare_cached(sqlite_form!(PENDING_ENDPOINTS))?;
                     let endpoints = endpoints
-                        .query_map([], |row| row.get::<_, String>(0))?
-                        .collect::<Result<Vec<String>, _>>()?;
+                        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<i64>>(1)?)))?
+                        .collect::<Result<Vec<(String, Option<i64>)>, _>>()?;
                     let mut due = connection.prepare_cached(sqlite_form!(DUE_OF_ENDPOINT))?;
                     let mut candidates: Vec<(i64, i64)> = Vec::new();
-                    for endpoint in &endpoints {
+                    for (endpoint, rate) in &endpoints {
                         let room = rooms.get(endpoint).copied().unwrap_or(per_endpoint);
+                        let room = match rate {
+                            Some(rate) => room.min(rate.saturating_mul(paced_secs)),
+                            None => room,
+                        };
                         if room <= 0 {
                             continue;
                         }
@@ -308,18 +316,23 @@ impl Store {
                        FROM webhook_deliveries d WHERE d.endpoint_id = p.endpoint_id AND d.status = 'pending' \
                        AND d.next_attempt_at <= $1 AND d.lease_until <= $1 \
                        ORDER BY d.next_attempt_at, d.id LIMIT $2) c \
-                     WHERE c.endpoint_rank <= {room} ORDER BY c.next_attempt_at, c.id LIMIT $3"
+                     WHERE c.endpoint_rank <= {room} \
+                     AND (e.rate_limit_per_sec IS NULL OR c.endpoint_rank <= e.rate_limit_per_sec * {paced_secs}) \
+                     ORDER BY c.next_attempt_at, c.id LIMIT $3"
                 ),
-                room = room.replace("{endpoint}", "p.endpoint_id")
+                room = room.replace("{endpoint}", "p.endpoint_id"),
+                paced_secs = paced_secs
             ),
             // A SQLite database without a file of its own (in memory) has no writer thread.
             crate::Backend::Sqlite => format!(
-                "SELECT id FROM (SELECT d.id, d.endpoint_id, d.next_attempt_at, \
+                "SELECT id FROM (SELECT d.id, d.endpoint_id, d.next_attempt_at, e.rate_limit_per_sec, \
                    ROW_NUMBER() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id) AS endpoint_rank \
                    FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
                    WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND d.lease_until <= $1 \
                    AND e.state = 'enabled') ranked \
-                 WHERE endpoint_rank <= {room} ORDER BY next_attempt_at, id LIMIT $3",
+                 WHERE endpoint_rank <= {room} \
+                 AND (rate_limit_per_sec IS NULL OR endpoint_rank <= rate_limit_per_sec * {paced_secs}) \
+                 ORDER BY next_attempt_at, id LIMIT $3",
                 room = room.replace("{endpoint}", "endpoint_id")
             ),
         };
@@ -608,11 +621,11 @@ impl Store {
     }
 }
 
-/// The enabled endpoints with pending deliveries.
+/// The enabled endpoints with pending deliveries, with their rate limits.
 const PENDING_ENDPOINTS: &str = concat!(
     "WITH RECURSIVE ",
     pending_endpoints_cte!(),
-    " SELECT p.endpoint_id FROM pending p JOIN webhook_endpoints e ON e.id = p.endpoint_id \
+    " SELECT p.endpoint_id, e.rate_limit_per_sec FROM pending p JOIN webhook_endpoints e ON e.id = p.endpoint_id \
      WHERE e.state = 'enabled'"
 );
 /// One endpoint's earliest due, unleased deliveries: `$3` of them at most.

@@ -31,6 +31,8 @@ pub struct WebhookEndpoint {
     pub failing_since: Option<i64>,
     /// The endpoint receives events after this position in the log (set on insert).
     pub start_seq: i64,
+    /// Most deliveries per second it receives; `None`: as fast as it takes them.
+    pub rate_limit_per_sec: Option<u32>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -64,18 +66,20 @@ pub struct WebhookEndpointSettings {
     pub description: String,
     /// Enabling clears the disabled reason and the failure streak.
     pub enabled: bool,
+    /// Most deliveries per second; `None`: unlimited.
+    pub rate_limit_per_sec: Option<u32>,
 }
 
-/// Inserts an endpoint (`$1`…`$8`) only while its tenant has fewer than `$9`.
+/// Inserts an endpoint (`$1`…`$8`, `$10`) only while its tenant has fewer than `$9`.
 const INSERT_WITHIN_QUOTA: &str =
     "INSERT INTO webhook_endpoints (id, tenant_id, url, event_types, description, state, \
      disabled_reason, secret, previous_secret, previous_secret_expires_at, failing_since, start_seq, created_at, \
-     updated_at) \
-     SELECT $1, $2, $3, $4, $5, $6, NULL, $7, NULL, NULL, NULL, (SELECT COALESCE(MAX(seq), 0) FROM events), $8, $8 \
-     WHERE (SELECT COUNT(*) FROM webhook_endpoints WHERE tenant_id = $2) < $9";
+     updated_at, rate_limit_per_sec) \
+     SELECT $1, $2, $3, $4, $5, $6, NULL, $7, NULL, NULL, NULL, (SELECT COALESCE(MAX(seq), 0) FROM events), $8, $8, \
+     $10 WHERE (SELECT COUNT(*) FROM webhook_endpoints WHERE tenant_id = $2) < $9";
 
 pub(crate) const ENDPOINT_COLUMNS: &str = "id, tenant_id, url, event_types, description, state, disabled_reason, \
-     secret, previous_secret, previous_secret_expires_at, failing_since, start_seq, created_at, updated_at";
+     secret, previous_secret, previous_secret_expires_at, failing_since, start_seq, created_at, updated_at, rate_limit_per_sec";
 
 impl Store {
     /// Stores a new endpoint unless its tenant has `max_endpoints` already (then `None`); it
@@ -108,6 +112,7 @@ impl Store {
                 .bind(&endpoint.secret)
                 .bind(endpoint.created_at)
                 .bind(i64::from(max_endpoints))
+                .bind(endpoint.rate_limit_per_sec.map(i64::from))
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -213,7 +218,7 @@ impl Store {
              disabled_reason = CASE WHEN $4 = 'enabled' THEN NULL \
                                     WHEN state = 'disabled' THEN disabled_reason ELSE NULL END, \
              failing_since = CASE WHEN $4 = 'enabled' AND state = 'disabled' THEN NULL ELSE failing_since END, \
-             state = $4, updated_at = $5 WHERE tenant_id = $6 AND id = $7",
+             state = $4, updated_at = $5, rate_limit_per_sec = $8 WHERE tenant_id = $6 AND id = $7",
         )
         .bind(&settings.url)
         .bind(types_json(&settings.event_types))
@@ -222,9 +227,35 @@ impl Store {
         .bind(now_unix())
         .bind(tenant_id)
         .bind(id)
+        .bind(settings.rate_limit_per_sec.map(i64::from))
         .execute(&self.pool)
         .await?;
         Ok(updated.rows_affected() > 0)
+    }
+
+    /// Reserves `count` consecutive send slots `interval_us` apart for the endpoint, from its
+    /// last reserved slot or from `now_us` (unix microseconds) if that has passed; returns the
+    /// first slot's time. Replicas reserve from the same row, so together they keep the
+    /// endpoint's rate. An endpoint deleted meanwhile gets `now_us`.
+    pub async fn reserve_send_slots(
+        &self,
+        endpoint_id: &str,
+        count: i64,
+        interval_us: i64,
+        now_us: i64,
+    ) -> Result<i64, StoreError> {
+        let span = count.saturating_mul(interval_us);
+        let _turn = self.write_turn().await;
+        let reserved = sqlx::query(
+            "UPDATE webhook_endpoints SET paced_until = \
+             (CASE WHEN paced_until > $1 THEN paced_until ELSE $1 END) + $2 WHERE id = $3 RETURNING paced_until",
+        )
+        .bind(now_us)
+        .bind(span)
+        .bind(endpoint_id)
+        .fetch_optional(&self.relaxed)
+        .await?;
+        Ok(reserved.map_or(now_us, |row| row.get::<i64, _>(0) - span))
     }
 
     /// Deletes an endpoint with its deliveries and attempts; returns whether it existed.
@@ -302,5 +333,10 @@ pub(crate) fn endpoint_from_row(row: &sqlx::any::AnyRow) -> Result<WebhookEndpoi
         start_seq: row.get(11),
         created_at: row.get(12),
         updated_at: row.get(13),
+        rate_limit_per_sec: row
+            .get::<Option<i64>, _>(14)
+            .map(u32::try_from)
+            .transpose()
+            .map_err(|_| StoreError::Corrupt("endpoint rate limit out of range".into()))?,
     })
 }

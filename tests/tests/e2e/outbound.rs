@@ -810,3 +810,69 @@ async fn deliveries_to_a_stored_url_no_request_can_be_made_to_fail_on_the_schedu
     }
     receiver.stays_at(0, Duration::from_millis(200)).await;
 }
+
+#[tokio::test]
+async fn a_rate_limited_endpoint_gets_every_event_paced_and_others_at_once() {
+    let app = app_with_schedule("0,1,2").await;
+    let acme = app.tenant("acme", json!({})).await;
+    let globex = app.tenant("globex", json!({})).await;
+    let (paced, free, other) = (Receiver::ok().await, Receiver::ok().await, Receiver::ok().await);
+    let created = app
+        .post(
+            "/v1/webhook-endpoints",
+            &acme,
+            json!({"url": paced.url, "rate_limit_per_sec": 2}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert_eq!(created.json()["rate_limit_per_sec"], 2);
+    let shown = create_endpoint(&app, &acme, &free.url, json!([])).await;
+    assert_eq!(shown["rate_limit_per_sec"], Value::Null, "unlimited unless set");
+    create_endpoint(&app, &globex, &other.url, json!([])).await;
+
+    for _ in 0..10 {
+        emit(&app, &acme, "order.created").await;
+        emit(&app, &globex, "order.created").await;
+    }
+    let free_hits = free.wait_for(10, WAIT).await;
+    let other_hits = other.wait_for(10, WAIT).await;
+    let paced_hits = paced.wait_for(10, Duration::from_secs(20)).await;
+    paced.stays_at(10, Duration::from_millis(700)).await;
+
+    // Every event, none dropped, each once.
+    let mut ids: Vec<String> = paced_hits.iter().map(|hit| hit.webhook_id()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 10);
+    // Spread over time: 2 per second, so any five span at least about two seconds.
+    let at: Vec<Instant> = paced_hits.iter().map(|hit| hit.at).collect();
+    for window in at.windows(5) {
+        let span = window[4] - window[0];
+        assert!(span >= Duration::from_millis(1500), "five deliveries within {span:?}");
+    }
+    // The others were not held back: both had all ten before the paced one had its fifth.
+    let last = |hits: &[crate::receiver::Hit]| hits.iter().map(|hit| hit.at).max().unwrap();
+    assert!(last(&free_hits) < at[4], "the same tenant's unlimited endpoint waited");
+    assert!(last(&other_hits) < at[4], "another tenant's endpoint waited");
+}
+
+#[tokio::test]
+async fn a_rate_limit_is_set_changed_and_lifted_by_patch() {
+    let app = app_with_schedule("0,1,2").await;
+    let key = app.tenant("acme", json!({})).await;
+    let receiver = Receiver::ok().await;
+    let endpoint = create_endpoint(&app, &key, &receiver.url, json!([])).await;
+    let path = format!("/v1/webhook-endpoints/{}", endpoint["id"].as_str().unwrap());
+    let set = patch(&app, &key, &path, json!({"rate_limit_per_sec": 5})).await;
+    assert_eq!(set.json()["rate_limit_per_sec"], 5, "{}", set.text());
+    let kept = patch(&app, &key, &path, json!({"description": "x"})).await;
+    assert_eq!(kept.json()["rate_limit_per_sec"], 5, "a PATCH without it keeps it");
+    for bad in [json!(0), json!(2.5), json!("5"), json!(10_001)] {
+        let refused = patch(&app, &key, &path, json!({"rate_limit_per_sec": bad})).await;
+        let problem = refused.assert_problem(422, "invalid-webhook-endpoint");
+        assert_eq!(problem["errors"][0]["field"], "rate_limit_per_sec", "{bad}");
+    }
+    let lifted = patch(&app, &key, &path, json!({"rate_limit_per_sec": null})).await;
+    assert_eq!(lifted.json()["rate_limit_per_sec"], Value::Null);
+    assert_eq!(app.get(&path, &key).await.json()["rate_limit_per_sec"], Value::Null);
+}

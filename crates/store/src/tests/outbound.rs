@@ -21,6 +21,7 @@ fn endpoint(id: &str, tenant: &str) -> WebhookEndpoint {
         start_seq: -1,
         created_at: 1,
         updated_at: 1,
+        rate_limit_per_sec: None,
     }
 }
 
@@ -109,24 +110,24 @@ async fn outbound_storage(store: &Store) {
 
     // At most `per_endpoint` of one endpoint; a leased delivery is not claimed again.
     let ids = |claimed: Vec<(i64, String)>| claimed.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
-    let claimed = ids(store.claim_deliveries(10, 1_000, "one", 2, 10, &[]).await.unwrap());
+    let claimed = ids(store.claim_deliveries(10, 1_000, "one", 2, 2, 10, &[]).await.unwrap());
     assert_eq!(claimed.len(), 3, "two of ep_a, one of ep_b: {claimed:?}");
-    let again = ids(store.claim_deliveries(10, 1_000, "two", 2, 10, &[]).await.unwrap());
+    let again = ids(store.claim_deliveries(10, 1_000, "two", 2, 2, 10, &[]).await.unwrap());
     assert_eq!(again.len(), 1, "only ep_a's third is left: {again:?}");
     assert!(claimed.iter().all(|id| !again.contains(id)));
     assert!(store
-        .claim_deliveries(10, 1_000, "three", 5, 10, &[])
+        .claim_deliveries(10, 1_000, "three", 5, 2, 10, &[])
         .await
         .unwrap()
         .is_empty());
     // A lapsed lease can be claimed again; a busy endpoint gets only the room it has left.
     let excluded = ids(store
-        .claim_deliveries(2_000, 3_000, "four", 5, 10, &[("ep_a".to_owned(), 0)])
+        .claim_deliveries(2_000, 3_000, "four", 5, 2, 10, &[("ep_a".to_owned(), 0)])
         .await
         .unwrap());
     assert_eq!(excluded.len(), 1);
     let room_for_one = store
-        .claim_deliveries(2_000, 3_000, "four-b", 5, 10, &[("ep_a".to_owned(), 1)])
+        .claim_deliveries(2_000, 3_000, "four-b", 5, 2, 10, &[("ep_a".to_owned(), 1)])
         .await
         .unwrap();
     assert_eq!(room_for_one.len(), 1);
@@ -171,7 +172,7 @@ async fn outbound_storage(store: &Store) {
         .await
         .unwrap();
     let claimed = ids(store
-        .claim_deliveries(60_000, 70_000, "five", 5, 10, &[])
+        .claim_deliveries(60_000, 70_000, "five", 5, 2, 10, &[])
         .await
         .unwrap());
     let on_b: Vec<i64> = claimed.into_iter().filter(|id| *id == excluded[0]).collect();
@@ -194,7 +195,7 @@ async fn outbound_storage(store: &Store) {
         .unwrap());
     assert!(
         store
-            .claim_deliveries(i64::MAX - 1, i64::MAX, "six", 5, 10, &[])
+            .claim_deliveries(i64::MAX - 1, i64::MAX, "six", 5, 2, 10, &[])
             .await
             .unwrap()
             .is_empty(),
@@ -207,6 +208,7 @@ async fn outbound_storage(store: &Store) {
         event_types: vec![],
         description: String::new(),
         enabled: true,
+        rate_limit_per_sec: None,
     };
     assert!(store.update_webhook_endpoint("acme", "ep_b", &settings).await.unwrap());
     let ep_b = store.webhook_endpoint("acme", "ep_b").await.unwrap().unwrap();
@@ -281,7 +283,7 @@ async fn concurrent_claims(store: &Store) {
         let store = store.clone();
         tokio::spawn(async move {
             store
-                .claim_deliveries(10, 1_000, &format!("replica-{n}"), 100, 100, &[])
+                .claim_deliveries(10, 1_000, &format!("replica-{n}"), 100, 2, 100, &[])
                 .await
                 .unwrap()
         })
@@ -315,7 +317,7 @@ async fn leases_are_freed_only_when_their_holders_are_gone() {
     let far = i64::MAX / 2;
     assert_eq!(
         store
-            .claim_deliveries(10, far, "first", 5, 10, &[])
+            .claim_deliveries(10, far, "first", 5, 2, 10, &[])
             .await
             .unwrap()
             .len(),
@@ -325,7 +327,7 @@ async fn leases_are_freed_only_when_their_holders_are_gone() {
     let beside = Store::connect(&url).await.unwrap();
     assert!(
         beside
-            .claim_deliveries(20, far, "beside", 5, 10, &[])
+            .claim_deliveries(20, far, "beside", 5, 2, 10, &[])
             .await
             .unwrap()
             .is_empty(),
@@ -336,7 +338,7 @@ async fn leases_are_freed_only_when_their_holders_are_gone() {
 
     let restarted = Store::connect(&url).await.unwrap();
     let claimed = restarted
-        .claim_deliveries(20, far, "restarted", 5, 10, &[])
+        .claim_deliveries(20, far, "restarted", 5, 2, 10, &[])
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1, "a store alone on the file frees what dead runs held");
@@ -408,20 +410,26 @@ async fn renewed_leases(store: &Store) {
         .insert_deliveries(&[delivery("ep_a", seq), delivery("ep_b", seq)])
         .await
         .unwrap();
-    let held = store.claim_deliveries(10, 1_000, "held", 1, 1, &[]).await.unwrap();
-    let other = store.claim_deliveries(10, 1_000, "other", 1, 1, &[]).await.unwrap();
+    let held = store.claim_deliveries(10, 1_000, "held", 1, 2, 1, &[]).await.unwrap();
+    let other = store.claim_deliveries(10, 1_000, "other", 1, 2, 1, &[]).await.unwrap();
     assert_eq!((held.len(), other.len()), (1, 1));
 
     let both = [held[0].0, other[0].0];
     let renewed = store.renew_delivery_leases("held", &both, 5_000).await.unwrap();
     assert_eq!(renewed, 1, "only the deliveries that claim still holds");
-    let after_old_end = store.claim_deliveries(2_000, 3_000, "late", 5, 10, &[]).await.unwrap();
+    let after_old_end = store
+        .claim_deliveries(2_000, 3_000, "late", 5, 2, 10, &[])
+        .await
+        .unwrap();
     assert_eq!(
         after_old_end.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
         vec![other[0].0],
         "the renewed lease still holds; the other one ran out"
     );
-    let after_new_end = store.claim_deliveries(6_000, 7_000, "later", 5, 10, &[]).await.unwrap();
+    let after_new_end = store
+        .claim_deliveries(6_000, 7_000, "later", 5, 2, 10, &[])
+        .await
+        .unwrap();
     assert!(
         after_new_end.iter().any(|(id, _)| *id == held[0].0),
         "a lease no longer renewed runs out: {after_new_end:?}"
@@ -461,6 +469,7 @@ async fn event_routes(store: &Store) {
         event_types: vec![],
         description: "d".into(),
         enabled: false,
+        rate_limit_per_sec: None,
     };
     assert!(store.update_webhook_endpoint("beta", "ep_c", &disabled).await.unwrap());
     let acme_first = append(store, "acme", 1).await;
@@ -629,4 +638,76 @@ async fn fanout_inside_event(store: &Store) {
     );
     assert!(store.record_fanout("outbound", to, (second, ""), &[]).await.unwrap());
     assert_eq!(store.fanout_cursor("outbound").await.unwrap(), (second, String::new()));
+}
+
+on_both_backends!(
+    rate_limited_endpoints_are_claimed_and_paced_by_their_rate_on_sqlite,
+    rate_limited_endpoints_are_claimed_and_paced_by_their_rate_on_postgres,
+    "store_paced_endpoints",
+    paced_endpoints
+);
+
+/// A claim takes only a few seconds' worth of a rate-limited endpoint's deliveries, and send
+/// slots are reserved one after another from one row, whoever reserves them.
+async fn paced_endpoints(store: &Store) {
+    let (t, k, d) = tenant("acme");
+    store.create_tenant(&t, &k, &d).await.unwrap();
+    let paced = WebhookEndpoint {
+        rate_limit_per_sec: Some(1),
+        ..endpoint("ep_paced", "acme")
+    };
+    let stored = store.insert_webhook_endpoint(&paced, 100).await.unwrap().unwrap();
+    assert_eq!(stored.rate_limit_per_sec, Some(1));
+    store
+        .insert_webhook_endpoint(&endpoint("ep_free", "acme"), 100)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut deliveries = Vec::new();
+    for n in 0..10 {
+        let seq = append(store, "acme", n).await;
+        deliveries.extend([delivery("ep_paced", seq), delivery("ep_free", seq)]);
+    }
+    store.insert_deliveries(&deliveries).await.unwrap();
+
+    let claimed = store.claim_deliveries(10, 1_000, "one", 5, 2, 100, &[]).await.unwrap();
+    let count = |endpoint: &str| claimed.iter().filter(|(_, e)| e == endpoint).count();
+    assert_eq!((count("ep_paced"), count("ep_free")), (2, 5), "{claimed:?}");
+
+    // Slots follow one another; once they are in the past, reserving starts from now.
+    assert_eq!(
+        store.reserve_send_slots("ep_paced", 2, 500, 10_000).await.unwrap(),
+        10_000
+    );
+    assert_eq!(
+        store.reserve_send_slots("ep_paced", 3, 500, 10_100).await.unwrap(),
+        11_000
+    );
+    assert_eq!(
+        store.reserve_send_slots("ep_paced", 1, 500, 99_000).await.unwrap(),
+        99_000
+    );
+    assert_eq!(store.reserve_send_slots("ep_gone", 1, 500, 5).await.unwrap(), 5);
+
+    // The limit is changed like any other setting; `None` lifts it.
+    let mut settings = WebhookEndpointSettings {
+        url: stored.url.clone(),
+        event_types: vec![],
+        description: String::new(),
+        enabled: true,
+        rate_limit_per_sec: Some(7),
+    };
+    assert!(store
+        .update_webhook_endpoint("acme", "ep_paced", &settings)
+        .await
+        .unwrap());
+    let shown = store.webhook_endpoint("acme", "ep_paced").await.unwrap().unwrap();
+    assert_eq!(shown.rate_limit_per_sec, Some(7));
+    settings.rate_limit_per_sec = None;
+    assert!(store
+        .update_webhook_endpoint("acme", "ep_paced", &settings)
+        .await
+        .unwrap());
+    let shown = store.webhook_endpoint("acme", "ep_paced").await.unwrap().unwrap();
+    assert_eq!(shown.rate_limit_per_sec, None);
 }
