@@ -16,3 +16,6 @@ CREATE INDEX webhook_endpoints_by_tenant ON webhook_endpoints (tenant_id, create
 ALTER TABLE webhook_endpoints ADD COLUMN rate_limit_per_sec INTEGER;
 ALTER TABLE webhook_endpoints ADD COLUMN paced_until INTEGER NOT NULL DEFAULT 0;
 
+-- Until when (unix ms) a replay is being written for the endpoint: a second one meanwhile is
+-- refused (409), on any replica. Cleared when the replay ends; lapses if its replica dies.
+ALTER TABLE webhook_endpoints ADD COLUMN replay_until INTEGER NOT NULL DEFAULT 0;

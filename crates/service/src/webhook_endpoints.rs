@@ -11,7 +11,7 @@ use integrations_delivery::{
 };
 use integrations_events::{parse_rfc3339_millis, rfc3339_millis};
 use integrations_secrets::random_bytes;
-use integrations_store::{NewDelivery, StoredAttempt, WebhookEndpoint, WebhookEndpointSettings};
+use integrations_store::{NewDelivery, Store, StoredAttempt, WebhookEndpoint, WebhookEndpointSettings};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -27,6 +27,12 @@ pub const MAX_ENDPOINT_PAGE: i64 = 500;
 
 /// Most events one replay sends again; `truncated` says when there were more.
 pub const MAX_REPLAY_EVENTS: usize = 10_000;
+
+/// Events a replay reads per query (and deliveries it writes per transaction).
+const REPLAY_PAGE: i64 = 500;
+
+/// How long a replay's mark keeps others off its endpoint if its replica dies before clearing it.
+const REPLAY_MARK: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Highest `rate_limit_per_sec` accepted.
 pub const MAX_ENDPOINT_RATE_PER_SEC: u32 = 10_000;
@@ -304,6 +310,8 @@ impl Service {
 
     /// Sends the tenant's events matching the endpoint's filters that occurred since `since`
     /// (RFC 3339 or unix seconds) again, as new deliveries carrying each event's id as before.
+    /// Only the events' positions and types are read. One replay per endpoint at a time: another
+    /// while one is being written is [`ServiceError::ReplayInProgress`].
     pub async fn replay_webhook_endpoint(
         &self,
         tenant_id: &str,
@@ -312,32 +320,30 @@ impl Service {
     ) -> Result<ReplayReport, ServiceError> {
         let endpoint = self.endpoint_row(tenant_id, id).await?;
         let since_ms = parse_since(since)?;
-        let (mut after, mut replayed, mut truncated) = (0, 0, false);
-        loop {
-            let events = self.store.tenant_events_since(tenant_id, since_ms, after, 500).await?;
-            let Some(last) = events.last() else { break };
-            after = last.seq;
-            let mut deliveries = Vec::new();
-            for event in events.iter().filter(|e| matches(&endpoint.event_types, &e.event_type)) {
-                if replayed == MAX_REPLAY_EVENTS {
-                    truncated = true;
-                    break;
-                }
-                deliveries.push(NewDelivery {
-                    tenant_id: tenant_id.to_owned(),
-                    endpoint_id: endpoint.id.clone(),
-                    event_seq: event.seq,
-                    next_attempt_at: self.first_attempt_at(now_unix() * 1000),
-                });
-                replayed += 1;
-            }
-            self.store.insert_deliveries(&deliveries).await?;
-            if truncated {
-                break;
-            }
+        let now_ms = now_unix_millis();
+        let mark = now_ms + REPLAY_MARK.as_millis() as i64;
+        if !self.store.begin_replay(tenant_id, id, now_ms, mark).await? {
+            return match self.store.webhook_endpoint(tenant_id, id).await? {
+                Some(_) => Err(ServiceError::ReplayInProgress),
+                None => Err(ServiceError::WebhookEndpointNotFound),
+            };
         }
+        // Written by a task of its own, so a caller that goes away does not stop it halfway and
+        // leave the endpoint marked until the mark lapses.
+        let first_delay_ms = self.first_attempt_at(0);
+        let store = self.store.clone();
+        let replay = tokio::spawn(async move {
+            let report = write_replay(&store, &endpoint, since_ms, first_delay_ms).await;
+            if let Err(error) = store.end_replay(&endpoint.id, mark).await {
+                tracing::warn!(%error, endpoint = %endpoint.id, "could not clear a replay's mark; it lapses");
+            }
+            report
+        });
+        let report = replay
+            .await
+            .map_err(|error| ServiceError::Internal(format!("replay task: {error}")))??;
         self.wake_outbound();
-        Ok(ReplayReport { replayed, truncated })
+        Ok(report)
     }
 
     async fn endpoint_row(&self, tenant_id: &str, id: &str) -> Result<WebhookEndpoint, ServiceError> {
@@ -359,6 +365,54 @@ impl Service {
             .map_err(|error| invalid("url", &error.to_string()))?;
         Ok(url)
     }
+}
+
+/// Writes a replay's deliveries a page of events at a time (positions and types only).
+async fn write_replay(
+    store: &Store,
+    endpoint: &WebhookEndpoint,
+    since_ms: i64,
+    first_delay_ms: i64,
+) -> Result<ReplayReport, ServiceError> {
+    let (mut after, mut replayed, mut truncated) = (0, 0, false);
+    loop {
+        let events = store
+            .tenant_event_types_since(&endpoint.tenant_id, since_ms, after, REPLAY_PAGE)
+            .await?;
+        let Some((last, _)) = events.last() else { break };
+        after = *last;
+        let next_attempt_at = now_unix_millis() + first_delay_ms;
+        let mut deliveries = Vec::new();
+        for (seq, _) in events
+            .iter()
+            .filter(|(_, event_type)| matches(&endpoint.event_types, event_type))
+        {
+            if replayed == MAX_REPLAY_EVENTS {
+                truncated = true;
+                break;
+            }
+            deliveries.push(NewDelivery {
+                tenant_id: endpoint.tenant_id.clone(),
+                endpoint_id: endpoint.id.clone(),
+                event_seq: *seq,
+                next_attempt_at,
+            });
+            replayed += 1;
+        }
+        store.insert_deliveries(&deliveries).await?;
+        if truncated {
+            break;
+        }
+    }
+    Ok(ReplayReport { replayed, truncated })
+}
+
+/// Now, unix milliseconds.
+fn now_unix_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 /// The opaque `next` of an endpoint page: where the page ended (creation time and id).

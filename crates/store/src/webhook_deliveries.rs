@@ -597,27 +597,26 @@ impl Store {
             .collect())
     }
 
-    /// The tenant's events that occurred at or after `since_ms`, after `after` in the log: what a
-    /// replay sends again.
-    pub async fn tenant_events_since(
+    /// The positions and types of the tenant's events that occurred at or after `since_ms`, after
+    /// `after` in the log, in log order: what a replay sends again (their data is not read).
+    pub async fn tenant_event_types_since(
         &self,
         tenant_id: &str,
         since_ms: i64,
         after: i64,
         limit: i64,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {} FROM events e {WEBHOOK_OF_EVENT} WHERE e.tenant_id = $1 AND e.occurred_at >= $2 AND e.seq > $3 \
-             ORDER BY e.seq LIMIT $4",
-            event_columns(self.backend)
-        ))
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, type FROM events WHERE tenant_id = $1 AND occurred_at >= $2 AND seq > $3 \
+             ORDER BY seq LIMIT $4",
+        )
         .bind(tenant_id)
         .bind(since_ms)
         .bind(after)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(event_from_row).collect()
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
     }
 }
 

@@ -258,6 +258,41 @@ impl Store {
         Ok(reserved.map_or(now_us, |row| row.get::<i64, _>(0) - span))
     }
 
+    /// Marks a replay as being written for the tenant's endpoint until `until_ms` (unix ms), unless
+    /// another one is (its mark later than `now_ms`); returns whether it did. `until_ms` is the
+    /// replay's token for [`Store::end_replay`].
+    pub async fn begin_replay(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let marked = sqlx::query(
+            "UPDATE webhook_endpoints SET replay_until = $1 WHERE tenant_id = $2 AND id = $3 AND replay_until <= $4",
+        )
+        .bind(until_ms)
+        .bind(tenant_id)
+        .bind(id)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(marked.rows_affected() > 0)
+    }
+
+    /// Clears the mark of the replay that [`Store::begin_replay`] made with `until_ms` (not a
+    /// later one's, if it lapsed meanwhile).
+    pub async fn end_replay(&self, id: &str, until_ms: i64) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        sqlx::query("UPDATE webhook_endpoints SET replay_until = 0 WHERE id = $1 AND replay_until = $2")
+            .bind(id)
+            .bind(until_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Deletes an endpoint with its deliveries and attempts; returns whether it existed.
     pub async fn delete_webhook_endpoint(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;

@@ -876,3 +876,78 @@ async fn a_rate_limit_is_set_changed_and_lifted_by_patch() {
     assert_eq!(lifted.json()["rate_limit_per_sec"], Value::Null);
     assert_eq!(app.get(&path, &key).await.json()["rate_limit_per_sec"], Value::Null);
 }
+
+#[tokio::test]
+async fn a_replay_while_one_is_being_written_for_the_endpoint_is_409() {
+    let app = app_with_schedule("0,1,2").await;
+    let key = app.tenant("acme", json!({})).await;
+    let receiver = Receiver::ok().await;
+    let busy = create_endpoint(&app, &key, &receiver.url, json!([])).await;
+    let idle = create_endpoint(&app, &key, &receiver.url, json!([])).await;
+    let replay = |endpoint: &Value| format!("/v1/webhook-endpoints/{}/replay", endpoint["id"].as_str().unwrap());
+    emit(&app, &key, "order.created").await;
+    receiver.wait_for(2, WAIT).await;
+
+    // As while another replica writes a replay for it.
+    let mark = |until: i64| {
+        sqlx::query("UPDATE webhook_endpoints SET replay_until = $1 WHERE id = $2")
+            .bind(until)
+            .bind(busy["id"].as_str().unwrap().to_owned())
+            .execute(app.store().pool())
+    };
+    mark(unix_now() * 1000 + 60_000).await.unwrap();
+    app.post(&replay(&busy), &key, json!({"since": 0}))
+        .await
+        .assert_problem(409, "replay-in-progress");
+    let other = app.post(&replay(&idle), &key, json!({"since": 0})).await;
+    assert_eq!(
+        other.status,
+        202,
+        "another endpoint replays meanwhile: {}",
+        other.text()
+    );
+
+    // A mark whose replica died lapses.
+    mark(unix_now() * 1000 - 1).await.unwrap();
+    let again = app.post(&replay(&busy), &key, json!({"since": 0})).await;
+    assert_eq!(again.status, 202, "{}", again.text());
+    assert_eq!(again.json()["replayed"], 1);
+    // And one that finished leaves no mark behind.
+    let after = app.post(&replay(&busy), &key, json!({"since": 0})).await;
+    assert_eq!(after.status, 202, "{}", after.text());
+}
+
+#[tokio::test]
+async fn a_replay_reads_event_ids_and_types_not_their_data() {
+    let app = app_with_schedule("0,1,2").await;
+    let key = app.tenant("acme", json!({})).await;
+    let receiver = Receiver::ok().await;
+    let endpoint = create_endpoint(&app, &key, &receiver.url, json!(["order.*"])).await;
+    let event = emit(&app, &key, "order.created").await;
+    receiver.wait_for(1, WAIT).await;
+    // The event's data now refers to a stored body that cannot even be read as text: a replay
+    // that read the data would fail on it.
+    let pool = app.store().pool();
+    sqlx::query(
+        "INSERT INTO webhook_events (id, tenant_id, plugin, delivery_id, event_type, payload, received_at) \
+         VALUES ('whe_unreadable', 'acme', 'jira', 'd-unreadable', NULL, $1, 0)",
+    )
+    .bind(vec![0xffu8, 0xfe, 0x00])
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE events SET webhook_id = 'whe_unreadable' WHERE id = $1")
+        .bind(&event)
+        .execute(pool)
+        .await
+        .unwrap();
+    let replay = app
+        .post(
+            &format!("/v1/webhook-endpoints/{}/replay", endpoint["id"].as_str().unwrap()),
+            &key,
+            json!({"since": 0}),
+        )
+        .await;
+    assert_eq!(replay.status, 202, "{}", replay.text());
+    assert_eq!(replay.json()["replayed"], 1);
+}

@@ -234,12 +234,24 @@ async fn outbound_storage(store: &Store) {
         .is_empty());
     assert_eq!(
         store
-            .tenant_events_since("acme", 1_000, seqs[0], 10)
+            .tenant_event_types_since("acme", 1_000, seqs[0], 10)
             .await
-            .unwrap()
-            .len(),
-        2
+            .unwrap(),
+        [
+            (seqs[1], "order.created".to_owned()),
+            (seqs[2], "order.created".to_owned())
+        ]
     );
+    assert!(store
+        .tenant_event_types_since("acme", 1_001, 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .tenant_event_types_since("other", 0, 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// Any delivery of ep_a, leased for the test.
@@ -710,4 +722,50 @@ async fn paced_endpoints(store: &Store) {
         .unwrap());
     let shown = store.webhook_endpoint("acme", "ep_paced").await.unwrap().unwrap();
     assert_eq!(shown.rate_limit_per_sec, None);
+}
+
+on_both_backends!(
+    one_replay_at_a_time_per_endpoint_on_sqlite,
+    one_replay_at_a_time_per_endpoint_on_postgres,
+    "store_replay_marks",
+    replay_marks
+);
+
+/// A replay marks its endpoint while it is written: a second one is refused until the first ends
+/// or its mark lapses, and a lapsed replay ending late leaves the next one's mark alone.
+async fn replay_marks(store: &Store) {
+    let (t, k, d) = tenant("acme");
+    store.create_tenant(&t, &k, &d).await.unwrap();
+    store
+        .insert_webhook_endpoint(&endpoint("ep_a", "acme"), 100)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .insert_webhook_endpoint(&endpoint("ep_b", "acme"), 100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.begin_replay("acme", "ep_a", 1_000, 5_000).await.unwrap());
+    assert!(
+        !store.begin_replay("acme", "ep_a", 2_000, 6_000).await.unwrap(),
+        "one at a time"
+    );
+    assert!(
+        store.begin_replay("acme", "ep_b", 2_000, 6_000).await.unwrap(),
+        "per endpoint"
+    );
+    assert!(
+        !store.begin_replay("other", "ep_a", 9_000, 9_500).await.unwrap(),
+        "another tenant's"
+    );
+    store.end_replay("ep_a", 5_000).await.unwrap();
+    assert!(
+        store.begin_replay("acme", "ep_a", 3_000, 7_000).await.unwrap(),
+        "free once ended"
+    );
+    // Lapsed: a new replay may start; the old one ending does not clear the new mark.
+    assert!(store.begin_replay("acme", "ep_a", 7_000, 11_000).await.unwrap());
+    store.end_replay("ep_a", 7_000).await.unwrap();
+    assert!(!store.begin_replay("acme", "ep_a", 8_000, 12_000).await.unwrap());
 }
