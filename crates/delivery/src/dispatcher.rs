@@ -8,11 +8,14 @@ use std::time::{Duration, Instant};
 
 use integrations_core::{retry_after_secs, HttpError, HttpResponse};
 use integrations_events::EventView;
-use integrations_store::{AttemptRecord, DeliveryJob, DeliveryNext, EndpointHealth, RecordedAttempt, Store};
+use integrations_store::{
+    AttemptRecord, DeliveryJob, DeliveryNext, EndpointHealth, RecordedAttempt, Store, StoreError,
+};
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::budget::MemoryBudget;
 use crate::pacing;
 use crate::{
     now_millis, signature_header, ContextError, DeliveryContext, DeliverySettings, SigningSecret, MAX_RECORDED_BODY,
@@ -41,6 +44,8 @@ pub(crate) struct Dispatcher {
     /// Deliveries held here (queued, in flight, or attempted and not yet recorded) by claim
     /// token: the leases to renew.
     held: Mutex<HashMap<String, HeldClaim>>,
+    /// The event data of queued and in-flight deliveries, against `memory_budget_bytes`.
+    budget: MemoryBudget,
 }
 
 /// One claim's deliveries still held here, and until when their lease is known to hold.
@@ -71,6 +76,8 @@ struct Queued {
     token: String,
     /// Its send slot, when its endpoint has a rate limit.
     not_before: Option<Instant>,
+    /// Bytes of event data it holds, counted against the memory budget until it is done.
+    size: usize,
 }
 
 /// What one attempt came to.
@@ -102,6 +109,7 @@ impl Dispatcher {
         let (recorder, recorded) = mpsc::channel(RECORD_BATCH * 8);
         Self {
             slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            budget: MemoryBudget::new(settings.memory_budget_bytes),
             store,
             context,
             settings,
@@ -142,7 +150,7 @@ impl Dispatcher {
     }
 
     /// Claims what is due and the endpoints' queues have room for, then puts senders to work.
-    async fn dispatch_due(self: Arc<Self>, attempts: &mut JoinSet<()>) -> Result<(), integrations_store::StoreError> {
+    async fn dispatch_due(self: Arc<Self>, attempts: &mut JoinSet<()>) -> Result<(), StoreError> {
         let per_endpoint = self.settings.per_endpoint.max(1);
         // An endpoint's queue holds what its senders get through in `prefetch_rounds` attempts
         // each, well within the lease even at the attempt timeout.
@@ -164,49 +172,110 @@ impl Dispatcher {
         };
         let capacity = self.settings.concurrency.max(1) * self.settings.prefetch_rounds.max(1);
         let free = capacity.saturating_sub(held);
-        if free > 0 {
-            let token = lease_token();
-            let now = now_millis();
-            let lease_until = now + self.settings.lease().as_millis() as i64;
-            let claimed = self
-                .store
-                .claim_deliveries(
-                    now,
-                    lease_until,
-                    &token,
-                    queue_room as i64,
-                    pacing::PACED_CLAIM_SECS,
-                    free as i64,
-                    &busy,
-                )
-                .await?;
-            let ids: Vec<i64> = claimed.iter().map(|(id, _)| *id).collect();
-            let jobs = self.store.delivery_jobs(&ids).await?;
-            let mut slots = pacing::reserve_slots(&self.store, &jobs).await?;
-            if !jobs.is_empty() {
-                let deliveries = jobs.iter().map(|job| job.delivery_id).collect();
-                self.held().insert(
-                    token.clone(),
-                    HeldClaim {
-                        deliveries,
-                        lease_until,
-                    },
-                );
-            }
-            let mut queues = self.queues();
-            for job in jobs {
-                let queue = queues.entry(job.endpoint.id.clone()).or_default();
-                queue.rate = job.endpoint.rate_limit_per_sec;
-                queue.pending.push_back(Queued {
-                    not_before: slots.remove(&job.delivery_id),
-                    job,
-                    token: token.clone(),
-                });
-            }
-            // A claimed delivery whose endpoint or event vanished is left to its lease.
+        // Over the memory budget, nothing is claimed until held deliveries are done.
+        if free > 0 && self.budget.may_claim() {
+            self.claim(free, queue_room, &busy).await?;
         }
         self.start_senders(attempts);
         Ok(())
+    }
+
+    /// Claims up to `free` due deliveries, keeps those the memory budget admits, and queues them
+    /// by endpoint (with their send slots where the endpoint has a rate limit).
+    async fn claim(&self, free: usize, queue_room: usize, busy: &[(String, i64)]) -> Result<(), StoreError> {
+        let token = lease_token();
+        let now = now_millis();
+        let lease_until = now + self.settings.lease().as_millis() as i64;
+        let claimed = self
+            .store
+            .claim_deliveries(
+                now,
+                lease_until,
+                &token,
+                queue_room as i64,
+                pacing::PACED_CLAIM_SECS,
+                free as i64,
+                busy,
+            )
+            .await?;
+        let mut sizes = self.admit(claimed.iter().map(|(id, _)| *id).collect(), &token).await?;
+        let ids: Vec<i64> = sizes.keys().copied().collect();
+        let release_all = |sizes: &HashMap<i64, usize>| sizes.values().for_each(|size| self.free_bytes(*size));
+        let jobs = match self.store.delivery_jobs(&ids).await {
+            Ok(jobs) => jobs,
+            Err(error) => {
+                release_all(&sizes);
+                return Err(error);
+            }
+        };
+        let mut slots = match pacing::reserve_slots(&self.store, &jobs).await {
+            Ok(slots) => slots,
+            Err(error) => {
+                release_all(&sizes);
+                return Err(error);
+            }
+        };
+        if !jobs.is_empty() {
+            let deliveries = jobs.iter().map(|job| job.delivery_id).collect();
+            self.held().insert(
+                token.clone(),
+                HeldClaim {
+                    deliveries,
+                    lease_until,
+                },
+            );
+        }
+        let mut queues = self.queues();
+        for job in jobs {
+            let size = sizes.remove(&job.delivery_id).unwrap_or_default();
+            let queue = queues.entry(job.endpoint.id.clone()).or_default();
+            queue.rate = job.endpoint.rate_limit_per_sec;
+            queue.pending.push_back(Queued {
+                not_before: slots.remove(&job.delivery_id),
+                size,
+                job,
+                token: token.clone(),
+            });
+        }
+        drop(queues);
+        // A claimed delivery whose endpoint or event vanished is left to its lease.
+        release_all(&sizes);
+        Ok(())
+    }
+
+    /// Of the deliveries just claimed (in claim order), those the memory budget admits, by id
+    /// with their sizes; the others are given back to be claimed again when there is room.
+    async fn admit(&self, claimed: Vec<i64>, token: &str) -> Result<HashMap<i64, usize>, StoreError> {
+        if claimed.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sizes: HashMap<i64, usize> = self
+            .store
+            .delivery_sizes(&claimed)
+            .await?
+            .into_iter()
+            .map(|(id, size)| (id, usize::try_from(size).unwrap_or_default()))
+            .collect();
+        // A delivery whose event is gone brings nothing into memory.
+        let ordered: Vec<usize> = claimed.iter().map(|id| sizes.get(id).copied().unwrap_or(0)).collect();
+        let admitted = self.budget.admit(&ordered);
+        let refused = &claimed[admitted..];
+        if !refused.is_empty() {
+            if let Err(error) = self.store.release_deliveries(refused, token).await {
+                tracing::warn!(%error, "could not give back outbound deliveries over the memory budget; their leases lapse");
+            }
+        }
+        Ok(claimed[..admitted]
+            .iter()
+            .map(|id| (*id, sizes.get(id).copied().unwrap_or(0)))
+            .collect())
+    }
+
+    /// A held delivery of `size` bytes is done with; a claim waiting for room is woken.
+    fn free_bytes(&self, size: usize) {
+        if self.budget.release(size) {
+            self.wake.notify_one();
+        }
     }
 
     /// Gives each endpoint with queued deliveries senders, up to its limit and the global cap.
@@ -248,46 +317,57 @@ impl Dispatcher {
                     }
                 }
             };
-            let Queued { job, token, not_before } = next;
-            let delivery_id = job.delivery_id;
-            if let Some(at) = not_before.filter(|at| *at > Instant::now()) {
-                // Its endpoint's rate limit: it waits for its send slot without holding a global
-                // one, so other endpoints go on meanwhile.
-                if slot.take().is_some() {
-                    self.wake.notify_one();
-                }
-                tokio::time::sleep_until(at.into()).await;
-            }
-            if slot.is_none() {
-                match self.slots.clone().acquire_owned().await {
-                    Ok(acquired) => slot = Some(acquired),
-                    // Never closed; were it, the lease lapses and the delivery is claimed again.
-                    Err(_) => {
-                        self.let_go(&token, delivery_id);
-                        continue;
-                    }
-                }
-            }
-            if !self.lease_holds(&token) {
-                // Renewals failed for a while: the lease may run out mid-attempt and another
-                // claim take the delivery too. Left to lapse and be claimed again.
-                tracing::warn!(delivery_id, "outbound delivery's lease may lapse; not attempted now");
-                self.let_go(&token, delivery_id);
-                continue;
-            }
-            match self.attempt_job(job, &token).await {
-                // Let go once the recorder has written it.
-                Ok(true) => {}
-                Ok(false) => self.let_go(&token, delivery_id),
-                Err(error) => {
-                    tracing::warn!(%error, delivery_id, "outbound delivery not attempted; its lease will lapse");
-                    self.let_go(&token, delivery_id);
-                }
-            }
+            let size = next.size;
+            self.send_one(next, &mut slot).await;
+            // Its event data is gone: room in the memory budget.
+            self.free_bytes(size);
         }
         drop(slot);
         // The queue has room again, and the slot may serve another endpoint.
         self.wake.notify_one();
+    }
+
+    /// Attempts one queued delivery once its send slot has come, with a global sender slot
+    /// (taken back while it waits for its send slot).
+    async fn send_one(&self, queued: Queued, slot: &mut Option<OwnedSemaphorePermit>) {
+        let Queued {
+            job, token, not_before, ..
+        } = queued;
+        let delivery_id = job.delivery_id;
+        if let Some(at) = not_before.filter(|at| *at > Instant::now()) {
+            // Its endpoint's rate limit: it waits for its send slot without holding a global
+            // one, so other endpoints go on meanwhile.
+            if slot.take().is_some() {
+                self.wake.notify_one();
+            }
+            tokio::time::sleep_until(at.into()).await;
+        }
+        if slot.is_none() {
+            match self.slots.clone().acquire_owned().await {
+                Ok(acquired) => *slot = Some(acquired),
+                // Never closed; were it, the lease lapses and the delivery is claimed again.
+                Err(_) => {
+                    self.let_go(&token, delivery_id);
+                    return;
+                }
+            }
+        }
+        if !self.lease_holds(&token) {
+            // Renewals failed for a while: the lease may run out mid-attempt and another
+            // claim take the delivery too. Left to lapse and be claimed again.
+            tracing::warn!(delivery_id, "outbound delivery's lease may lapse; not attempted now");
+            self.let_go(&token, delivery_id);
+            return;
+        }
+        match self.attempt_job(job, &token).await {
+            // Let go once the recorder has written it.
+            Ok(true) => {}
+            Ok(false) => self.let_go(&token, delivery_id),
+            Err(error) => {
+                tracing::warn!(%error, delivery_id, "outbound delivery not attempted; its lease will lapse");
+                self.let_go(&token, delivery_id);
+            }
+        }
     }
 
     /// Writes attempts in batches: one transaction for all that queued meanwhile.
@@ -542,3 +622,6 @@ fn lease_token() -> String {
     }
     random.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests;

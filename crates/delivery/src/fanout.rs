@@ -158,52 +158,10 @@ impl Fanout {
 #[cfg(test)]
 mod tests {
     use integrations_store::testing::add_tenant;
-    use integrations_store::{EventData, NewEvent, WebhookEndpoint};
     use sqlx::Row;
 
     use super::*;
-
-    pub(crate) async fn sqlite_store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::connect(&format!("sqlite://{}/t.db", dir.path().display()))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        (dir, store)
-    }
-
-    fn endpoint(id: String, tenant: &str, event_types: Vec<String>) -> WebhookEndpoint {
-        WebhookEndpoint {
-            id,
-            tenant_id: tenant.into(),
-            url: "https://example.com/hook".into(),
-            event_types,
-            description: String::new(),
-            enabled: true,
-            disabled_reason: None,
-            secret: vec![1],
-            previous_secret: None,
-            previous_secret_expires_at: None,
-            failing_since: None,
-            start_seq: 0,
-            created_at: 1,
-            updated_at: 1,
-            rate_limit_per_sec: None,
-        }
-    }
-
-    async fn emit(store: &Store, tenant: &str, n: usize) {
-        let event = NewEvent {
-            id: format!("evt_{tenant}_{n}"),
-            tenant_id: tenant.into(),
-            plugin: None,
-            event_type: "order.created".into(),
-            occurred_at: 1,
-            data: EventData::Json(serde_json::json!({})),
-            idempotency_key: None,
-        };
-        store.append_tenant_event(&event).await.unwrap();
-    }
+    use crate::testing::{emit, endpoint, sqlite_store};
 
     /// Every (event, endpoint) pair written, as (seq, endpoint).
     async fn written(store: &Store) -> Vec<(i64, String)> {
@@ -237,7 +195,7 @@ mod tests {
             .unwrap()
             .unwrap();
         for n in 0..25 {
-            emit(&store, if n == 12 { "beta" } else { "acme" }, n).await;
+            emit(&store, if n == 12 { "beta" } else { "acme" }, n, 0).await;
         }
         let settings = DeliverySettings {
             fanout_max_deliveries: 64,

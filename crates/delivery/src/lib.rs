@@ -6,6 +6,7 @@
 //! each attempt with the delivery's next state. The service supplies what only it knows (the
 //! tenant's client and its data key) through [`DeliveryContext`].
 
+mod budget;
 mod dispatcher;
 mod endpoint_url;
 mod fanout;
@@ -13,6 +14,8 @@ mod filter;
 mod pacing;
 mod schedule;
 mod signing;
+#[cfg(test)]
+mod testing;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +66,10 @@ pub struct DeliverySettings {
     /// How often the fan-out and the dispatcher look at the database when nothing woke them
     /// (another replica's appends and due retries wake nobody here).
     pub poll_interval: Duration,
+    /// Most bytes of event data the dispatcher holds for claimed deliveries not yet done
+    /// (queued or in flight); it claims less, or waits, rather than pass it, but always lets one
+    /// delivery proceed.
+    pub memory_budget_bytes: usize,
 }
 
 impl Default for DeliverySettings {
@@ -77,6 +84,7 @@ impl Default for DeliverySettings {
             fanout_batch: 256,
             fanout_max_deliveries: 1_000,
             poll_interval: Duration::from_millis(250),
+            memory_budget_bytes: 64 * 1024 * 1024,
         }
     }
 }

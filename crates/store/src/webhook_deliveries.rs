@@ -483,6 +483,47 @@ impl Store {
         Ok(query.execute(&self.relaxed).await?.rows_affected())
     }
 
+    /// The bytes of event data each delivery brings into memory when loaded (its event's data,
+    /// or the body of the webhook the event refers to), found without reading the data; a
+    /// delivery whose event is gone is left out.
+    pub async fn delivery_sizes(&self, delivery_ids: &[i64]) -> Result<Vec<(i64, i64)>, StoreError> {
+        if delivery_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let select = format!(
+            "SELECT d.id, CASE WHEN e.webhook_id IS NULL THEN octet_length(e.data) \
+             ELSE COALESCE(octet_length(w.payload), 4) END \
+             FROM webhook_deliveries d JOIN events e ON e.seq = d.event_seq {WEBHOOK_OF_EVENT} WHERE d.id IN ({})",
+            placeholders(1, delivery_ids.len())
+        );
+        let mut query = sqlx::query(&select);
+        for id in delivery_ids {
+            query = query.bind(id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
+    /// Gives leased deliveries back untried, while claim `token` still holds them (a dispatcher
+    /// took more than its memory budget lets it hold).
+    pub async fn release_deliveries(&self, delivery_ids: &[i64], token: &str) -> Result<(), StoreError> {
+        if delivery_ids.is_empty() {
+            return Ok(());
+        }
+        let update = format!(
+            "UPDATE webhook_deliveries SET lease_until = 0, lease_token = NULL \
+             WHERE lease_token = $1 AND id IN ({})",
+            placeholders(2, delivery_ids.len())
+        );
+        let _turn = self.write_turn().await;
+        let mut query = sqlx::query(&update).bind(token);
+        for id in delivery_ids {
+            query = query.bind(id);
+        }
+        query.execute(&self.relaxed).await?;
+        Ok(())
+    }
+
     /// Gives a leased delivery back untried (its endpoint was disabled meanwhile).
     pub async fn release_delivery(&self, delivery_id: i64, token: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
