@@ -503,8 +503,9 @@ impl Bench<'_> {
         setup.install_jira(&api_key, &self.vendor_url, WEBHOOK_SECRET).await?;
         let failing = RequestShape::post_json("/v1/tools/jira_get_issue", json!({"issue_key": "DOWN-1"}).to_string())
             .header("Authorization", &format!("Bearer {api_key}"));
-        // Ten failed calls in the breaker's window (a 500 is not retried): it opens.
-        for _ in 0..10 {
+        // Install's credential check and nine failed calls (a 500 is not retried): ten requests in
+        // the breaker's window, nine failed, and it opens.
+        for _ in 0..9 {
             probe(setup, &failing, 502).await?;
         }
         probe(setup, &failing, 503).await?;
