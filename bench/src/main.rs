@@ -312,6 +312,7 @@ impl Bench<'_> {
             connections,
             stats,
             percent_of_baseline,
+            expected_status: None,
             target,
             verdict,
         });
@@ -511,7 +512,8 @@ impl Bench<'_> {
         probe(setup, &failing, 503).await?;
         let stats = self.wrk(base, &failing, CONNECTIONS)?;
         let of_baseline = percent(stats.req_per_sec, self.baseline_rps);
-        // Every answer is the expected 503: only socket errors count as failures.
+        // Every answer is the expected 503 (the probe above saw it): only socket errors count as
+        // failures.
         let errors = stats.socket_errors;
         self.row(
             "P7",
@@ -521,6 +523,9 @@ impl Bench<'_> {
             format!("≥ 50% (now {of_baseline:.1}%)"),
             Verdict::of(of_baseline >= 50.0, errors),
         );
+        if let Some(row) = self.rows.last_mut() {
+            row.expected_status = Some(503);
+        }
         Ok(())
     }
 

@@ -53,6 +53,10 @@ pub struct Row {
     pub stats: WrkStats,
     /// req/s as a percentage of the baseline's.
     pub percent_of_baseline: f64,
+    /// The status every answer is meant to have when it is not a 2xx (P7's 503): wrk counts
+    /// those as status errors, but they are the scenario's answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_status: Option<u16>,
     /// The target, in words, with the compared figure where it is not in another column.
     pub target: String,
     /// The comparison.
@@ -163,9 +167,9 @@ impl Report {
                 s.p50_ms,
                 s.p99_ms,
                 s.max_ms,
-                errors_cell(s),
+                errors_cell(s, row.expected_status),
                 row.target,
-                row.verdict.label(s.errors())
+                row.verdict.label(row.errors())
             );
         }
         if !self.startup.is_empty() {
@@ -192,7 +196,23 @@ impl Report {
     }
 }
 
-fn errors_cell(stats: &WrkStats) -> String {
+impl Row {
+    /// Failed requests: socket errors, and status errors unless a non-2xx status is expected.
+    pub fn errors(&self) -> u64 {
+        match self.expected_status {
+            Some(_) => self.stats.socket_errors,
+            None => self.stats.errors(),
+        }
+    }
+}
+
+fn errors_cell(stats: &WrkStats, expected_status: Option<u16>) -> String {
+    if let Some(status) = expected_status {
+        return match stats.socket_errors {
+            0 => format!("0 (all {status}, as expected)"),
+            socket => format!("{socket} socket ⚠"),
+        };
+    }
     match (stats.non_2xx, stats.socket_errors) {
         (0, 0) => "0".into(),
         (status, 0) => format!("{status} non-2xx ⚠"),

@@ -426,6 +426,18 @@ impl Problem {
     }
 }
 
+/// A problem document as it is written out; the same members as [`Problem::document`].
+#[derive(serde::Serialize)]
+struct ProblemBody<'a> {
+    #[serde(rename = "type")]
+    problem_type: std::fmt::Arguments<'a>,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    #[serde(flatten)]
+    extensions: &'a Map<String, Value>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut problem = self.problem();
@@ -434,7 +446,16 @@ impl IntoResponse for ApiError {
             problem.status == StatusCode::UNAUTHORIZED && problem.slug == "unauthorized",
         );
         let extra_headers = std::mem::take(&mut problem.headers);
-        let mut response = (status, problem.document().to_string()).into_response();
+        // Written straight from the problem's fields: no document tree to build and then print.
+        let body = serde_json::to_vec(&ProblemBody {
+            problem_type: format_args!("{PROBLEM_TYPE_PREFIX}{}", problem.slug),
+            title: problem.title,
+            status: problem.status.as_u16(),
+            detail: &problem.detail,
+            extensions: &problem.extensions,
+        })
+        .unwrap_or_default();
+        let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.extend(extra_headers);
         headers.insert(

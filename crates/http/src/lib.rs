@@ -18,9 +18,9 @@ use integrations_core::{HttpClient, HttpError, HttpRequest, HttpResponse};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
-pub use breaker::{BreakerSettings, BreakerState, BreakerView, Breakers};
+pub use breaker::{BreakerSettings, BreakerState, BreakerView, Breakers, UpstreamBreakers};
 pub use policy::OutboundPolicy;
-pub use retry::{ResilientClient, RetrySettings, UpstreamScope};
+pub use retry::{ResilientClient, RetrySettings};
 
 /// Largest response body a plugin may receive.
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;

@@ -16,7 +16,7 @@ use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use http::{Method, StatusCode};
 use integrations_core::{HttpClient, HttpError, HttpRequest, HttpResponse};
 
-use crate::breaker::{Admission, Breaker, Breakers};
+use crate::breaker::{Admission, Breaker, UpstreamBreakers};
 use crate::copy_request;
 
 /// How vendor requests are retried.
@@ -40,21 +40,11 @@ impl Default for RetrySettings {
     }
 }
 
-/// Whose calls these are: breakers are per tenant, plugin and upstream host.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UpstreamScope {
-    /// The tenant.
-    pub tenant: String,
-    /// The plugin.
-    pub plugin: String,
-}
-
 /// One call's outbound client: retries and the tenant's breakers around `inner`.
 pub struct ResilientClient {
     inner: Arc<dyn HttpClient>,
     settings: RetrySettings,
-    breakers: Arc<Breakers>,
-    scope: UpstreamScope,
+    breakers: Arc<UpstreamBreakers>,
     deadline: Instant,
     last_retry_after: Mutex<Option<Duration>>,
 }
@@ -71,19 +61,18 @@ enum Failed {
 }
 
 impl ResilientClient {
-    /// `inner` with retries by `settings` and `breakers` for `scope`; nothing waits past `deadline`.
+    /// `inner` with retries by `settings` and the tenant's `breakers` for the plugin's upstream
+    /// hosts; nothing waits past `deadline`.
     pub fn new(
         inner: Arc<dyn HttpClient>,
         settings: RetrySettings,
-        breakers: Arc<Breakers>,
-        scope: UpstreamScope,
+        breakers: Arc<UpstreamBreakers>,
         deadline: Instant,
     ) -> Self {
         Self {
             inner,
             settings,
             breakers,
-            scope,
             deadline,
             last_retry_after: Mutex::new(None),
         }
@@ -99,8 +88,12 @@ impl ResilientClient {
         F: Fn(HttpRequest) -> Fut,
         Fut: std::future::Future<Output = Result<HttpResponse, HttpError>>,
     {
-        let host = request.uri().host().unwrap_or_default().to_ascii_lowercase();
-        let breaker = self.breakers.breaker(&self.scope.tenant, &self.scope.plugin, &host);
+        let host = request.uri().host().unwrap_or_default();
+        let breaker = if host.bytes().any(|byte| byte.is_ascii_uppercase()) {
+            self.breakers.host(&host.to_ascii_lowercase())
+        } else {
+            self.breakers.host(host)
+        };
         let idempotent = is_idempotent(request.method());
         let attempt = || async {
             let admission = breaker

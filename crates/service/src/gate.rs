@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use integrations_core::{HttpClient, PluginConfig, PluginContext};
-use integrations_http::{ResilientClient, UpstreamScope};
+use integrations_http::{ResilientClient, UpstreamBreakers};
 use integrations_store::{Installation, InstallationState};
 
 use std::future::Future;
@@ -82,14 +82,19 @@ impl Service {
         config: Arc<PluginConfig>,
         response_budget_bytes: usize,
     ) -> Result<PluginContext, ServiceError> {
-        Ok(self.call_context(state, plugin, config, response_budget_bytes)?.0)
+        let upstream = self.breakers.of(&state.tenant.id, plugin);
+        Ok(self
+            .call_context(state, plugin, upstream, config, response_budget_bytes)?
+            .0)
     }
 
-    /// [`Self::plugin_context`], with the call's client for what it saw of the vendor.
+    /// [`Self::plugin_context`] with the tenant's breakers for the plugin's upstream, and the
+    /// call's client for what it saw of the vendor.
     pub(crate) fn call_context(
         &self,
         state: &TenantState,
         plugin: &str,
+        upstream: Arc<UpstreamBreakers>,
         config: Arc<PluginConfig>,
         response_budget_bytes: usize,
     ) -> Result<(PluginContext, Arc<ResilientClient>), ServiceError> {
@@ -98,11 +103,7 @@ impl Service {
         let resilient = Arc::new(ResilientClient::new(
             budgeted,
             self.upstream_retry,
-            self.breakers.clone(),
-            UpstreamScope {
-                tenant: state.tenant.id.clone(),
-                plugin: plugin.to_owned(),
-            },
+            upstream,
             std::time::Instant::now() + self.tool_limits.deadline,
         ));
         let http: Arc<dyn HttpClient> = resilient.clone();

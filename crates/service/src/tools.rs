@@ -90,6 +90,17 @@ impl Service {
         let plugin = registered.plugin.manifest().name;
         let limits = self.tool_limits;
         let config = self.plugin_config(&gate, plugin).await?;
+        let upstream = self.breakers.of(tenant_id, plugin);
+        // Every upstream host the plugin calls refuses: answer before the plugin builds a
+        // request, which is most of what a refused call would otherwise cost.
+        if let Some(retry_after) = upstream.refusal(&config, std::time::Instant::now()) {
+            tracing::info!(
+                tenant = tenant_id,
+                tool,
+                "tool call refused: the upstream's breakers are open"
+            );
+            return Err(ServiceError::UpstreamCircuitOpen { retry_after });
+        }
         // A plugin may need more for one call (a configured download size), up to the ceiling.
         let budget = registered
             .plugin
@@ -99,12 +110,13 @@ impl Service {
                     .min(limits.max_response_budget_bytes)
                     .max(limits.response_budget_bytes)
             });
-        let (ctx, client) = self.call_context(&gate, plugin, config, budget)?;
+        let (ctx, client) = self.call_context(&gate, plugin, upstream.clone(), config.clone(), budget)?;
         let call = registered.plugin.call_tool(&ctx, tool, arguments);
         let Ok(result) = tokio::time::timeout(limits.deadline, call).await else {
             tracing::info!(tenant = tenant_id, tool, "tool call exceeded its deadline");
             return Err(ServiceError::ToolDeadlineExceeded(limits.deadline));
         };
+        upstream.learned(&config);
         match &result {
             Ok(_) => tracing::info!(tenant = tenant_id, tool, "tool call succeeded"),
             Err(error) => tracing::info!(tenant = tenant_id, tool, %error, "tool call failed"),

@@ -7,7 +7,7 @@ use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::harness::{jira_server, TestApp};
+use crate::harness::{jira_server, mount_jira_myself, TestApp, JIRA_EMAIL};
 
 async fn app_with_jira(configure: impl FnOnce(&mut integrations::Config)) -> (TestApp, MockServer, String) {
     let app = TestApp::start_with(configure).await;
@@ -220,4 +220,49 @@ async fn a_failed_probe_opens_the_breaker_again() {
         .await
         .assert_problem(503, "upstream-unavailable");
     assert_eq!(requests_to(&jira, "/rest/api/3/issue/ABC-7").await, 3);
+}
+
+#[tokio::test]
+async fn a_tenant_that_moves_to_another_site_is_not_held_back_by_the_old_sites_breaker() {
+    let (app, old_site, key) = app_with_jira(|config| {
+        config.outbound_allow_cidrs = "127.0.0.1/32,127.0.0.3/32".into();
+    })
+    .await;
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/issue/ABC-7"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&old_site)
+        .await;
+    for _ in 0..9 {
+        app.post("/v1/tools/jira_get_issue", &key, json!({"issue_key": "ABC-7"}))
+            .await
+            .assert_problem(502, "upstream-error");
+    }
+    app.post("/v1/tools/jira_get_issue", &key, json!({"issue_key": "ABC-7"}))
+        .await
+        .assert_problem(503, "upstream-unavailable");
+
+    // Another host (breakers are per host, not per port).
+    let listener = std::net::TcpListener::bind("127.0.0.3:0").expect("bind 127.0.0.3");
+    let new_site = MockServer::builder().listener(listener).start().await;
+    mount_jira_myself(&new_site).await;
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/issue/ABC-7"))
+        .respond_with(issue())
+        .mount(&new_site)
+        .await;
+    let configured = app
+        .put(
+            "/v1/plugins/jira/configure",
+            &key,
+            json!({"host": new_site.uri(), "email": JIRA_EMAIL}),
+        )
+        .await;
+    assert_eq!(configured.status, 200, "{}", configured.text());
+    let moved = app
+        .post("/v1/tools/jira_get_issue", &key, json!({"issue_key": "ABC-7"}))
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.text());
+    assert_eq!(requests_to(&new_site, "/rest/api/3/issue/ABC-7").await, 1);
+    assert_eq!(requests_to(&old_site, "/rest/api/3/issue/ABC-7").await, 9);
 }
