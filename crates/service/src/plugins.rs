@@ -2,7 +2,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use integrations_core::{Lifecycle, Plugin, PluginConfig, PluginError, RegisteredPlugin, ToolSpec};
-use integrations_store::{Installation, InstallationState, StoreError};
+use std::future::Future;
+
+use integrations_store::{Installation, InstallationState, NewEvent, Store, StoreError};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -214,25 +216,22 @@ impl Service {
             config: config.plain,
             reauthorization_reason: None,
         };
-        let tenant = tenant_id.to_owned();
-        let lifecycle = EventLog::lifecycle_event(tenant_id, name, LifecycleChange::Installed);
-        let inserted = self
-            .mutate(Change::Tenant(tenant_id.to_owned()), move |store| async move {
+        self.commit_lifecycle(
+            tenant_id,
+            name,
+            LifecycleChange::Installed,
+            |store, tenant, _, event| async move {
                 store
-                    .insert_installation(&tenant, &installation, &rows, &lifecycle)
+                    .insert_installation(&tenant, &installation, &rows, &event)
                     .await
-            })
-            .await;
-        match inserted {
-            Ok(()) => {}
-            Err(ServiceError::Store(StoreError::Conflict)) => {
-                return Err(ServiceError::AlreadyInstalled(name.to_owned()))
-            }
-            Err(other) => return Err(other),
-        }
-        tracing::info!(tenant = tenant_id, plugin = name, "plugin installed");
-        self.events.notify_appended();
-        self.record_flag_trait(tenant_id, name, true).await;
+                    .map(|()| true)
+            },
+        )
+        .await
+        .map_err(|error| match error {
+            ServiceError::Store(StoreError::Conflict) => ServiceError::AlreadyInstalled(name.to_owned()),
+            other => other,
+        })?;
         self.plugin_details(tenant_id, name).await
     }
 
@@ -262,20 +261,18 @@ impl Service {
 
         let key = self.data_key(tenant_id).await?;
         let rows = self.seal(&key, tenant_id, name, config.secrets())?;
-        let (tenant, plugin, plain) = (tenant_id.to_owned(), name.to_owned(), config.plain);
-        let lifecycle = EventLog::lifecycle_event(tenant_id, name, LifecycleChange::Configured);
-        let updated = self
-            .mutate(Change::Tenant(tenant_id.to_owned()), move |store| async move {
+        let plain = config.plain;
+        self.commit_lifecycle(
+            tenant_id,
+            name,
+            LifecycleChange::Configured,
+            |store, tenant, plugin, event| async move {
                 store
-                    .update_installation_config(&tenant, &plugin, &plain, &rows, &removed, &lifecycle)
+                    .update_installation_config(&tenant, &plugin, &plain, &rows, &removed, &event)
                     .await
-            })
-            .await?;
-        if !updated {
-            return Err(ServiceError::NotInstalled(name.to_owned()));
-        }
-        tracing::info!(tenant = tenant_id, plugin = name, "plugin configured");
-        self.events.notify_appended();
+            },
+        )
+        .await?;
         self.plugin_details(tenant_id, name).await
     }
 
@@ -294,24 +291,20 @@ impl Service {
         } else {
             InstallationState::Disabled
         };
-        let (tenant, plugin) = (tenant_id.to_owned(), name.to_owned());
         let change = if enabled {
             LifecycleChange::Enabled
         } else {
             LifecycleChange::Disabled
         };
-        let lifecycle = EventLog::lifecycle_event(tenant_id, name, change);
-        let found = self
-            .mutate(Change::Tenant(tenant_id.to_owned()), move |store| async move {
-                store.set_installation_state(&tenant, &plugin, state, &lifecycle).await
-            })
-            .await?;
-        if !found {
-            return Err(ServiceError::NotInstalled(name.to_owned()));
-        }
-        tracing::info!(tenant = tenant_id, plugin = name, enabled, "plugin state changed");
-        self.events.notify_appended();
-        self.record_flag_trait(tenant_id, name, enabled).await;
+        self.commit_lifecycle(
+            tenant_id,
+            name,
+            change,
+            move |store, tenant, plugin, event| async move {
+                store.set_installation_state(&tenant, &plugin, state, &event).await
+            },
+        )
+        .await?;
         self.plugin_details(tenant_id, name).await
     }
 
@@ -342,19 +335,49 @@ impl Service {
             }
             None => return Err(ServiceError::PluginNotFound(name.to_owned())),
         }
+        self.commit_lifecycle(
+            tenant_id,
+            name,
+            LifecycleChange::Uninstalled,
+            |store, tenant, plugin, event| async move { store.delete_installation(&tenant, &plugin, &event).await },
+        )
+        .await
+    }
+
+    /// What every lifecycle operation ends with: `write` stores the change together with its
+    /// lifecycle event (false: the installation is gone), then the event's readers are woken and
+    /// Flagsmith hears whether the plugin is now on for the tenant.
+    async fn commit_lifecycle<F, Fut>(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        change: LifecycleChange,
+        write: F,
+    ) -> Result<(), ServiceError>
+    where
+        F: FnOnce(Store, String, String, NewEvent) -> Fut,
+        Fut: Future<Output = Result<bool, StoreError>> + Send + 'static,
+    {
+        let event = EventLog::lifecycle_event(tenant_id, name, change);
         let (tenant, plugin) = (tenant_id.to_owned(), name.to_owned());
-        let lifecycle = EventLog::lifecycle_event(tenant_id, name, LifecycleChange::Uninstalled);
-        let deleted = self
-            .mutate(Change::Tenant(tenant_id.to_owned()), move |store| async move {
-                store.delete_installation(&tenant, &plugin, &lifecycle).await
+        let found = self
+            .mutate(Change::Tenant(tenant_id.to_owned()), move |store| {
+                write(store, tenant, plugin, event)
             })
             .await?;
-        if !deleted {
+        if !found {
             return Err(ServiceError::NotInstalled(name.to_owned()));
         }
-        tracing::info!(tenant = tenant_id, plugin = name, "plugin uninstalled");
+        tracing::info!(tenant = tenant_id, plugin = name, change = ?change, "plugin lifecycle changed");
         self.events.notify_appended();
-        self.record_flag_trait(tenant_id, name, false).await;
+        let flag = match change {
+            LifecycleChange::Installed | LifecycleChange::Enabled => Some(true),
+            LifecycleChange::Disabled | LifecycleChange::Uninstalled => Some(false),
+            LifecycleChange::Configured => None,
+        };
+        if let Some(enabled) = flag {
+            self.record_flag_trait(tenant_id, name, enabled).await;
+        }
         Ok(())
     }
 
