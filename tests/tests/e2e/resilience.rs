@@ -255,7 +255,7 @@ async fn a_tenant_that_moves_to_another_site_is_not_held_back_by_the_old_sites_b
         .put(
             "/v1/plugins/jira/configure",
             &key,
-            json!({"host": new_site.uri(), "email": JIRA_EMAIL}),
+            json!({"host": new_site.uri(), "email": JIRA_EMAIL, "api_token": "t"}),
         )
         .await;
     assert_eq!(configured.status, 200, "{}", configured.text());
