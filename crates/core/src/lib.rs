@@ -4,20 +4,24 @@
 //! Deliberately light: no web framework, no database. The host owns storage, encryption, flags
 //! and routing; a plugin sees only what [`PluginContext`] hands it.
 
+mod base_url;
 mod config;
 mod event;
 mod http_client;
+mod json_request;
 mod oauth2;
 mod plugin;
 mod registry;
 mod tool;
 mod webhook;
 
+pub use base_url::parse_base_url;
 pub use config::{PluginConfig, Secret};
 pub use event::{
     body_as_text_data, default_normalized_event, event_type_name, EventData, NormalizedEvent, WebhookDelivery,
 };
 pub use http_client::{retry_after_secs, HttpClient, HttpError, HttpRequest, HttpResponse};
+pub use json_request::JsonRequest;
 pub use oauth2::{NoTokenProvider, TokenError, TokenGrant, TokenProvider, TokenRequest};
 pub use plugin::{Lifecycle, Plugin, PluginContext, PluginError, PluginManifest};
 pub use registry::{PluginRegistration, PluginRegistry, RegisteredPlugin, RegistryError};

@@ -43,6 +43,10 @@ pub enum ToolError {
     /// expired); someone must authorise again and configure the new credential.
     #[error("the installation must be authorised again: {0}")]
     ReauthorizationRequired(String),
+    /// The host could not build the request it meant to send (a body that cannot be written as
+    /// JSON, a URL or header the HTTP types refuse): our fault, not the caller's or the vendor's.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl From<TokenError> for ToolError {

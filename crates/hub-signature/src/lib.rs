@@ -1,7 +1,12 @@
 //! `X-Hub-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>`, the signature Jira and
 //! Bitbucket Cloud put on their webhooks. One implementation, so that a fix to how the header is
-//! read reaches every connector that uses it.
+//! read reaches every connector that uses it. [`verify_delivery`] is the whole webhook handler
+//! those connectors share: the signature, the body checked to be JSON, and the delivery's id and
+//! event type read from where the vendor puts them.
 
+mod delivery;
+
+pub use delivery::{verify_delivery, Delivery, EventTypeFrom};
 use integrations_core::{PluginConfig, WebhookError, WebhookRequest};
 use ring::hmac;
 

@@ -4,73 +4,11 @@
 
 use std::sync::Arc;
 
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderValue, Method, StatusCode};
+use http::{HeaderValue, StatusCode};
 use integrations_core::{
-    HttpClient, HttpRequest, HttpResponse, PluginContext, Secret, TokenProvider, TokenRequest, ToolError,
+    HttpClient, HttpResponse, JsonRequest, PluginContext, Secret, TokenProvider, TokenRequest, ToolError,
 };
 use serde_json::{json, Value};
-use url::Url;
-
-/// One Graph request, kept so it can be sent again after a 401.
-#[derive(Clone, Debug)]
-pub struct GraphRequest {
-    method: Method,
-    url: Url,
-    body: Option<(&'static str, Vec<u8>)>,
-}
-
-impl GraphRequest {
-    /// A `GET` of `url`.
-    pub fn get(url: Url) -> Self {
-        Self {
-            method: Method::GET,
-            url,
-            body: None,
-        }
-    }
-
-    /// A request with a JSON body.
-    pub fn json(method: Method, url: Url, body: &Value) -> Result<Self, ToolError> {
-        let bytes = serde_json::to_vec(body).map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
-        Ok(Self::bytes(method, url, "application/json", bytes))
-    }
-
-    /// A request with a raw body of the given content type.
-    pub fn bytes(method: Method, url: Url, content_type: &'static str, body: Vec<u8>) -> Self {
-        Self {
-            method,
-            url,
-            body: Some((content_type, body)),
-        }
-    }
-
-    /// Where it goes.
-    pub fn url(&self) -> &Url {
-        &self.url
-    }
-
-    fn to_http(&self, token: &Secret) -> Result<HttpRequest, ToolError> {
-        let mut authorization = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-            .map_err(|_| ToolError::Misconfigured("the access token is not a valid header value".into()))?;
-        authorization.set_sensitive(true);
-        let mut builder = http::Request::builder()
-            .method(self.method.clone())
-            .uri(self.url.as_str())
-            .header(AUTHORIZATION, authorization)
-            .header(ACCEPT, "application/json");
-        let body = match &self.body {
-            Some((content_type, body)) => {
-                builder = builder.header(CONTENT_TYPE, *content_type);
-                body.clone()
-            }
-            None => Vec::new(),
-        };
-        builder
-            .body(body)
-            .map_err(|e| ToolError::InvalidArguments(e.to_string()))
-    }
-}
 
 /// Graph calls under one credential (app-only or delegated), through the host's HTTP client.
 pub struct GraphClient {
@@ -92,7 +30,7 @@ impl GraphClient {
     /// Sends `request` with a bearer token, reading at most `max_body_bytes` of the answer when
     /// given. A 401 drops that token and sends once more with a fresh one; a second 401 is returned
     /// like any other answer, so a token Graph keeps refusing cannot loop.
-    pub async fn send(&self, request: &GraphRequest, max_body_bytes: Option<usize>) -> Result<HttpResponse, ToolError> {
+    pub async fn send(&self, request: &JsonRequest, max_body_bytes: Option<usize>) -> Result<HttpResponse, ToolError> {
         let token = self.tokens.access_token(&self.credential).await?;
         let response = self.send_once(request, &token, max_body_bytes).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
@@ -104,7 +42,7 @@ impl GraphClient {
     }
 
     /// Sends `request` and reads Graph's JSON answer (`null` for an empty 2xx body, e.g. 204).
-    pub async fn json(&self, request: &GraphRequest) -> Result<Value, ToolError> {
+    pub async fn json(&self, request: &JsonRequest) -> Result<Value, ToolError> {
         let response = self.send(request, None).await?;
         if !response.status().is_success() {
             return Err(graph_error(&response));
@@ -121,11 +59,14 @@ impl GraphClient {
 
     async fn send_once(
         &self,
-        request: &GraphRequest,
+        request: &JsonRequest,
         token: &Secret,
         max_body_bytes: Option<usize>,
     ) -> Result<HttpResponse, ToolError> {
-        let request = request.to_http(token)?;
+        let mut authorization = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+            .map_err(|_| ToolError::Misconfigured("the access token is not a valid header value".into()))?;
+        authorization.set_sensitive(true);
+        let request = request.clone().authorization(&authorization).build()?;
         let response = match max_body_bytes {
             Some(limit) => self.http.send_limited(request, limit).await?,
             None => self.http.send(request).await?,
@@ -169,7 +110,9 @@ mod tests {
     use std::sync::Mutex;
 
     use async_trait::async_trait;
-    use integrations_core::{HttpError, PluginConfig, TokenError, TokenGrant};
+    use http::header::AUTHORIZATION;
+    use integrations_core::{HttpError, HttpRequest, PluginConfig, TokenError, TokenGrant};
+    use url::Url;
 
     use super::*;
 
@@ -233,8 +176,8 @@ mod tests {
         (GraphClient::new(&ctx, credential), http, tokens)
     }
 
-    fn request() -> GraphRequest {
-        GraphRequest::get(Url::parse("https://graph.example/v1.0/x").unwrap())
+    fn request() -> JsonRequest {
+        JsonRequest::get(Url::parse("https://graph.example/v1.0/x").unwrap())
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@ mod settings;
 pub mod testing;
 mod webhook;
 
-pub use client::{graph_error, GraphClient, GraphRequest};
+pub use client::{graph_error, GraphClient};
 pub use credentials::{check_credentials, refused_field};
 pub use path::{id_segment, item_path};
 pub use settings::{GraphSettings, DEFAULT_GRAPH_BASE_URL, DEFAULT_LOGIN_BASE_URL, GRAPH_APP_SCOPE};

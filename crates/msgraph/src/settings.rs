@@ -89,7 +89,7 @@ impl GraphSettings {
     /// [`id_segment`] and [`item_path`](crate::item_path)), e.g. `v1.0/teams/{id}/channels`.
     pub fn graph_url(&self, path: &str) -> Result<Url, ToolError> {
         let raw = format!("{}/{path}", self.graph_base.as_str().trim_end_matches('/'));
-        Url::parse(&raw).map_err(|e| ToolError::Misconfigured(format!("cannot build a Graph URL: {e}")))
+        Url::parse(&raw).map_err(|e| ToolError::Internal(format!("cannot build a Graph URL: {e}")))
     }
 
     fn token_request(&self, scope: &str, grant: TokenGrant) -> TokenRequest {
@@ -103,17 +103,9 @@ impl GraphSettings {
     }
 }
 
-/// A tenant-supplied base URL: http(s) with a host, no query or fragment.
+/// A tenant-supplied base URL, checked as every connector checks one.
 fn base_url(config: &PluginConfig, field: &str, default: &str) -> Result<Url, String> {
-    let raw = config.str(field).unwrap_or(default);
-    let url = Url::parse(raw).map_err(|_| format!("{field} is not a valid URL"))?;
-    if !matches!(url.scheme(), "https" | "http") || url.host().is_none() || url.cannot_be_a_base() {
-        return Err(format!("{field} must be an http(s) URL with a host name"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("{field} must not carry a query or fragment, e.g. {default}"));
-    }
-    Ok(url)
+    config.base_url(field, Some(default))
 }
 
 #[cfg(test)]

@@ -185,6 +185,7 @@ impl From<ToolError> for ServiceError {
                 plugin: String::new(),
                 reason,
             },
+            ToolError::Internal(message) => ServiceError::Internal(message),
         }
     }
 }

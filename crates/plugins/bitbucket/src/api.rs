@@ -1,9 +1,8 @@
 use std::sync::Arc;
 
 use base64::{engine::general_purpose::STANDARD, Engine};
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderValue, Method, StatusCode};
-use integrations_core::{HttpClient, HttpResponse, PluginConfig, PluginContext, PluginError, ToolError};
+use http::{HeaderValue, StatusCode};
+use integrations_core::{HttpClient, HttpResponse, JsonRequest, PluginConfig, PluginContext, PluginError, ToolError};
 use serde_json::{json, Value};
 use url::Url;
 
@@ -15,15 +14,7 @@ const PULL_REQUESTS_PAGE_SIZE: u64 = 50;
 
 /// The installation's API base URL (`api_base_url`, else Bitbucket's own).
 pub fn api_base_url(config: &PluginConfig) -> Result<Url, String> {
-    let raw = config.str("api_base_url").unwrap_or(DEFAULT_API_BASE_URL);
-    let url = Url::parse(raw).map_err(|_| "api_base_url is not a valid URL".to_owned())?;
-    if !matches!(url.scheme(), "https" | "http") || url.host().is_none() || url.cannot_be_a_base() {
-        return Err("api_base_url must be an http(s) URL with a host name".into());
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err("api_base_url must not carry a query or fragment, e.g. https://api.bitbucket.org/2.0".into());
-    }
-    Ok(url)
+    config.base_url("api_base_url", Some(DEFAULT_API_BASE_URL))
 }
 
 /// The one credential form an installation uses, and the config field that names it.
@@ -106,9 +97,7 @@ impl BitbucketClient {
     /// `GET /repositories/{workspace}?pagelen=1`: credentials Bitbucket refuses are the installer's
     /// mistake, named as the credential field with Bitbucket's own message.
     pub async fn check_credentials(&self) -> Result<(), PluginError> {
-        let mut url = self.url(&[])?;
-        url.query_pairs_mut().append_pair("pagelen", "1");
-        match self.call(Method::GET, url, None).await {
+        match self.call(JsonRequest::get(self.url(&[])?).query("pagelen", "1")).await {
             Ok(_) => Ok(()),
             Err(ToolError::Upstream { status, message, .. }) if status == 401 || status == 403 => {
                 Err(PluginError::InvalidConfig {
@@ -122,8 +111,8 @@ impl BitbucketClient {
 
     /// `bitbucket_get_repository`: the repository as Bitbucket describes it.
     pub async fn get_repository(&self, args: &Value) -> Result<Value, ToolError> {
-        let url = self.url(&[str_arg(args, "repo_slug")?])?;
-        self.call(Method::GET, url, None).await
+        self.call(JsonRequest::get(self.url(&[str_arg(args, "repo_slug")?])?))
+            .await
     }
 
     /// `bitbucket_list_pull_requests`: follows `next` until `limit` pull requests, the last page or
@@ -136,22 +125,19 @@ impl BitbucketClient {
             .and_then(Value::as_f64)
             .map_or(50, |n| n as u64)
             .max(1);
-        let mut url = self.url(&[str_arg(args, "repo_slug")?, "pullrequests"])?;
-        {
-            let mut query = url.query_pairs_mut();
-            if let Some(state) = args.get("state").and_then(Value::as_str) {
-                query.append_pair("state", state);
-            }
-            query.append_pair("pagelen", &wanted.min(PULL_REQUESTS_PAGE_SIZE).to_string());
+        let mut first = JsonRequest::get(self.url(&[str_arg(args, "repo_slug")?, "pullrequests"])?);
+        if let Some(state) = args.get("state").and_then(Value::as_str) {
+            first = first.query("state", state);
         }
+        first = first.query("pagelen", &wanted.min(PULL_REQUESTS_PAGE_SIZE).to_string());
         let mut pull_requests: Vec<Value> = Vec::new();
-        let mut next: Option<Url> = Some(url);
+        let mut next: Option<Url> = Some(first.url().clone());
         // A page may be short with `next` still given: follow it while pull requests are wanted.
         // A `next` handed out forever is cut off by the host's page cap (and its response budget
         // and deadline); what was gathered is returned with the `next` not taken.
         for _ in 0..self.max_pages {
             let Some(url) = next.take() else { break };
-            let page = self.call(Method::GET, url, None).await?;
+            let page = self.call(JsonRequest::get(url)).await?;
             pull_requests.extend(
                 page.get("values")
                     .and_then(Value::as_array)
@@ -182,14 +168,14 @@ impl BitbucketClient {
             .ok_or_else(|| ToolError::InvalidArguments("pull_request_id must be a positive integer".into()))?;
         let url = self.url(&[str_arg(args, "repo_slug")?, "pullrequests", &id, "comments"])?;
         let body = json!({"content": {"raw": str_arg(args, "text")?}});
-        self.call(Method::POST, url, Some(body)).await
+        self.call(JsonRequest::post(url).json(&body)).await
     }
 
     /// `{api_base_url}/repositories/{workspace}/{segments…}`, each segment percent-encoded.
     fn url(&self, segments: &[&str]) -> Result<Url, ToolError> {
         let mut url = self.base.clone();
         url.path_segments_mut()
-            .map_err(|()| ToolError::Misconfigured("api_base_url cannot carry a path".into()))?
+            .map_err(|()| ToolError::Internal("api_base_url cannot be a base (refused at install)".into()))?
             .pop_if_empty()
             .push("repositories")
             .push(&self.workspace)
@@ -197,22 +183,8 @@ impl BitbucketClient {
         Ok(url)
     }
 
-    async fn call(&self, method: Method, url: Url, body: Option<Value>) -> Result<Value, ToolError> {
-        let mut builder = http::Request::builder()
-            .method(method)
-            .uri(url.as_str())
-            .header(AUTHORIZATION, self.credentials.authorization.clone())
-            .header(ACCEPT, "application/json");
-        let payload = match body {
-            Some(body) => {
-                builder = builder.header(CONTENT_TYPE, "application/json");
-                serde_json::to_vec(&body).map_err(|e| ToolError::InvalidArguments(e.to_string()))?
-            }
-            None => Vec::new(),
-        };
-        let request = builder
-            .body(payload)
-            .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
+    async fn call(&self, request: JsonRequest) -> Result<Value, ToolError> {
+        let request = request.authorization(&self.credentials.authorization).build()?;
         let response = self.http.send(request).await?;
         let parsed: Option<Value> = serde_json::from_slice(response.body()).ok();
         match parsed {

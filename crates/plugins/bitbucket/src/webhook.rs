@@ -1,23 +1,22 @@
-use integrations_core::{PluginConfig, VerifiedWebhook, WebhookError, WebhookOutcome, WebhookRequest};
+use integrations_core::{PluginConfig, WebhookError, WebhookOutcome, WebhookRequest};
+use integrations_hub_signature::{Delivery, EventTypeFrom};
 
-/// Verifies `X-Hub-Signature: sha256=<hex HMAC-SHA256(webhook_secret, raw body)>` in constant time;
-/// the delivery is `X-Request-UUID` (the same on Bitbucket's retries) and the event `X-Event-Key`.
+/// A Bitbucket webhook: `X-Request-UUID` (the same on Bitbucket's retries) and `X-Event-Key`.
+const DELIVERY: Delivery = Delivery {
+    id_header: "x-request-uuid",
+    event_type: EventTypeFrom::Header("x-event-key"),
+};
+
+/// Verifies `X-Hub-Signature: sha256=<hex HMAC-SHA256(webhook_secret, raw body)>` in constant time.
 pub fn verify(config: &PluginConfig, request: &WebhookRequest) -> Result<WebhookOutcome, WebhookError> {
-    integrations_hub_signature::verify(config, request)?;
-    // Checked to be JSON without being built into a document (this runs for every delivery).
-    serde_json::from_slice::<serde::de::IgnoredAny>(&request.body)
-        .map_err(|_| WebhookError::Malformed("body is not JSON".into()))?;
-    Ok(WebhookOutcome::Event(VerifiedWebhook {
-        delivery_id: request.header("x-request-uuid").map(str::to_owned),
-        event_type: request.header("x-event-key").map(str::to_owned),
-    }))
+    integrations_hub_signature::verify_delivery(config, request, &DELIVERY)
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
-    use integrations_core::Secret;
+    use integrations_core::{Secret, VerifiedWebhook};
     use integrations_hub_signature::sign;
     use serde_json::Map;
 

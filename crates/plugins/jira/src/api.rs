@@ -1,9 +1,8 @@
 use std::sync::Arc;
 
 use base64::{engine::general_purpose::STANDARD, Engine};
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderValue, Method};
-use integrations_core::{HttpClient, PluginConfig, PluginContext, PluginError, ToolError};
+use http::HeaderValue;
+use integrations_core::{HttpClient, JsonRequest, PluginConfig, PluginContext, PluginError, ToolError};
 use serde_json::{json, Map, Value};
 use url::Url;
 
@@ -14,12 +13,8 @@ const SEARCH_PAGE_SIZE: u64 = 100;
 
 /// The tenant's site as a base URL: scheme and authority only.
 pub fn site_url(config: &PluginConfig) -> Result<Url, String> {
-    let host = config.str("host").ok_or("host is required")?;
-    let url = Url::parse(host).map_err(|_| "host is not a valid URL".to_owned())?;
-    if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
-        return Err("host must be an http(s) URL with a host name".into());
-    }
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+    let url = config.base_url("host", None)?;
+    if url.path() != "/" {
         return Err("host must be the site root, e.g. https://your-site.atlassian.net".into());
     }
     Ok(url)
@@ -62,7 +57,7 @@ impl JiraClient {
 
     /// `GET /rest/api/3/myself`: one cheap call proving Jira accepts the credentials.
     pub async fn check_credentials(&self) -> Result<(), PluginError> {
-        self.request(Method::GET, "/rest/api/3/myself", None)
+        self.send(JsonRequest::get(self.url("/rest/api/3/myself")?))
             .await
             .map(drop)
             .map_err(credential_refusal)
@@ -79,20 +74,18 @@ impl JiraClient {
         if let Some(description) = args.get("description").and_then(Value::as_str) {
             fields.insert("description".into(), adf::from_plain_text(description));
         }
-        self.request(Method::POST, "/rest/api/3/issue", Some(json!({"fields": fields})))
-            .await
+        let request = JsonRequest::post(self.url("/rest/api/3/issue")?).json(&json!({"fields": fields}));
+        self.send(request).await
     }
 
     pub async fn get_issue(&self, args: &Value) -> Result<Value, ToolError> {
         let key = str_arg(args, "issue_key")?;
         // The schema restricts keys to [A-Z0-9_-], so the key is safe as a path segment.
-        let mut path = format!("/rest/api/3/issue/{key}");
+        let mut request = JsonRequest::get(self.url(&format!("/rest/api/3/issue/{key}"))?);
         if let Some(fields) = string_list(args, "fields") {
-            let mut query = url::form_urlencoded::Serializer::new(String::new());
-            query.append_pair("fields", &fields.join(","));
-            path = format!("{path}?{}", query.finish());
+            request = request.query("fields", &fields.join(","));
         }
-        self.request(Method::GET, &path, None).await
+        self.send(request).await
     }
 
     pub async fn search_issues(&self, args: &Value) -> Result<Value, ToolError> {
@@ -102,6 +95,7 @@ impl JiraClient {
         let fields = string_list(args, "fields").unwrap_or_else(|| vec!["summary".into(), "status".into()]);
         let mut issues: Vec<Value> = Vec::new();
         let mut next_page_token: Option<String> = None;
+        let search = self.url("/rest/api/3/search/jql")?;
         // Jira may answer with fewer issues than asked and a token for more: follow it while issues
         // are wanted. A Jira that never sends its last page is cut off by the host's page cap (and
         // its response budget and deadline); what was gathered is returned with the token.
@@ -111,7 +105,7 @@ impl JiraClient {
             if let Some(token) = &next_page_token {
                 body["nextPageToken"] = json!(token);
             }
-            let page = self.request(Method::POST, "/rest/api/3/search/jql", Some(body)).await?;
+            let page = self.send(JsonRequest::post(search.clone()).json(&body)).await?;
             issues.extend(
                 page.get("issues")
                     .and_then(Value::as_array)
@@ -133,22 +127,14 @@ impl JiraClient {
         Ok(json!({"issues": issues, "is_last": is_last, "next_page_token": next_page_token}))
     }
 
-    async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, ToolError> {
-        let mut builder = http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header(AUTHORIZATION, self.authorization.clone())
-            .header(ACCEPT, "application/json");
-        let payload = match body {
-            Some(body) => {
-                builder = builder.header(CONTENT_TYPE, "application/json");
-                serde_json::to_vec(&body).map_err(|e| ToolError::InvalidArguments(e.to_string()))?
-            }
-            None => Vec::new(),
-        };
-        let request = builder
-            .body(payload)
-            .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
+    /// `{host}{path}`; the path is ours, so a URL that cannot be built is the host's fault.
+    fn url(&self, path: &str) -> Result<Url, ToolError> {
+        Url::parse(&format!("{}{path}", self.base))
+            .map_err(|e| ToolError::Internal(format!("cannot build the URL of {path}: {e}")))
+    }
+
+    async fn send(&self, request: JsonRequest) -> Result<Value, ToolError> {
+        let request = request.authorization(&self.authorization).build()?;
         let response = self.http.send(request).await?;
         let status = response.status();
         let parsed: Option<Value> = serde_json::from_slice(response.body()).ok();

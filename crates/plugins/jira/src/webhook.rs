@@ -1,53 +1,23 @@
-use integrations_core::{PluginConfig, VerifiedWebhook, WebhookError, WebhookOutcome, WebhookRequest};
+use integrations_core::{PluginConfig, WebhookError, WebhookOutcome, WebhookRequest};
+use integrations_hub_signature::{Delivery, EventTypeFrom};
+
+/// A Jira admin webhook: `X-Atlassian-Webhook-Identifier` (the same on Jira's retries) and the
+/// body's `webhookEvent`.
+const DELIVERY: Delivery = Delivery {
+    id_header: "x-atlassian-webhook-identifier",
+    event_type: EventTypeFrom::BodyField("webhookEvent"),
+};
 
 /// Verifies `X-Hub-Signature: sha256=<hex HMAC-SHA256(webhook_secret, body)>`.
 pub fn verify(config: &PluginConfig, request: &WebhookRequest) -> Result<WebhookOutcome, WebhookError> {
-    integrations_hub_signature::verify(config, request)?;
-    let event_type = match serde_json::from_slice::<Envelope>(&request.body) {
-        Ok(envelope) => envelope.webhook_event.and_then(EventName::into_string),
-        // JSON that is not an object names no event; anything else is not JSON at all.
-        Err(_) => {
-            serde_json::from_slice::<serde::de::IgnoredAny>(&request.body)
-                .map_err(|_| WebhookError::Malformed("body is not JSON".into()))?;
-            None
-        }
-    };
-    Ok(WebhookOutcome::Event(VerifiedWebhook {
-        delivery_id: request.header("x-atlassian-webhook-identifier").map(str::to_owned),
-        event_type,
-    }))
-}
-
-/// The one field read from a delivery; the rest of the body is checked to be JSON but not built
-/// into a document (this runs for every delivery).
-#[derive(serde::Deserialize)]
-struct Envelope<'a> {
-    #[serde(rename = "webhookEvent", borrow, default)]
-    webhook_event: Option<EventName<'a>>,
-}
-
-/// `webhookEvent` as sent: a string names the event; any other JSON value names none.
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum EventName<'a> {
-    Name(#[serde(borrow)] std::borrow::Cow<'a, str>),
-    Other(serde::de::IgnoredAny),
-}
-
-impl EventName<'_> {
-    fn into_string(self) -> Option<String> {
-        match self {
-            Self::Name(name) => Some(name.into_owned()),
-            Self::Other(_) => None,
-        }
-    }
+    integrations_hub_signature::verify_delivery(config, request, &DELIVERY)
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
-    use integrations_core::Secret;
+    use integrations_core::{Secret, VerifiedWebhook};
     use integrations_hub_signature::sign;
     use serde_json::Map;
 

@@ -3,8 +3,8 @@ use std::sync::Arc;
 use base64::{engine::general_purpose::STANDARD, Engine};
 use http::header::{CONTENT_TYPE, LOCATION};
 use http::Method;
-use integrations_core::{HttpClient, HttpResponse, PluginConfig, PluginContext, PluginError, ToolError};
-use integrations_msgraph::{graph_error, id_segment, item_path, GraphClient, GraphRequest, GraphSettings};
+use integrations_core::{HttpClient, HttpResponse, JsonRequest, PluginConfig, PluginContext, PluginError, ToolError};
+use integrations_msgraph::{graph_error, id_segment, item_path, GraphClient, GraphSettings};
 use serde_json::{json, Value};
 use url::Url;
 
@@ -82,7 +82,7 @@ impl SharePointClient {
             _ => content.as_bytes().to_vec(),
         };
         let url = self.drive_url(&format!("root:/{path}:/content"))?;
-        let request = GraphRequest::bytes(Method::PUT, url, "application/octet-stream", bytes);
+        let request = JsonRequest::new(Method::PUT, url).bytes("application/octet-stream", bytes);
         Ok(item_summary(&self.graph.json(&request).await?))
     }
 
@@ -91,7 +91,7 @@ impl SharePointClient {
     /// policy applies) without `Authorization`, reading at most `max_download_bytes`.
     pub async fn download_file(&self, args: &Value) -> Result<Value, ToolError> {
         let path = path_arg(args, "path")?;
-        let request = GraphRequest::get(self.drive_url(&format!("root:/{path}:/content"))?);
+        let request = JsonRequest::get(self.drive_url(&format!("root:/{path}:/content"))?);
         let response = self.graph.send(&request, Some(self.max_download_bytes)).await?;
         let file = if response.status().is_redirection() {
             let location = redirect_target(request.url(), &response)?;
@@ -146,7 +146,7 @@ impl SharePointClient {
         // budget and deadline); what was gathered is returned with the link not taken.
         for _ in 0..self.max_pages {
             let Some(url) = next.take() else { break };
-            let page = self.graph.json(&GraphRequest::get(url)).await?;
+            let page = self.graph.json(&JsonRequest::get(url)).await?;
             let values = page.get("value").and_then(Value::as_array).into_iter().flatten();
             items.extend(values.map(item_summary));
             next = page

@@ -1,28 +1,23 @@
 use std::sync::Arc;
 
-use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderValue, Method, StatusCode};
-use integrations_core::{HttpClient, HttpResponse, PluginConfig, PluginContext, PluginError, ToolError};
+use http::{HeaderValue, StatusCode};
+use integrations_core::{HttpClient, HttpResponse, JsonRequest, PluginConfig, PluginContext, PluginError, ToolError};
 use serde_json::{json, Value};
 use url::Url;
 
 /// Where the Web API lives unless the installation says otherwise.
 pub const DEFAULT_API_BASE_URL: &str = "https://slack.com/api";
 
+/// The content type of a JSON body: without the charset Slack answers with a `missing_charset`
+/// warning.
+const JSON_UTF8: &str = "application/json; charset=utf-8";
+
 /// Slack recommends asking `conversations.list` for no more than 200 channels a page.
 const CHANNELS_PAGE_SIZE: u64 = 200;
 
 /// The installation's Web API base URL (`api_base_url`, else Slack's own).
 pub fn api_base_url(config: &PluginConfig) -> Result<Url, String> {
-    let raw = config.str("api_base_url").unwrap_or(DEFAULT_API_BASE_URL);
-    let url = Url::parse(raw).map_err(|_| "api_base_url is not a valid URL".to_owned())?;
-    if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
-        return Err("api_base_url must be an http(s) URL with a host name".into());
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err("api_base_url must not carry a query or fragment, e.g. https://slack.com/api".into());
-    }
-    Ok(url)
+    config.base_url("api_base_url", Some(DEFAULT_API_BASE_URL))
 }
 
 /// One client per call: the Web API base, the bot token, the host's HTTP client and its page cap.
@@ -53,7 +48,7 @@ impl SlackClient {
 
     /// `auth.test`: a token Slack refuses is the installer's mistake, named as `bot_token`.
     pub async fn check_credentials(&self) -> Result<(), PluginError> {
-        match self.call(Method::POST, self.method_url("auth.test")?, None).await {
+        match self.call(JsonRequest::post(self.method_url("auth.test")?)).await {
             Ok(_) => Ok(()),
             Err(ToolError::Upstream { status, message, .. }) if (200..300).contains(&status) => {
                 Err(PluginError::InvalidConfig {
@@ -67,8 +62,8 @@ impl SlackClient {
 
     pub async fn send_message(&self, args: &Value) -> Result<Value, ToolError> {
         let body = json!({"channel": str_arg(args, "channel")?, "text": str_arg(args, "text")?});
-        self.call(Method::POST, self.method_url("chat.postMessage")?, Some(body))
-            .await
+        let request = JsonRequest::post(self.method_url("chat.postMessage")?).json_as(JSON_UTF8, &body);
+        self.call(request).await
     }
 
     pub async fn list_channels(&self, args: &Value) -> Result<Value, ToolError> {
@@ -83,21 +78,18 @@ impl SlackClient {
         // (and its response budget and deadline); what was gathered is returned with the cursor.
         for _ in 0..self.max_pages {
             let remaining = wanted - channels.len() as u64;
-            let mut url = self.method_url("conversations.list")?;
-            {
-                let mut query = url.query_pairs_mut();
-                if let Some(types) = types {
-                    query.append_pair("types", types);
-                }
-                query.append_pair("limit", &remaining.min(CHANNELS_PAGE_SIZE).to_string());
-                if let Some(exclude) = exclude_archived {
-                    query.append_pair("exclude_archived", if exclude { "true" } else { "false" });
-                }
-                if let Some(cursor) = &cursor {
-                    query.append_pair("cursor", cursor);
-                }
+            let mut request = JsonRequest::get(self.method_url("conversations.list")?);
+            if let Some(types) = types {
+                request = request.query("types", types);
             }
-            let page = self.call(Method::GET, url, None).await?;
+            request = request.query("limit", &remaining.min(CHANNELS_PAGE_SIZE).to_string());
+            if let Some(exclude) = exclude_archived {
+                request = request.query("exclude_archived", if exclude { "true" } else { "false" });
+            }
+            if let Some(cursor) = &cursor {
+                request = request.query("cursor", cursor);
+            }
+            let page = self.call(request).await?;
             channels.extend(
                 page.get("channels")
                     .and_then(Value::as_array)
@@ -119,25 +111,12 @@ impl SlackClient {
     }
 
     fn method_url(&self, method: &str) -> Result<Url, ToolError> {
-        Url::parse(&format!("{}/{method}", self.base)).map_err(|e| ToolError::Misconfigured(e.to_string()))
+        Url::parse(&format!("{}/{method}", self.base))
+            .map_err(|e| ToolError::Internal(format!("cannot build the URL of {method}: {e}")))
     }
 
-    async fn call(&self, method: Method, url: Url, body: Option<Value>) -> Result<Value, ToolError> {
-        let mut builder = http::Request::builder()
-            .method(method)
-            .uri(url.as_str())
-            .header(AUTHORIZATION, self.authorization.clone());
-        let payload = match body {
-            Some(body) => {
-                // Without the charset Slack answers with a `missing_charset` warning.
-                builder = builder.header(CONTENT_TYPE, "application/json; charset=utf-8");
-                serde_json::to_vec(&body).map_err(|e| ToolError::InvalidArguments(e.to_string()))?
-            }
-            None => Vec::new(),
-        };
-        let request = builder
-            .body(payload)
-            .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
+    async fn call(&self, request: JsonRequest) -> Result<Value, ToolError> {
+        let request = request.authorization(&self.authorization).build()?;
         let response = self.http.send(request).await?;
         let parsed: Option<Value> = serde_json::from_slice(response.body()).ok();
         match parsed {

@@ -1,6 +1,5 @@
-use http::Method;
-use integrations_core::{PluginContext, PluginError, ToolError};
-use integrations_msgraph::{id_segment, GraphClient, GraphRequest, GraphSettings};
+use integrations_core::{JsonRequest, PluginContext, PluginError, ToolError};
+use integrations_msgraph::{id_segment, GraphClient, GraphSettings};
 use serde_json::{json, Value};
 
 /// The delegated scope asked for when refreshing: only what posting needs (`ChannelMessage.Send`),
@@ -62,7 +61,7 @@ impl TeamsClient {
             .settings
             .graph_url(&format!("v1.0/teams/{}/channels/{channel}/messages", self.team))?;
         let body = json!({"body": {"contentType": content_type, "content": str_arg(args, "content")?}});
-        delegated.json(&GraphRequest::json(Method::POST, url, &body)?).await
+        delegated.json(&JsonRequest::post(url).json(&body)).await
     }
 
     /// `teams_create_channel`: `POST /v1.0/teams/{team}/channels`, a standard channel, app-only.
@@ -72,7 +71,7 @@ impl TeamsClient {
         if let Some(description) = args.get("description").and_then(Value::as_str) {
             body["description"] = json!(description);
         }
-        self.app.json(&GraphRequest::json(Method::POST, url, &body)?).await
+        self.app.json(&JsonRequest::post(url).json(&body)).await
     }
 }
 
