@@ -4,7 +4,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use integrations_service::{AttemptPage, CreatedWebhookEndpoint, ReplayReport, WebhookEndpointView};
+use integrations_service::{
+    AttemptPage, CreatedWebhookEndpoint, FieldError, ReplayReport, ReplayRequest, ServiceError, WebhookEndpointView,
+};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -33,7 +36,7 @@ async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<CreatedWebhookEndpoint>), ApiError> {
-    let created = state.service.create_webhook_endpoint(&tenant, body).await?;
+    let created = state.service.create_webhook_endpoint(&tenant, typed(body)?).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -74,7 +77,12 @@ async fn update(
     ApiPath(id): ApiPath<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<WebhookEndpointView>, ApiError> {
-    Ok(Json(state.service.update_webhook_endpoint(&tenant, &id, body).await?))
+    Ok(Json(
+        state
+            .service
+            .update_webhook_endpoint(&tenant, &id, typed(body)?)
+            .await?,
+    ))
 }
 
 async fn remove(
@@ -125,7 +133,25 @@ async fn replay(
     ApiPath(id): ApiPath<String>,
     JsonBodyOrEmpty(body): JsonBodyOrEmpty,
 ) -> Result<(StatusCode, Json<ReplayReport>), ApiError> {
-    let since = body.get("since").cloned().unwrap_or(Value::Null);
-    let report = state.service.replay_webhook_endpoint(&tenant, &id, &since).await?;
+    let request: ReplayRequest = typed(body)?;
+    let report = state
+        .service
+        .replay_webhook_endpoint(&tenant, &id, request.since)
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(report)))
+}
+
+/// A request body as the service's typed input; a value of the wrong shape is 422 naming its
+/// field (`event_types.0`), as the service names the fields it refuses.
+fn typed<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(body).map_err(|error| {
+        let field = match error.path().to_string() {
+            root if root == "." => String::new(),
+            path => path,
+        };
+        let message = error.into_inner().to_string();
+        ApiError::from(ServiceError::InvalidWebhookEndpoint(
+            vec![FieldError { field, message }].into(),
+        ))
+    })
 }

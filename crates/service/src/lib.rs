@@ -53,8 +53,8 @@ pub use tenants::{validate_tenant_id, CreatedKey, TenantSummary, TenantUpdate};
 pub use tools::ToolListing;
 pub use validation::{FieldError, FieldErrors, MAX_REPORTED_ERRORS};
 pub use webhook_endpoints::{
-    AttemptPage, AttemptView, CreatedWebhookEndpoint, ReplayReport, WebhookEndpointView, MAX_ATTEMPT_PAGE,
-    MAX_REPLAY_EVENTS,
+    AttemptPage, AttemptView, CreatedWebhookEndpoint, ReplayReport, ReplayRequest, ReplaySince, WebhookEndpointFields,
+    WebhookEndpointView, MAX_ATTEMPT_PAGE, MAX_REPLAY_EVENTS,
 };
 pub use webhooks::WebhookReceipt;
 
