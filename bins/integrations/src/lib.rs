@@ -150,7 +150,7 @@ pub async fn build_app_with(config: &Config, registry: PluginRegistry) -> Result
             Err(error) => tracing::warn!(%error, "job announcements on NATS unavailable; workers poll the database"),
         }
     }
-    let worker = service.job_queue().spawn(integrations_api::job_handlers(&service));
+    let worker = service.job_queue().spawn(integrations_service::job_handlers(&service));
     service.keep_background(worker);
     service.listen_for_changes().await;
     service.start_idempotency_sweep();

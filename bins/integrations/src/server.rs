@@ -29,6 +29,7 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use integrations_api::ApiError;
+use integrations_problems::RequestError;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::ServiceExt;
@@ -184,7 +185,7 @@ async fn answer(router: Router, timeout: Duration, request: hyper::Request<Incom
     match tokio::time::timeout(timeout, response).await {
         Ok(Ok(response)) => response,
         Ok(Err(never)) => match never {},
-        Err(_) => ApiError::RequestTimeout(timeout).into_response(),
+        Err(_) => ApiError::from(RequestError::RequestTimeout(timeout)).into_response(),
     }
 }
 

@@ -2,6 +2,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
+use integrations_problems::RequestError;
 use integrations_service::{validate_tenant_id, RateScope, ServiceError};
 
 use crate::{ApiError, AppState, TenantAuth};
@@ -30,13 +31,15 @@ fn trusted_tenant_header(headers: &HeaderMap) -> Result<Option<&str>, ApiError> 
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(ApiError::InvalidTenantHeader("more than one"));
+        return Err(ApiError::from(RequestError::InvalidTenantHeader("more than one")));
     }
-    let id = value.to_str().map_err(|_| ApiError::InvalidTenantHeader("not text"))?;
+    let id = value
+        .to_str()
+        .map_err(|_| RequestError::InvalidTenantHeader("not text"))?;
     if id.is_empty() {
-        return Err(ApiError::InvalidTenantHeader("empty"));
+        return Err(ApiError::from(RequestError::InvalidTenantHeader("empty")));
     }
-    validate_tenant_id(id).map_err(|_| ApiError::InvalidTenantHeader("not a tenant id"))?;
+    validate_tenant_id(id).map_err(|_| RequestError::InvalidTenantHeader("not a tenant id"))?;
     Ok(Some(id))
 }
 
@@ -64,10 +67,10 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         // With no admin token configured the admin API does not exist.
-        let expected = state.admin_token.as_ref().ok_or(ApiError::RouteNotFound)?;
+        let expected = state.admin_token.as_ref().ok_or(RequestError::RouteNotFound)?;
         match bearer(parts) {
             Some(presented) if expected.matches(presented) => Ok(Admin),
-            _ => Err(ApiError::AdminUnauthorized),
+            _ => Err(ApiError::from(RequestError::AdminUnauthorized)),
         }
     }
 }

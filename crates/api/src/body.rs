@@ -1,6 +1,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
+use integrations_problems::RequestError;
 use serde_json::Value;
 
 use crate::ApiError;
@@ -13,17 +14,22 @@ pub struct JsonBodyOrEmpty(pub Value);
 
 pub async fn read_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(request, state).await.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge
+        ApiError::from(if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            RequestError::PayloadTooLarge
         } else {
-            ApiError::BadBody
-        }
+            RequestError::BadBody
+        })
     })
 }
 
 fn parse(bytes: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::MalformedJson(format!("line {} column {}", e.line(), e.column())))
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::from(RequestError::MalformedJson(format!(
+            "line {} column {}",
+            e.line(),
+            e.column()
+        )))
+    })
 }
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {

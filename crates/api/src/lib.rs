@@ -1,5 +1,6 @@
 //! The REST API: one router per resource over [`Service`], authentication as extractors, and one
-//! place ([`problem`]) that turns errors into RFC 9457 problem responses.
+//! place ([`problem`]) that answers errors as the RFC 9457 problems `integrations-problems` maps
+//! them to.
 
 mod admin;
 mod auth;
@@ -19,12 +20,12 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::{Json, Router};
+use integrations_problems::RequestError;
 use integrations_secrets_digest::AdminToken;
 use integrations_service::Service;
 use serde_json::json;
 
 pub use auth::CurrentTenant;
-pub use jobs::job_handlers;
 pub use problem::ApiError;
 
 /// Largest request body accepted anywhere.
@@ -62,8 +63,8 @@ pub fn app(state: AppState) -> Router {
         .merge(webhook_endpoints::router())
         .merge(webhook_events::router())
         .merge(webhooks::router())
-        .fallback(|| async { ApiError::RouteNotFound })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .fallback(|| async { ApiError::from(RequestError::RouteNotFound) })
+        .method_not_allowed_fallback(|| async { ApiError::from(RequestError::MethodNotAllowed) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

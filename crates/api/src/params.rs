@@ -2,6 +2,7 @@
 
 use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
+use integrations_problems::RequestError;
 use serde::de::DeserializeOwned;
 
 use crate::ApiError;
@@ -19,7 +20,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(value)| Self(value))
-            .map_err(|rejection| ApiError::InvalidParameters(rejection.body_text()))
+            .map_err(|rejection| ApiError::from(RequestError::InvalidParameters(rejection.body_text())))
     }
 }
 
@@ -30,6 +31,6 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuer
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(value)| Self(value))
-            .map_err(|rejection| ApiError::InvalidParameters(rejection.body_text()))
+            .map_err(|rejection| ApiError::from(RequestError::InvalidParameters(rejection.body_text())))
     }
 }

@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use integrations_problems::RequestError;
 use integrations_service::StoredResponse;
 use integrations_service::{tool_call_fingerprint, IdempotentStart, MAX_IDEMPOTENCY_KEY_LEN};
 use serde::Deserialize;
@@ -89,14 +90,18 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let mut keys = headers.get_all("idempotency-key").iter();
     let Some(key) = keys.next() else { return Ok(None) };
     if keys.next().is_some() {
-        return Err(ApiError::InvalidIdempotencyKey("send one"));
+        return Err(ApiError::from(RequestError::InvalidIdempotencyKey("send one")));
     }
     let key = key.as_bytes();
     if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
-        return Err(ApiError::InvalidIdempotencyKey("use 1 to 255 characters"));
+        return Err(ApiError::from(RequestError::InvalidIdempotencyKey(
+            "use 1 to 255 characters",
+        )));
     }
     if !key.iter().all(|byte| (0x20..=0x7e).contains(byte)) {
-        return Err(ApiError::InvalidIdempotencyKey("use printable ASCII characters"));
+        return Err(ApiError::from(RequestError::InvalidIdempotencyKey(
+            "use printable ASCII characters",
+        )));
     }
     Ok(Some(String::from_utf8_lossy(key).into_owned()))
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use integrations_api::ApiError;
+use integrations_problems::Problem;
 use integrations_service::{Service, ServiceError, ToolListing};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
@@ -97,24 +97,20 @@ pub(crate) fn tool_result(outcome: Result<Value, ServiceError>) -> CallToolResul
     match outcome {
         Ok(Value::Object(result)) => CallToolResult::structured(Value::Object(result)),
         Ok(result) => CallToolResult::success(vec![ContentBlock::text(result.to_string())]),
-        Err(error) => CallToolResult::structured_error(ApiError::from(error).problem_document().1),
+        Err(error) => CallToolResult::structured_error(Problem::from(&error).document()),
     }
 }
 
 /// `Invalid params` (-32602) naming the tool, with the problem document the REST API answers.
 fn unknown_tool(name: &str) -> ErrorData {
-    let (_, problem) = ApiError::from(ServiceError::ToolNotFound(name.to_owned())).problem_document();
+    let problem = Problem::from(&ServiceError::ToolNotFound(name.to_owned())).document();
     ErrorData::invalid_params(format!("unknown tool: {name}"), Some(problem))
 }
 
 /// A failure outside any tool call (listing): a protocol error carrying the problem document.
 fn protocol_error(error: ServiceError) -> ErrorData {
-    let (_, problem) = ApiError::from(error).problem_document();
-    let detail = problem["detail"]
-        .as_str()
-        .unwrap_or("the tools could not be listed")
-        .to_owned();
-    ErrorData::internal_error(detail, Some(problem))
+    let problem = Problem::from(&error);
+    ErrorData::internal_error(problem.detail().to_owned(), Some(problem.document()))
 }
 
 #[cfg(test)]
@@ -142,8 +138,9 @@ mod tests {
     #[test]
     fn a_failure_is_an_error_result_with_the_rest_problem_document() {
         let error = || ServiceError::ToolNotFound("nope".into());
-        let (status, problem) = ApiError::from(error()).problem_document();
-        assert_eq!(status, 404);
+        let problem = Problem::from(&error());
+        assert_eq!(problem.status(), 404);
+        let problem = problem.document();
         let wire = serde_json::to_value(tool_result(Err(error()))).unwrap();
         assert_eq!(wire["isError"], json!(true));
         let text = wire["content"][0]["text"].as_str().unwrap();
@@ -159,9 +156,9 @@ mod tests {
         let wire = serde_json::to_value(unknown_tool("nope")).unwrap();
         assert_eq!(wire["code"], json!(-32602));
         assert_eq!(wire["message"], json!("unknown tool: nope"));
-        let (status, problem) = ApiError::from(ServiceError::ToolNotFound("nope".into())).problem_document();
-        assert_eq!(status, 404);
-        assert_eq!(wire["data"], problem);
+        let problem = Problem::from(&ServiceError::ToolNotFound("nope".into()));
+        assert_eq!(problem.status(), 404);
+        assert_eq!(wire["data"], problem.document());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use integrations_api::{ApiError, AppState, CurrentTenant};
+use integrations_problems::RequestError;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::SessionManager;
 
@@ -207,7 +208,7 @@ pub(crate) async fn guard(State(guard): State<Guard>, request: Request, next: Ne
     let session = parts.headers.get(SESSION_HEADER).cloned();
     if let Some(session) = &session {
         if !guard.owners.is_owner(session, &tenant) {
-            return ApiError::McpSessionNotFound.into_response();
+            return ApiError::from(RequestError::McpSessionNotFound).into_response();
         }
     }
     let method = parts.method.clone();

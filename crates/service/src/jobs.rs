@@ -1,8 +1,12 @@
 //! Tool calls as background jobs (within the tenant's limit of queued jobs), and the tenant's
 //! view of its jobs: pages bounded by count and bytes, with each job's request, result and error
-//! written out as stored, never parsed into a tree.
+//! written out as stored, never parsed into a tree; and the handler the worker runs them with.
 
-use integrations_jobs::{EnqueueError, JobQueue};
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use integrations_jobs::{JobHandler, JobOutcome, JobQueue};
+use integrations_problems::Problem;
 use integrations_store::{Job, JobState};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -139,18 +143,9 @@ impl Service {
         self.job(tenant_id, id).await
     }
 
-    /// The queue, for the host to start its worker with the handlers of each job kind.
-    pub fn job_queue(&self) -> &std::sync::Arc<JobQueue> {
+    /// The queue, for the host to start its worker with [`job_handlers`].
+    pub fn job_queue(&self) -> &Arc<JobQueue> {
         &self.jobs
-    }
-}
-
-impl From<EnqueueError> for ServiceError {
-    fn from(error: EnqueueError) -> Self {
-        match error {
-            EnqueueError::TooManyQueued { limit } => ServiceError::TooManyQueuedJobs { limit },
-            EnqueueError::Store(error) => ServiceError::Store(error),
-        }
     }
 }
 
@@ -164,5 +159,45 @@ pub fn retryable(error: &ServiceError) -> bool {
         | ServiceError::Store(_)
         | ServiceError::Internal(_) => true,
         _ => false,
+    }
+}
+
+/// The job handlers the host's worker runs, by job kind.
+pub fn job_handlers(service: &Arc<Service>) -> HashMap<String, Arc<dyn JobHandler>> {
+    let tool_calls: Arc<dyn JobHandler> = Arc::new(ToolCallJobs {
+        // Weak: the service keeps the worker, and the worker must not keep the service alive.
+        service: Arc::downgrade(service),
+    });
+    HashMap::from([(TOOL_CALL_JOB.to_owned(), tool_calls)])
+}
+
+/// Runs a queued tool call through the same path as a synchronous call; a failure is kept as the
+/// problem document that call would have answered.
+struct ToolCallJobs {
+    service: Weak<Service>,
+}
+
+#[async_trait::async_trait]
+impl JobHandler for ToolCallJobs {
+    async fn run(&self, job: &Job) -> JobOutcome {
+        let Some(service) = self.service.upgrade() else {
+            return JobOutcome::Retry(json!({"detail": "the service is shutting down"}));
+        };
+        let request: Value = serde_json::from_str(&job.payload).unwrap_or(Value::Null);
+        let Some(tool) = request.get("tool").and_then(Value::as_str) else {
+            return JobOutcome::Fail(json!({"detail": "the job names no tool"}));
+        };
+        let arguments = request.get("arguments").cloned().unwrap_or_else(|| json!({}));
+        match service.call_tool_in_background(&job.tenant_id, tool, arguments).await {
+            Ok(result) => JobOutcome::Succeeded(result),
+            Err(error) => {
+                let problem = Problem::from(&error).document();
+                if retryable(&error) {
+                    JobOutcome::Retry(problem)
+                } else {
+                    JobOutcome::Fail(problem)
+                }
+            }
+        }
     }
 }

@@ -3,7 +3,6 @@
 //! [`Service`]; tests can drive it directly.
 
 mod budget;
-mod error;
 mod events;
 mod gate;
 mod idempotency;
@@ -37,21 +36,19 @@ use integrations_store::Store;
 use jsonschema::Validator;
 
 pub use budget::ToolLimits;
-pub use error::ServiceError;
 pub use events::{
     EventCursor, InvalidCursor, WebhookEventPage, WebhookEventView, DEFAULT_EVENT_PAGE_LIMIT, MAX_EVENT_PAGE_LIMIT,
     MAX_EVENT_PAGE_PAYLOAD_BYTES,
 };
 pub use idempotency::{tool_call_fingerprint, IdempotentStart, MAX_IDEMPOTENCY_KEY_LEN};
+pub use integrations_problems::{FieldError, FieldErrors, RateLimited, RateScope, ServiceError, MAX_REPORTED_ERRORS};
 pub use integrations_store::StoredResponse;
-pub use jobs::{retryable, JobView, DEFAULT_JOB_PAGE, TOOL_CALL_JOB};
+pub use jobs::{job_handlers, retryable, JobView, DEFAULT_JOB_PAGE, TOOL_CALL_JOB};
 pub use limits::{check_rate_limit, DeploymentLimits, EffectiveLimits, LimitChange, LimitsUpdate};
 pub use plugins::{PluginDetails, PluginState, PluginSummary, UpstreamView};
-pub use rate_limits::{RateLimited, RateScope};
 pub use rotation::{rotate_master_key, RotationReport};
 pub use tenants::{validate_tenant_id, CreatedKey, TenantSummary, TenantUpdate};
 pub use tools::ToolListing;
-pub use validation::{FieldError, FieldErrors, MAX_REPORTED_ERRORS};
 pub use webhook_endpoints::{
     AttemptPage, AttemptView, CreatedWebhookEndpoint, ReplayReport, ReplayRequest, ReplaySince, WebhookEndpointFields,
     WebhookEndpointView, MAX_ATTEMPT_PAGE, MAX_REPLAY_EVENTS,

@@ -12,28 +12,10 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota};
 use integrations_store::RateLimit;
 
+use crate::{RateLimited, RateScope};
+
 /// More buckets than this and the map starts over (a bucket refills anyway within a second or so).
 const MAX_BUCKETS: usize = 200_000;
-
-/// What a bucket limits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RateScope {
-    /// The tenant API and MCP.
-    Api,
-    /// Inbound webhooks.
-    Webhooks,
-}
-
-/// A request over its tenant's rate limit.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RateLimited {
-    /// What was limited.
-    pub scope: RateScope,
-    /// This replica's share of the limit, the one that refused.
-    pub limit: RateLimit,
-    /// When the next request would be allowed.
-    pub retry_after: Duration,
-}
 
 struct Bucket {
     share: RateLimit,

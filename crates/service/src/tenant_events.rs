@@ -2,21 +2,10 @@
 
 use std::time::Duration;
 
-use integrations_events::{EmittedEvent, EventError, EventPage};
+use integrations_events::{EmittedEvent, EventPage};
 use serde_json::Value;
 
 use crate::{Service, ServiceError};
-
-impl From<EventError> for ServiceError {
-    fn from(error: EventError) -> Self {
-        match error {
-            // Deleted between the gate's check and the append.
-            EventError::Store(integrations_store::StoreError::UnknownTenant) => ServiceError::TenantNotFound,
-            EventError::Store(error) => ServiceError::Store(error),
-            refused => ServiceError::InvalidRequest(refused.to_string()),
-        }
-    }
-}
 
 impl Service {
     /// Appends an event the tenant emits (`POST /v1/events`).

@@ -1,13 +1,18 @@
+//! What the service can refuse or fail with, one variant per kind of failure.
+
 use std::time::Duration;
 
 use integrations_core::{HttpError, ToolError};
+use integrations_events::EventError;
+use integrations_jobs::EnqueueError;
 use integrations_secrets::CryptoError;
 use integrations_store::StoreError;
 use serde_json::Value;
 
-use crate::{FieldError, FieldErrors};
+use crate::{FieldError, FieldErrors, RateLimited};
 
-/// Everything the service can refuse or fail with; the API maps each kind to one problem type.
+/// Everything the service can refuse or fail with; [`crate::Problem`] maps each kind to one
+/// problem type.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     /// Missing or unknown credentials.
@@ -113,7 +118,7 @@ pub enum ServiceError {
     WebhookRejected,
     /// The tenant is over its rate limit.
     #[error("rate limit exceeded; retry in {} ms", .0.retry_after.as_millis())]
-    RateLimited(crate::RateLimited),
+    RateLimited(RateLimited),
     /// The tenant already has as many tool calls running as it may.
     #[error("the tenant already has {limit} tool calls running, the most it may have at once")]
     TooManyConcurrentCalls {
@@ -186,6 +191,26 @@ impl From<ToolError> for ServiceError {
                 reason,
             },
             ToolError::Internal(message) => ServiceError::Internal(message),
+        }
+    }
+}
+
+impl From<EnqueueError> for ServiceError {
+    fn from(error: EnqueueError) -> Self {
+        match error {
+            EnqueueError::TooManyQueued { limit } => ServiceError::TooManyQueuedJobs { limit },
+            EnqueueError::Store(error) => ServiceError::Store(error),
+        }
+    }
+}
+
+impl From<EventError> for ServiceError {
+    fn from(error: EventError) -> Self {
+        match error {
+            // Deleted between the gate's check and the append.
+            EventError::Store(StoreError::UnknownTenant) => ServiceError::TenantNotFound,
+            EventError::Store(error) => ServiceError::Store(error),
+            refused => ServiceError::InvalidRequest(refused.to_string()),
         }
     }
 }
