@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::workspace::{connector_crates, default_features, entries, read, HOST_MANIFEST, LISTS, PLUGINS_DIR};
+use crate::workspace::{connector_crates, entries, read, E2E_DIR, INLINE_LISTS, LISTS, PLUGINS_DIR};
 
 /// Fails with every disagreement found, each on its own line.
 pub fn check(root: &Path) -> Result<(), String> {
@@ -49,27 +49,31 @@ pub fn problems(root: &Path) -> Result<Vec<String>, String> {
             }
         }
         let names: Vec<String> = found.into_iter().map(|(_, name)| name).collect();
-        compare(&place, &names, &connectors, &mut problems);
+        compare(&place, &names, &connectors, list.shared, &mut problems);
     }
-    let host = read(root, HOST_MANIFEST)?;
-    let host_lines: Vec<&str> = host.lines().collect();
-    let (_, defaults) = default_features(&host_lines)?;
-    compare(
-        &format!("{HOST_MANIFEST} default features"),
-        &defaults,
-        &connectors,
-        &mut problems,
-    );
+    for list in INLINE_LISTS {
+        let text = read(root, list.file)?;
+        let lines: Vec<&str> = text.lines().collect();
+        let (_, names) = list.find(&lines)?;
+        let place = format!("{} {}", list.file, list.describe);
+        compare(&place, &names, &connectors, false, &mut problems);
+    }
+    for connector in &connectors {
+        let module = format!("{E2E_DIR}/{connector}.rs");
+        if !root.join(&module).is_file() {
+            problems.push(format!("{module}: missing (the connector's end-to-end tests)"));
+        }
+    }
     Ok(problems)
 }
 
-/// Adds a problem for each connector missing from `names`, each name that is no connector, and
-/// for `names` out of order or repeated.
-fn compare(place: &str, names: &[String], connectors: &[String], problems: &mut Vec<String>) {
+/// Adds a problem for each connector missing from `names`, each name that is no connector (unless
+/// the list is `shared` with other things), and for `names` out of order or repeated.
+fn compare(place: &str, names: &[String], connectors: &[String], shared: bool, problems: &mut Vec<String>) {
     for connector in connectors.iter().filter(|c| !names.contains(c)) {
         problems.push(format!("{place}: missing {connector}"));
     }
-    for name in names.iter().filter(|n| !connectors.contains(n)) {
+    for name in names.iter().filter(|n| !shared && !connectors.contains(n)) {
         problems.push(format!(
             "{place}: names {name}, which is not a crate under {PLUGINS_DIR}"
         ));
@@ -103,23 +107,74 @@ mod tests {
     fn reports_missing_extra_and_unsorted_names() {
         let connectors = strings(&["jira", "slack"]);
         let mut problems = Vec::new();
-        compare("list", &strings(&["slack", "jira"]), &connectors, &mut problems);
+        compare("list", &strings(&["slack", "jira"]), &connectors, false, &mut problems);
         assert_eq!(problems.len(), 1, "{problems:?}");
         problems.clear();
-        compare("list", &strings(&["jira", "teams"]), &connectors, &mut problems);
+        compare("list", &strings(&["jira", "teams"]), &connectors, false, &mut problems);
         assert_eq!(problems.len(), 2, "{problems:?}");
         problems.clear();
-        compare("list", &connectors, &connectors, &mut problems);
+        compare("list", &connectors, &connectors, false, &mut problems);
         assert!(problems.is_empty());
     }
 
     #[test]
-    fn default_line_round_trips() {
-        let line = workspace::default_features_line(&strings(&["jira", "slack"]));
-        assert_eq!(line, r#"default = ["jira", "slack"]"#);
-        assert_eq!(
-            default_features(&["[features]", &line]).unwrap().1,
-            strings(&["jira", "slack"])
+    fn a_shared_list_may_name_other_things_but_must_name_every_connector_in_order() {
+        let connectors = strings(&["jira", "slack"]);
+        let mut problems = Vec::new();
+        compare(
+            "mods",
+            &strings(&["events", "jira", "slack", "webhooks"]),
+            &connectors,
+            true,
+            &mut problems,
         );
+        assert!(problems.is_empty(), "{problems:?}");
+        compare(
+            "mods",
+            &strings(&["events", "jira", "webhooks"]),
+            &connectors,
+            true,
+            &mut problems,
+        );
+        assert_eq!(problems, ["mods: missing slack"]);
+        problems.clear();
+        compare(
+            "mods",
+            &strings(&["jira", "events", "slack"]),
+            &connectors,
+            true,
+            &mut problems,
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+    }
+
+    #[test]
+    fn inline_lines_round_trip() {
+        let names = strings(&["jira", "slack"]);
+        for list in workspace::INLINE_LISTS {
+            let line = list.line(&names);
+            let lines = [format!("[{}]", list.table), line.clone()];
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            assert_eq!(list.find(&lines).unwrap(), (1, names.clone()), "{line}");
+        }
+        assert_eq!(
+            workspace::INLINE_LISTS[0].line(&names),
+            r#"default = ["jira", "slack"]"#
+        );
+        assert_eq!(
+            workspace::INLINE_LISTS[1].line(&names),
+            r#"integrations = { workspace = true, features = ["jira", "slack"] }"#
+        );
+    }
+
+    #[test]
+    fn finds_the_last_run_of_mod_lines() {
+        let text = "//! doc\n\nmod contract;\nmod harness;\n\nmod events;\nmod jira;\n";
+        let lines: Vec<&str> = text.lines().collect();
+        let list = workspace::LISTS.iter().find(|l| l.shared).unwrap();
+        let found = entries(list, &lines).unwrap();
+        assert_eq!(found.range, 5..7);
+        let names: Vec<&str> = found.entries.iter().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(names, ["events", "jira"]);
     }
 }

@@ -1,12 +1,12 @@
-//! `new-plugin <name>`: generates crates/plugins/<name> and adds it, in sorted position, to every
-//! list that names connectors (workspace members and dependencies, host features, link file).
+//! `new-plugin <name>`: generates crates/plugins/<name> and its end-to-end tests, and adds it, in
+//! sorted position, to every list that names connectors (workspace members and dependencies, host
+//! features, link file, the e2e tests' features and `mod` lines).
 
 use std::path::Path;
 
 use crate::check;
 use crate::workspace::{
-    connector_crates, default_features, default_features_line, entries, read, FoundList, HOST_MANIFEST, LISTS,
-    PLUGINS_DIR,
+    connector_crates, entries, read, FoundList, E2E_DIR, E2E_MAIN, HOST_MANIFEST, INLINE_LISTS, LISTS, PLUGINS_DIR,
 };
 
 /// Names a connector cannot take: workspace crates, cargo's own feature name, and words the
@@ -39,12 +39,22 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("tests/{{name}}.rs", include_str!("../templates/test.rs.tmpl")),
 ];
 
+/// The connector's end-to-end tests through the running host, a module of [`E2E_DIR`].
+const E2E_TEMPLATE: &str = include_str!("../templates/e2e.rs.tmpl");
+
 /// Generates the connector and wires it in; refuses a bad, reserved or taken name, and a tree
 /// whose lists already disagree (inserting into them would hide that).
 pub fn new_plugin(root: &Path, name: &str) -> Result<(), String> {
     validate_name(name)?;
     if connector_crates(root)?.iter().any(|c| c == name) || root.join(PLUGINS_DIR).join(name).exists() {
         return Err(format!("{PLUGINS_DIR}/{name} already exists"));
+    }
+    let e2e_module = format!("{E2E_DIR}/{name}.rs");
+    let e2e_mod_line = format!("mod {name};");
+    if root.join(&e2e_module).exists() || read(root, E2E_MAIN)?.lines().any(|l| l.trim() == e2e_mod_line) {
+        return Err(format!(
+            "{e2e_module} already exists: pick a name no end-to-end test module has"
+        ));
     }
     let before = check::problems(root)?;
     if !before.is_empty() {
@@ -68,6 +78,8 @@ pub fn new_plugin(root: &Path, name: &str) -> Result<(), String> {
         }
         std::fs::write(&file, render(template, name)).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
     }
+    std::fs::write(root.join(&e2e_module), render(E2E_TEMPLATE, name))
+        .map_err(|e| format!("cannot write {e2e_module}: {e}"))?;
     for (file, text) in &edits {
         std::fs::write(root.join(file), text).map_err(|e| format!("cannot write {file}: {e}"))?;
     }
@@ -80,9 +92,13 @@ pub fn new_plugin(root: &Path, name: &str) -> Result<(), String> {
         ));
     }
     println!(
-        "created {PLUGINS_DIR}/{name} (crate integrations-plugin-{name}) and wired it into the workspace and host"
+        "created {PLUGINS_DIR}/{name} (crate integrations-plugin-{name}) and {e2e_module}, and wired them into the \
+         workspace, the host and the end-to-end tests"
     );
-    println!("next: cargo test -p integrations-plugin-{name}; then fill in api.rs, schema.rs and webhook.rs");
+    println!(
+        "next: cargo test -p integrations-plugin-{name}; cargo test -p integrations-e2e --test e2e {name}; then fill in \
+         api.rs, schema.rs and webhook.rs"
+    );
     Ok(())
 }
 
@@ -123,28 +139,32 @@ fn shared_file_edits(root: &Path, name: &str) -> Result<Vec<(&'static str, Strin
             },
         };
         lines.splice(at..at, entry);
-        if list.file == HOST_MANIFEST {
-            add_default_feature(&mut lines, name)?;
+        set_text(&mut edits, list.file, lines.join("\n") + "\n");
+    }
+    for list in INLINE_LISTS {
+        let text = match edits.iter().find(|(file, _)| *file == list.file) {
+            Some((_, text)) => text.clone(),
+            None => read(root, list.file)?,
+        };
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        let borrowed: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let (index, mut names) = list.find(&borrowed)?;
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+            names.sort();
         }
-        let updated = lines.join("\n") + "\n";
-        match edits.iter_mut().find(|(file, _)| *file == list.file) {
-            Some((_, text)) => *text = updated,
-            None => edits.push((list.file, updated)),
-        }
+        lines[index] = list.line(&names);
+        set_text(&mut edits, list.file, lines.join("\n") + "\n");
     }
     Ok(edits)
 }
 
-/// Adds `name` to the host's `default` feature, keeping it sorted (idempotent).
-fn add_default_feature(lines: &mut [String], name: &str) -> Result<(), String> {
-    let borrowed: Vec<&str> = lines.iter().map(String::as_str).collect();
-    let (index, mut features) = default_features(&borrowed)?;
-    if !features.iter().any(|f| f == name) {
-        features.push(name.to_owned());
-        features.sort();
+/// Records the new text of `file` among `edits`.
+fn set_text(edits: &mut Vec<(&'static str, String)>, file: &'static str, text: String) {
+    match edits.iter_mut().find(|(edited, _)| *edited == file) {
+        Some((_, edited)) => *edited = text,
+        None => edits.push((file, text)),
     }
-    lines[index] = default_features_line(&features);
-    Ok(())
 }
 
 /// Fills a template: `{{name}}` is the connector name, `{{Name}}` its CamelCase form.
@@ -193,19 +213,22 @@ mod wiring_tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::workspace::{LINK_FILE, ROOT_MANIFEST};
+    use crate::workspace::{E2E_MANIFEST, LINK_FILE, ROOT_MANIFEST};
 
     /// A throwaway copy of the shared files and the connector manifests of this workspace.
     fn scratch_workspace(label: &str) -> PathBuf {
         let source = crate::workspace_root();
         let root = std::env::temp_dir().join(format!("xtask-{label}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        for file in [ROOT_MANIFEST, HOST_MANIFEST, LINK_FILE] {
-            let target = root.join(file);
+        let connectors = connector_crates(&source).unwrap();
+        let e2e_modules = connectors.iter().map(|c| format!("{E2E_DIR}/{c}.rs"));
+        let shared = [ROOT_MANIFEST, HOST_MANIFEST, LINK_FILE, E2E_MANIFEST, E2E_MAIN].map(String::from);
+        for file in shared.into_iter().chain(e2e_modules) {
+            let target = root.join(&file);
             std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-            std::fs::copy(source.join(file), target).unwrap();
+            std::fs::copy(source.join(&file), target).unwrap();
         }
-        for connector in connector_crates(&source).unwrap() {
+        for connector in connectors {
             let manifest = format!("{PLUGINS_DIR}/{connector}/Cargo.toml");
             std::fs::create_dir_all(root.join(PLUGINS_DIR).join(&connector)).unwrap();
             std::fs::copy(source.join(&manifest), root.join(&manifest)).unwrap();
@@ -238,7 +261,33 @@ mod wiring_tests {
         let default = format!("default = [{}]", quoted.join(", "));
         assert!(read(&root, HOST_MANIFEST).unwrap().contains(&default), "{default}");
         assert!(root.join(PLUGINS_DIR).join("kafka/tests/kafka.rs").is_file());
+        assert!(root.join(E2E_DIR).join("kafka.rs").is_file());
+        let features = format!(
+            "integrations = {{ workspace = true, features = [{}] }}",
+            quoted.join(", ")
+        );
+        assert!(read(&root, E2E_MANIFEST).unwrap().contains(&features), "{features}");
+        let main = read(&root, E2E_MAIN).unwrap();
+        let mods: Vec<&str> = main.lines().filter(|l| l.starts_with("mod ")).collect();
+        let mut sorted_tail = mods[2..].to_vec();
+        sorted_tail.sort();
+        assert_eq!(mods[2..], sorted_tail, "{main}");
+        for name in ["aaa", "kafka", "zzz"] {
+            assert!(mods.contains(&format!("mod {name};").as_str()), "{main}");
+        }
         assert!(new_plugin(&root, "kafka").is_err(), "a taken name is refused");
+        assert!(
+            new_plugin(&root, "webhooks").is_err(),
+            "an e2e module's name is refused"
+        );
+        std::fs::remove_file(root.join(E2E_DIR).join("kafka.rs")).unwrap();
+        assert!(
+            check::problems(&root)
+                .unwrap()
+                .iter()
+                .any(|p| p.contains("kafka.rs: missing")),
+            "check names a missing e2e module"
+        );
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -12,6 +12,12 @@ pub const ROOT_MANIFEST: &str = "Cargo.toml";
 pub const HOST_MANIFEST: &str = "bins/integrations/Cargo.toml";
 /// The host's link file: one `use … as _;` line and one `SELECTED_PLUGINS` entry per connector.
 pub const LINK_FILE: &str = "bins/integrations/src/plugins.rs";
+/// The end-to-end tests' manifest: the host with every connector's feature.
+pub const E2E_MANIFEST: &str = "tests/Cargo.toml";
+/// The end-to-end tests' folder: one module per connector, among the tests of other concerns.
+pub const E2E_DIR: &str = "tests/tests/e2e";
+/// The end-to-end tests' root: one `mod` line per module of [`E2E_DIR`].
+pub const E2E_MAIN: &str = "tests/tests/e2e/main.rs";
 
 /// One generated list: a run of entries, one per connector, sorted by connector name.
 pub struct GeneratedList {
@@ -25,6 +31,9 @@ pub struct GeneratedList {
     pub key: fn(&str) -> Option<String>,
     /// The lines of a connector's entry, exactly as generated.
     pub entry: fn(&str) -> Vec<String>,
+    /// Whether the list also names things that are not connectors (the e2e modules of other
+    /// concerns): then only a missing connector and the order are problems.
+    pub shared: bool,
 }
 
 /// Every generated list, in the order `new-plugin` edits them.
@@ -35,6 +44,7 @@ pub const LISTS: &[GeneratedList] = &[
         locate: |lines| array_range(lines, table_range(lines, "workspace")?, "members"),
         key: member_key,
         entry: |name| vec![format!("    \"{PLUGINS_DIR}/{name}\",")],
+        shared: false,
     },
     GeneratedList {
         file: ROOT_MANIFEST,
@@ -42,6 +52,7 @@ pub const LISTS: &[GeneratedList] = &[
         locate: |lines| array_range(lines, table_range(lines, "workspace")?, "default-members"),
         key: member_key,
         entry: |name| vec![format!("    \"{PLUGINS_DIR}/{name}\",")],
+        shared: false,
     },
     GeneratedList {
         file: ROOT_MANIFEST,
@@ -53,6 +64,7 @@ pub const LISTS: &[GeneratedList] = &[
                 "integrations-plugin-{name} = {{ path = \"{PLUGINS_DIR}/{name}\" }}"
             )]
         },
+        shared: false,
     },
     GeneratedList {
         file: HOST_MANIFEST,
@@ -64,6 +76,7 @@ pub const LISTS: &[GeneratedList] = &[
                 .flatten()
         },
         entry: |name| vec![format!("{name} = [\"dep:integrations-plugin-{name}\"]")],
+        shared: false,
     },
     GeneratedList {
         file: HOST_MANIFEST,
@@ -75,6 +88,7 @@ pub const LISTS: &[GeneratedList] = &[
                 "integrations-plugin-{name} = {{ workspace = true, optional = true }}"
             )]
         },
+        shared: false,
     },
     GeneratedList {
         file: LINK_FILE,
@@ -87,6 +101,7 @@ pub const LISTS: &[GeneratedList] = &[
                 format!("use integrations_plugin_{name} as _;"),
             ]
         },
+        shared: false,
     },
     GeneratedList {
         file: LINK_FILE,
@@ -98,8 +113,83 @@ pub const LISTS: &[GeneratedList] = &[
         },
         key: cfg_key,
         entry: |name| vec![format!("    #[cfg(feature = \"{name}\")]"), format!("    \"{name}\",")],
+        shared: false,
+    },
+    GeneratedList {
+        file: E2E_MAIN,
+        describe: "mod lines (the last run of them)",
+        locate: |lines| {
+            let end = lines.iter().rposition(|l| mod_key(l).is_some())? + 1;
+            let start = lines[..end]
+                .iter()
+                .rposition(|l| mod_key(l).is_none())
+                .map_or(0, |i| i + 1);
+            Some(start..end)
+        },
+        key: mod_key,
+        entry: |name| vec![format!("mod {name};")],
+        shared: true,
     },
 ];
+
+/// A list written on one line (`default = ["a", "b"]`) that names every connector.
+pub struct InlineList {
+    /// The file, relative to the workspace root.
+    pub file: &'static str,
+    /// What the list is, for messages.
+    pub describe: &'static str,
+    /// The TOML table holding the line.
+    pub table: &'static str,
+    /// The line up to its first name.
+    pub prefix: &'static str,
+    /// The line after its last name.
+    pub suffix: &'static str,
+}
+
+/// Every one-line list: the host's `default` features and the features the e2e tests build it with.
+pub const INLINE_LISTS: &[InlineList] = &[
+    InlineList {
+        file: HOST_MANIFEST,
+        describe: "default features",
+        table: "features",
+        prefix: "default = [",
+        suffix: "]",
+    },
+    InlineList {
+        file: E2E_MANIFEST,
+        describe: "features of the integrations dev-dependency",
+        table: "dev-dependencies",
+        prefix: "integrations = { workspace = true, features = [",
+        suffix: "] }",
+    },
+];
+
+impl InlineList {
+    /// The list's line index and the names it holds.
+    pub fn find(&self, lines: &[&str]) -> Result<(usize, Vec<String>), String> {
+        let table = table_range(lines, self.table).ok_or(format!("{}: no [{}] table", self.file, self.table))?;
+        let index = table
+            .clone()
+            .find(|&i| lines[i].starts_with(self.prefix))
+            .ok_or(format!(
+                "{}: no one-line `{}...{}` in [{}]",
+                self.file, self.prefix, self.suffix, self.table
+            ))?;
+        let names = lines[index][self.prefix.len()..]
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect();
+        Ok((index, names))
+    }
+
+    /// The line naming `names`.
+    pub fn line(&self, names: &[String]) -> String {
+        let quoted: Vec<String> = names.iter().map(|f| format!("\"{f}\"")).collect();
+        format!("{}{}{}", self.prefix, quoted.join(", "), self.suffix)
+    }
+}
 
 /// One list as found in its file.
 pub struct FoundList {
@@ -117,23 +207,6 @@ pub fn entries(list: &GeneratedList, lines: &[&str]) -> Result<FoundList, String
         .filter_map(|index| (list.key)(lines[index]).map(|name| (index, name)))
         .collect();
     Ok(FoundList { range, entries })
-}
-
-/// The host's `default` feature: its line index and the features it names.
-pub fn default_features(lines: &[&str]) -> Result<(usize, Vec<String>), String> {
-    let features = table_range(lines, "features").ok_or(format!("{HOST_MANIFEST}: no [features] table"))?;
-    let index = features
-        .clone()
-        .find(|&i| lines[i].starts_with("default = ["))
-        .ok_or(format!("{HOST_MANIFEST}: no one-line `default = [...]` feature"))?;
-    let names = lines[index].split('"').skip(1).step_by(2).map(str::to_owned).collect();
-    Ok((index, names))
-}
-
-/// The `default` feature line naming `features`.
-pub fn default_features_line(features: &[String]) -> String {
-    let quoted: Vec<String> = features.iter().map(|f| format!("\"{f}\"")).collect();
-    format!("default = [{}]", quoted.join(", "))
 }
 
 /// The connectors: directories under crates/plugins holding a Cargo.toml, sorted.
@@ -190,4 +263,13 @@ fn dependency_key(line: &str) -> Option<String> {
 fn cfg_key(line: &str) -> Option<String> {
     let rest = line.trim().strip_prefix("#[cfg(feature = \"")?;
     rest.strip_suffix("\")]").map(str::to_owned)
+}
+
+fn mod_key(line: &str) -> Option<String> {
+    let name = line.strip_prefix("mod ")?.strip_suffix(';')?;
+    let well_formed = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    well_formed.then(|| name.to_owned())
 }
