@@ -58,6 +58,28 @@ pub struct App {
 }
 
 /// Opens the database (creating the data dir for SQLite) and applies migrations.
+/// Starts everything that reads the event log, side by side: the pipeline (stored webhooks into
+/// events, retention), the NATS relay when configured, and outbound webhook delivery. Each keeps
+/// its own position in the log, so none waits for another.
+fn start_event_log_consumers(service: &Service, config: &Config) {
+    service.start_pipeline(integrations_events::PipelineSettings {
+        retention: config.event_retention,
+        ..Default::default()
+    });
+    if let Some(nats) = &config.nats {
+        let relay =
+            integrations_nats::EventRelay::new(service.store().clone(), nats.clone(), service.event_log().appended());
+        service.keep_background(relay.spawn());
+        // The URL may carry credentials: only the stream is logged.
+        tracing::info!(stream = %nats.stream, "publishing events to NATS JetStream");
+    }
+    service.start_outbound(integrations_delivery::DeliverySettings {
+        schedule: config.webhook_retry_schedule.clone(),
+        memory_budget_bytes: config.dispatch_memory_bytes,
+        ..Default::default()
+    });
+}
+
 pub async fn open_store(config: &Config) -> Result<Store, StartupError> {
     if config.is_embedded() {
         std::fs::create_dir_all(&config.data_dir)
@@ -154,22 +176,7 @@ pub async fn build_app_with(config: &Config, registry: PluginRegistry) -> Result
     service.keep_background(worker);
     service.listen_for_changes().await;
     service.start_idempotency_sweep();
-    service.start_pipeline(integrations_events::PipelineSettings {
-        retention: config.event_retention,
-        ..Default::default()
-    });
-    if let Some(nats) = &config.nats {
-        let relay =
-            integrations_nats::EventRelay::new(service.store().clone(), nats.clone(), service.event_log().appended());
-        service.keep_background(relay.spawn());
-        // The URL may carry credentials: only the stream is logged.
-        tracing::info!(stream = %nats.stream, "publishing events to NATS JetStream");
-    }
-    service.start_outbound(integrations_delivery::DeliverySettings {
-        schedule: config.webhook_retry_schedule.clone(),
-        memory_budget_bytes: config.dispatch_memory_bytes,
-        ..Default::default()
-    });
+    start_event_log_consumers(&service, config);
     let state = AppState {
         service: service.clone(),
         admin_token: config.admin_token.as_ref().map(|t| AdminTokenDigest::new(t.expose())),

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use integrations_core::{body_as_text_data, default_normalized_event, PluginRegistry, WebhookDelivery};
-use integrations_store::{EventData, NewEvent, PendingWebhook, Store, StoreError, StoredEvent};
+use integrations_store::{EventData, NewEvent, NewWebhookEvent, PendingWebhook, Store, StoreError, StoredEvent};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -201,10 +201,23 @@ impl EventLog {
         self.appended.subscribe()
     }
 
-    /// Hands a webhook this process just stored (committed) to the pipeline.
-    pub fn webhook_stored(&self, webhook: PendingWebhook) {
-        // A full hand-off is no loss: the scan finds the row a little later.
-        let _ = self.stored.try_send(webhook);
+    /// Ingests a verified webhook delivery: stores it (once per tenant, plugin and delivery id)
+    /// and hands it to the pipeline, which turns it into events after it was acknowledged.
+    /// Returns the delivery's id, the first one's for a duplicate, and whether it was one.
+    pub async fn ingest(&self, delivery: NewWebhookEvent) -> Result<(String, bool), StoreError> {
+        let (id, duplicate) = self.store.insert_webhook_event(&delivery).await?;
+        if !duplicate {
+            // A full hand-off is no loss: the scan finds the row a little later.
+            let _ = self.stored.try_send(PendingWebhook {
+                id: id.clone(),
+                tenant_id: delivery.tenant_id,
+                plugin: delivery.plugin,
+                event_type: delivery.event_type,
+                payload: delivery.payload,
+                received_at: delivery.received_at,
+            });
+        }
+        Ok((id, duplicate))
     }
 
     /// Appends an event the tenant emits. The same `Idempotency-Key` again gives the first id and

@@ -368,7 +368,13 @@ impl Service {
         if !found {
             return Err(ServiceError::NotInstalled(name.to_owned()));
         }
-        tracing::info!(tenant = tenant_id, plugin = name, change = ?change, "plugin lifecycle changed");
+        match change {
+            LifecycleChange::Installed => tracing::info!(tenant = tenant_id, plugin = name, "plugin installed"),
+            LifecycleChange::Configured => tracing::info!(tenant = tenant_id, plugin = name, "plugin configured"),
+            LifecycleChange::Enabled => tracing::info!(tenant = tenant_id, plugin = name, "plugin enabled"),
+            LifecycleChange::Disabled => tracing::info!(tenant = tenant_id, plugin = name, "plugin disabled"),
+            LifecycleChange::Uninstalled => tracing::info!(tenant = tenant_id, plugin = name, "plugin uninstalled"),
+        }
         self.events.notify_appended();
         let flag = match change {
             LifecycleChange::Installed | LifecycleChange::Enabled => Some(true),

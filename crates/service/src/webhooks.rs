@@ -97,18 +97,8 @@ impl Service {
             payload: request.body,
             received_at: now_unix(),
         };
-        let (event_id, duplicate) = self.store.insert_webhook_event(&event).await?;
+        let (event_id, duplicate) = self.events.ingest(event).await?;
         tracing::info!(tenant = tenant_id, plugin, event_id, duplicate, "webhook stored");
-        if !duplicate {
-            self.events.webhook_stored(integrations_store::PendingWebhook {
-                id: event_id.clone(),
-                tenant_id: event.tenant_id,
-                plugin: event.plugin,
-                event_type: event.event_type,
-                payload: event.payload,
-                received_at: event.received_at,
-            });
-        }
         Ok(WebhookReceipt::Stored { event_id, duplicate })
     }
 }
