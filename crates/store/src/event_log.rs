@@ -1,18 +1,16 @@
-//! The normalized event log: appends (tenant-emitted, lifecycle, and from stored webhooks), reads
-//! after a cursor, consumers' cursors, and retention.
+//! The normalized event log: appends (tenant-emitted, lifecycle, and from stored webhooks) and
+//! retention; reading it is `event_reads`.
 //!
 //! Every append takes the log's lock first (an advisory lock on PostgreSQL; SQLite has one writer
 //! anyway), so events commit in `seq` order: a reader that saw `seq` n will never later find an
 //! event below n. Consumers can therefore follow the log with a cursor alone.
 
 use std::collections::HashSet;
-use std::sync::OnceLock;
 
 use serde_json::Value;
 use sqlx::Row;
 
-use crate::event_pages::within_budget;
-use crate::multi_row::{power_of_two_chunks, row_placeholders, statement_for_rows};
+use crate::multi_row::power_of_two_chunks;
 use crate::{now_unix, Backend, Store, StoreError};
 
 /// Key of the PostgreSQL advisory lock that orders appends to the log.
@@ -103,37 +101,18 @@ pub struct Expired {
     pub events: u64,
 }
 
-/// The columns `event_from_row` reads, of `events e` joined by [`WEBHOOK_OF_EVENT`]; an event that
-/// refers to its webhook's body reads its data from there.
-pub(crate) fn event_columns(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => {
-            "e.seq, e.id, e.tenant_id, e.plugin, e.type, e.occurred_at, \
-             CASE WHEN e.webhook_id IS NULL THEN e.data ELSE COALESCE(CAST(w.payload AS TEXT), 'null') END"
-        }
-        Backend::Postgres => {
-            "e.seq, e.id, e.tenant_id, e.plugin, e.type, e.occurred_at, \
-             CASE WHEN e.webhook_id IS NULL THEN e.data ELSE COALESCE(convert_from(w.payload, 'UTF8'), 'null') END"
-        }
-    }
-}
-
-/// The webhook whose body event `e` may carry, as `w`: queries read `FROM events e
-/// {WEBHOOK_OF_EVENT}`.
-pub(crate) const WEBHOOK_OF_EVENT: &str = "LEFT JOIN webhook_events w ON w.id = e.webhook_id";
-
 impl Store {
     /// Appends an event the tenant emitted. With an idempotency key already used by this tenant,
     /// nothing is appended and the earlier event's id comes back: `(id, true)`.
     pub async fn append_tenant_event(&self, event: &NewEvent) -> Result<(String, bool), StoreError> {
+        // SQLite: on the writer thread, in its next transaction.
         if let Some(appended) = self.group_commit().append_tenant_event(event.clone()).await {
             return appended;
         }
-        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         lock_log(self.backend, &mut tx).await?;
         if let Some(key) = &event.idempotency_key {
-            let existing = sqlx::query("SELECT id FROM events WHERE tenant_id = $1 AND idempotency_key = $2")
+            let existing = sqlx::query(sql::IDEMPOTENT_EVENT)
                 .bind(&event.tenant_id)
                 .bind(key)
                 .fetch_optional(&mut *tx)
@@ -142,7 +121,7 @@ impl Store {
                 return Ok((row.get(0), true));
             }
         }
-        if !insert_event_of_existing_tenant(self.backend, &mut tx, event).await? {
+        if !insert_event_of_existing_tenant(&mut tx, event).await? {
             return Err(StoreError::UnknownTenant);
         }
         tx.commit().await?;
@@ -152,15 +131,11 @@ impl Store {
     /// The oldest stored webhooks not yet turned into events, received before `received_before`
     /// (unix seconds).
     pub async fn pending_webhooks(&self, limit: i64, received_before: i64) -> Result<Vec<PendingWebhook>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT w.id, w.tenant_id, w.plugin, w.event_type, w.payload, w.received_at \
-             FROM webhook_backlog b JOIN webhook_events w ON w.id = b.id \
-             WHERE w.received_at < $2 ORDER BY b.id LIMIT $1",
-        )
-        .bind(limit)
-        .bind(received_before)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::PENDING_WEBHOOKS)
+            .bind(limit)
+            .bind(received_before)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .iter()
             .map(|r| PendingWebhook {
@@ -182,10 +157,10 @@ impl Store {
     /// that webhook (as the event log does), or retention, which goes by id, could remove the
     /// webhook before the event.
     pub async fn record_processed_webhooks(&self, processed: &[(String, Vec<NewEvent>)]) -> Result<usize, StoreError> {
+        // SQLite: on the writer thread, in its next transaction.
         if let Some(recorded) = self.group_commit().record_processed(processed.to_vec()).await {
             return recorded;
         }
-        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         lock_log(self.backend, &mut tx).await?;
         // The batch leaves the backlog, and its events enter the log, in a few multi-row
@@ -194,7 +169,7 @@ impl Store {
         let ids: Vec<&str> = processed.iter().map(|(id, _)| id.as_str()).collect();
         let mut taken: HashSet<String> = HashSet::with_capacity(ids.len());
         for chunk in power_of_two_chunks(&ids) {
-            let mut query = sqlx::query(statement_for_rows(&OUT_OF_BACKLOG, chunk.len(), out_of_backlog));
+            let mut query = sqlx::query(sql::postgres::OUT_OF_BACKLOG.get(chunk.len()));
             for id in chunk {
                 query = query.bind(*id);
             }
@@ -211,7 +186,7 @@ impl Store {
             .collect();
         let now = now_unix();
         for chunk in power_of_two_chunks(&events) {
-            let mut query = sqlx::query(statement_for_rows(&INSERT_EVENTS, chunk.len(), insert_events));
+            let mut query = sqlx::query(sql::postgres::INSERT_EVENTS.get(chunk.len()));
             for event in chunk {
                 query = bind_event(query, event, now);
             }
@@ -220,105 +195,6 @@ impl Store {
         }
         tx.commit().await?;
         Ok(count)
-    }
-
-    /// A tenant's events after `after`, oldest first: at most `limit` of them, and no more than
-    /// `max_data_bytes` of their data (the first event is returned even when it alone exceeds it).
-    ///
-    /// Read in two steps so that no more than the budget is ever loaded: the positions and data
-    /// sizes of the candidates first (sizes from the row headers), then the events that fit. The
-    /// log commits in `seq` order, so no event can appear between the two among those seen.
-    pub async fn tenant_events_after(
-        &self,
-        tenant_id: &str,
-        after: i64,
-        limit: i64,
-        max_data_bytes: u64,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        let sizes = sqlx::query(&format!(
-            "SELECT e.seq, CAST(COALESCE(octet_length(w.payload), octet_length(e.data)) AS BIGINT) \
-             FROM events e {WEBHOOK_OF_EVENT} WHERE e.tenant_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3"
-        ))
-        .bind(tenant_id)
-        .bind(after)
-        .bind(limit.max(1))
-        .fetch_all(&self.pool)
-        .await?;
-        let sizes = sizes.iter().map(|row| {
-            let bytes: i64 = row.get(1);
-            (row.get::<i64, _>(0), u64::try_from(bytes).unwrap_or_default())
-        });
-        let chosen = within_budget(sizes, max_data_bytes);
-        let Some(last) = chosen.last() else {
-            return Ok(Vec::new());
-        };
-        let rows = sqlx::query(&format!(
-            "SELECT {} FROM events e {WEBHOOK_OF_EVENT} WHERE e.tenant_id = $1 AND e.seq > $2 AND e.seq <= $3 \
-             ORDER BY e.seq LIMIT $4",
-            event_columns(self.backend)
-        ))
-        .bind(tenant_id)
-        .bind(after)
-        .bind(*last)
-        .bind(chosen.len() as i64)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(event_from_row).collect()
-    }
-
-    /// The position in the log of the tenant's event `id`; `None` for another tenant's event, an
-    /// unknown id, or one that retention removed.
-    pub async fn tenant_event_seq(&self, tenant_id: &str, id: &str) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query("SELECT seq FROM events WHERE id = $1 AND tenant_id = $2")
-            .bind(id)
-            .bind(tenant_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|row| row.get(0)))
-    }
-
-    /// Every tenant's events after `after`, oldest first: for the log's consumers.
-    pub async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {} FROM events e {WEBHOOK_OF_EVENT} WHERE e.seq > $1 ORDER BY e.seq LIMIT $2",
-            event_columns(self.backend)
-        ))
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(event_from_row).collect()
-    }
-
-    /// The highest `seq` in the log (0 when empty).
-    pub async fn last_event_seq(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.get(0))
-    }
-
-    /// Where consumer `name` has got to (0 before its first event).
-    pub async fn event_cursor(&self, name: &str) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT seq FROM event_cursors WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map_or(0, |r| r.get(0)))
-    }
-
-    /// Moves consumer `name` forward to `seq` (never back).
-    pub async fn advance_event_cursor(&self, name: &str, seq: i64) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
-        sqlx::query(
-            "INSERT INTO event_cursors (name, seq) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET seq = excluded.seq WHERE event_cursors.seq < excluded.seq",
-        )
-        .bind(name)
-        .bind(seq)
-        .execute(&self.relaxed)
-        .await?;
-        Ok(())
     }
 
     /// Deletes events, and processed webhooks, older than `before` (unix seconds).
@@ -334,22 +210,17 @@ impl Store {
         // Under the log's lock: no webhook is processed between the two deletes.
         let mut tx = self.pool.begin().await?;
         lock_log(self.backend, &mut tx).await?;
-        let events = sqlx::query("DELETE FROM events WHERE id < $1")
+        let events = sqlx::query(sql::EXPIRE_EVENTS)
             .bind(&cut)
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        // Ids made before ids were time-ordered (`evt_` and 24 random hex digits) sort anywhere:
-        // those webhooks go by arrival alone (their events carry copies of their bodies).
-        let webhooks = sqlx::query(
-            "DELETE FROM webhook_events WHERE (id < $1 OR length(id) <> 36) AND received_at < $2 \
-             AND NOT EXISTS (SELECT 1 FROM webhook_backlog b WHERE b.id = webhook_events.id)",
-        )
-        .bind(&cut)
-        .bind(before)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let webhooks = sqlx::query(sql::EXPIRE_WEBHOOKS)
+            .bind(&cut)
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         tx.commit().await?;
         Ok(Expired { webhooks, events })
     }
@@ -362,10 +233,10 @@ fn ids_before(before: i64) -> String {
     format!("evt_{:012x}", millis & 0xffff_ffff_ffff)
 }
 
-/// Takes the log's lock for the rest of the transaction.
+/// Takes the log's lock for the rest of the transaction (PostgreSQL; SQLite has one writer).
 pub(crate) async fn lock_log(backend: Backend, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), StoreError> {
     if backend == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        sqlx::query(sql::postgres::LOCK_LOG)
             .bind(EVENT_LOG_LOCK)
             .execute(&mut **tx)
             .await?;
@@ -378,62 +249,31 @@ pub(crate) async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     event: &NewEvent,
 ) -> Result<(), StoreError> {
-    let query = sqlx::query(statement_for_rows(&INSERT_EVENTS, 1, insert_events));
-    bind_event(query, event, now_unix()).execute(&mut **tx).await?;
+    bind_event(sqlx::query(sql::INSERT_EVENT), event, now_unix())
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
-/// The start of every event insert: the columns [`bind_event`] binds, in its order.
-const INTO_EVENTS: &str =
-    "INSERT INTO events (id, tenant_id, plugin, type, occurred_at, data, idempotency_key, created_at, webhook_id)";
-
-/// Appends one event unless its tenant is gone; the caller holds the log's lock. Returns whether
-/// it was appended.
+/// Appends one event unless its tenant is gone (PostgreSQL); the caller holds the log's lock.
+/// Returns whether it was appended.
 ///
 /// PostgreSQL's `events` has no foreign key (migration 0010), so the tenant is checked here, and
 /// its row share-locked until commit: a tenant deletion, which locks that row first, either waits
 /// for this event and deletes it, or has committed and leaves nothing to append to. The
 /// pipeline's appends need no check: they come from webhooks it takes out of the backlog, which a
-/// tenant deletion empties of the tenant's webhooks.
+/// tenant deletion empties of the tenant's webhooks. SQLite's `events` has its foreign key.
 pub(crate) async fn insert_event_of_existing_tenant(
-    backend: Backend,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     event: &NewEvent,
 ) -> Result<bool, StoreError> {
-    static STATEMENTS: OnceLock<[String; 2]> = OnceLock::new();
-    let [sqlite, postgres] = STATEMENTS.get_or_init(|| {
-        let insert = format!(
-            "{INTO_EVENTS} SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $2"
-        );
-        [format!("{insert})"), format!("{insert} FOR KEY SHARE)")]
-    });
-    let statement = match backend {
-        Backend::Sqlite => sqlite,
-        Backend::Postgres => postgres,
-    };
-    let appended = bind_event(sqlx::query(statement), event, now_unix())
+    let appended = bind_event(sqlx::query(sql::postgres::INSERT_EVENT_OF_TENANT), event, now_unix())
         .execute(&mut **tx)
         .await?;
     Ok(appended.rows_affected() == 1)
 }
 
-/// The log's multi-row statements, one text per power-of-two size.
-static OUT_OF_BACKLOG: OnceLock<Vec<String>> = OnceLock::new();
-static INSERT_EVENTS: OnceLock<Vec<String>> = OnceLock::new();
-
-fn out_of_backlog(rows: usize) -> String {
-    let ids: Vec<String> = (1..=rows).map(|n| format!("${n}")).collect();
-    format!(
-        "DELETE FROM webhook_backlog WHERE id IN ({}) RETURNING id",
-        ids.join(", ")
-    )
-}
-
-fn insert_events(rows: usize) -> String {
-    format!("{INTO_EVENTS} VALUES {}", row_placeholders(rows, 9))
-}
-
-/// Binds one row of [`insert_events`]: the event, created at `now`.
+/// Binds one row of an event insert (`into_events!`): the event, created at `now`.
 fn bind_event<'q>(
     query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     event: &'q NewEvent,
@@ -452,19 +292,55 @@ fn bind_event<'q>(
         .bind(webhook_id)
 }
 
-pub(crate) fn event_from_row(row: &sqlx::any::AnyRow) -> Result<StoredEvent, StoreError> {
-    event_from_row_at(row, 0)
+/// The start of every event insert: the columns `bind_event` binds (and the SQLite writer's
+/// `append_event`), in their order.
+macro_rules! into_events {
+    () => {
+        "INSERT INTO events (id, tenant_id, plugin, type, occurred_at, data, idempotency_key, created_at, webhook_id)"
+    };
 }
 
-/// An event whose columns (`EVENT_COLUMNS`) start at `first` in the row.
-pub(crate) fn event_from_row_at(row: &sqlx::any::AnyRow, first: usize) -> Result<StoredEvent, StoreError> {
-    Ok(StoredEvent {
-        seq: row.get(first),
-        id: row.get(first + 1),
-        tenant_id: row.get(first + 2),
-        plugin: row.get(first + 3),
-        event_type: row.get(first + 4),
-        occurred_at: row.get(first + 5),
-        data: row.get(first + 6),
-    })
+/// Appending and expiring.
+pub(crate) mod sql {
+    statements! {
+        /// One event (the SQLite writer's appends and both backends' lifecycle events).
+        INSERT_EVENT = concat!(into_events!(), " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
+        /// The tenant's event with this idempotency key.
+        IDEMPOTENT_EVENT = "SELECT id FROM events WHERE tenant_id = $1 AND idempotency_key = $2";
+        /// The oldest stored webhooks not yet turned into events, received before `$2`.
+        PENDING_WEBHOOKS = "SELECT w.id, w.tenant_id, w.plugin, w.event_type, w.payload, w.received_at \
+             FROM webhook_backlog b JOIN webhook_events w ON w.id = b.id \
+             WHERE w.received_at < $2 ORDER BY b.id LIMIT $1";
+        /// Events made before the id `$1`.
+        EXPIRE_EVENTS = "DELETE FROM events WHERE id < $1";
+        /// Processed webhooks made before the id `$1`. Ids made before ids were time-ordered (`evt_`
+        /// and 24 random hex digits) sort anywhere: those webhooks go by arrival alone (their
+        /// events carry copies of their bodies).
+        EXPIRE_WEBHOOKS = "DELETE FROM webhook_events WHERE (id < $1 OR length(id) <> 36) AND received_at < $2 \
+             AND NOT EXISTS (SELECT 1 FROM webhook_backlog b WHERE b.id = webhook_events.id)";
+    }
+
+    /// PostgreSQL's lock, tenant check and multi-row statements.
+    pub(crate) mod postgres {
+        use crate::multi_row::{placeholders, row_placeholders};
+
+        statements! {
+            /// The log's lock, until the transaction ends.
+            LOCK_LOG = "SELECT pg_advisory_xact_lock($1)";
+            /// One event, unless its tenant is gone (whose row stays share-locked until commit).
+            INSERT_EVENT_OF_TENANT = concat!(
+                into_events!(),
+                " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+                 WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $2 FOR KEY SHARE)"
+            );
+            @sized:
+            /// Webhooks out of the backlog, those still in it returned.
+            OUT_OF_BACKLOG = |rows| format!(
+                "DELETE FROM webhook_backlog WHERE id IN ({}) RETURNING id",
+                placeholders(1, rows)
+            );
+            /// Events, in the order listed.
+            INSERT_EVENTS = |rows| format!(concat!(into_events!(), " VALUES {}"), row_placeholders(rows, 9));
+        }
+    }
 }

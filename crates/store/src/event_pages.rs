@@ -6,6 +6,7 @@
 
 use sqlx::Row;
 
+use crate::multi_row::in_lists;
 use crate::webhook_event::StoredWebhookEvent;
 use crate::{Store, StoreError};
 
@@ -40,12 +41,6 @@ pub struct EventPage {
     pub next: Option<EventPosition>,
 }
 
-const FILTER: &str = "WHERE tenant_id = $1 AND ($2 = '' OR plugin = $2)";
-// Spelled out rather than as a row-value comparison `(received_at, id) < ($3, $4)`, which older
-// SQLite versions lack; both databases use the (tenant_id, …) index prefix either way.
-const AFTER: &str = " AND (received_at < $3 OR (received_at = $3 AND id < $4))";
-const NEWEST_FIRST: &str = " ORDER BY received_at DESC, id DESC";
-
 impl Store {
     /// A page of a tenant's events, newest first, within `query`'s count and byte budget.
     pub async fn webhook_event_page(
@@ -75,13 +70,12 @@ impl Store {
         query: &EventPageQuery<'_>,
     ) -> Result<Vec<(EventPosition, u64)>, StoreError> {
         let limit = query.limit.max(1).saturating_add(1);
-        let after = if query.after.is_some() { AFTER } else { "" };
-        let limit_param = if query.after.is_some() { "$5" } else { "$3" };
-        let sql = format!(
-            "SELECT id, received_at, CAST(length(payload) AS BIGINT) FROM webhook_events {FILTER}{after}{NEWEST_FIRST} \
-             LIMIT {limit_param}"
-        );
-        let mut statement = sqlx::query(&sql).bind(tenant_id).bind(query.plugin.unwrap_or_default());
+        let sql = if query.after.is_some() {
+            sql::CANDIDATES_AFTER
+        } else {
+            sql::CANDIDATES
+        };
+        let mut statement = sqlx::query(sql).bind(tenant_id).bind(query.plugin.unwrap_or_default());
         if let Some(position) = query.after {
             statement = statement.bind(position.received_at).bind(&position.id);
         }
@@ -101,22 +95,14 @@ impl Store {
 
     /// The tenant's events with these ids, newest first.
     async fn events_by_id(&self, tenant_id: &str, ids: &[&str]) -> Result<Vec<StoredWebhookEvent>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
+        let mut rows = Vec::with_capacity(ids.len());
+        for list in in_lists(ids) {
+            let mut statement = sqlx::query(sql::BY_ID.get(list.size)).bind(tenant_id);
+            for id in list.ids() {
+                statement = statement.bind(*id);
+            }
+            rows.extend(statement.fetch_all(&self.pool).await?);
         }
-        let placeholders = (2..ids.len() + 2)
-            .map(|n| format!("${n}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "SELECT id, plugin, delivery_id, event_type, payload, received_at FROM webhook_events \
-             WHERE tenant_id = $1 AND id IN ({placeholders}){NEWEST_FIRST}"
-        );
-        let mut statement = sqlx::query(&sql).bind(tenant_id);
-        for id in ids {
-            statement = statement.bind(*id);
-        }
-        let rows = statement.fetch_all(&self.pool).await?;
         Ok(rows
             .iter()
             .map(|r| StoredWebhookEvent {
@@ -144,4 +130,37 @@ pub(crate) fn within_budget<T>(sizes: impl IntoIterator<Item = (T, u64)>, max_by
         chosen.push(item);
     }
     chosen
+}
+
+/// A page of webhook events: the tenant's (`$1`), of one plugin unless `$2` is empty, newest
+/// first; after a position (`$3`, `$4`) when there is one.
+pub(crate) mod sql {
+    use crate::multi_row::placeholders;
+
+    /// The candidates' filter.
+    macro_rules! filter {
+        () => {
+            "SELECT id, received_at, CAST(length(payload) AS BIGINT) FROM webhook_events \
+             WHERE tenant_id = $1 AND ($2 = '' OR plugin = $2)"
+        };
+    }
+
+    statements! {
+        /// The first page's candidates: positions and payload lengths, `$3` at most.
+        CANDIDATES = concat!(filter!(), " ORDER BY received_at DESC, id DESC LIMIT $3");
+        /// A later page's candidates, after `($3, $4)`: `$5` at most. Spelled out rather than as a
+        /// row-value comparison `(received_at, id) < ($3, $4)`, which older SQLite versions lack;
+        /// both databases use the (tenant_id, …) index prefix either way.
+        CANDIDATES_AFTER = concat!(
+            filter!(),
+            " AND (received_at < $3 OR (received_at = $3 AND id < $4)) ORDER BY received_at DESC, id DESC LIMIT $5"
+        );
+        @sized:
+        /// The tenant's webhook events with these ids, newest first.
+        BY_ID = |ids| format!(
+            "SELECT id, plugin, delivery_id, event_type, payload, received_at FROM webhook_events \
+             WHERE tenant_id = $1 AND id IN ({}) ORDER BY received_at DESC, id DESC",
+            placeholders(2, ids)
+        );
+    }
 }

@@ -71,14 +71,8 @@ impl GroupCommit {
                 // A server database commits several transactions at once (and groups their
                 // fsyncs itself), so a few writers keep it busy while each waits for a round trip.
                 let receiver = std::sync::Arc::new(Mutex::new(receiver));
-                let writers = if writer.is_some() { 1 } else { SERVER_WRITERS };
-                for _ in 0..writers {
-                    tokio::spawn(write_batches(
-                        pool.clone(),
-                        writer.clone(),
-                        receiver.clone(),
-                        commits.clone(),
-                    ));
+                for _ in 0..SERVER_WRITERS {
+                    tokio::spawn(write_batches(pool.clone(), receiver.clone(), commits.clone()));
                 }
                 Queue::Postgres(queue)
             }

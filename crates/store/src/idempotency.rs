@@ -41,14 +41,11 @@ impl Store {
     ) -> Result<IdempotencyClaim, StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
-        let found = sqlx::query(
-            "SELECT fingerprint, finished, status, headers, body, expires_at FROM idempotency_keys \
-             WHERE tenant_id = $1 AND key = $2",
-        )
-        .bind(tenant)
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let found = sqlx::query(sql::KEY)
+            .bind(tenant)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
         if let Some(row) = found {
             let expires_at: i64 = row.get(5);
             if expires_at > now {
@@ -66,22 +63,19 @@ impl Store {
                     body: row.try_get::<Option<Vec<u8>>, _>(4)?.unwrap_or_default(),
                 }));
             }
-            sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2")
+            sqlx::query(sql::DELETE)
                 .bind(tenant)
                 .bind(key)
                 .execute(&mut *tx)
                 .await?;
         }
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (tenant_id, key, fingerprint, finished, expires_at) \
-             VALUES ($1, $2, $3, 0, $4)",
-        )
-        .bind(tenant)
-        .bind(key)
-        .bind(fingerprint)
-        .bind(lease_until)
-        .execute(&mut *tx)
-        .await;
+        let inserted = sqlx::query(sql::CLAIM)
+            .bind(tenant)
+            .bind(key)
+            .bind(fingerprint)
+            .bind(lease_until)
+            .execute(&mut *tx)
+            .await;
         match inserted.map_err(StoreError::from) {
             Ok(_) => {
                 tx.commit().await?;
@@ -102,25 +96,22 @@ impl Store {
         expires_at: i64,
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        sqlx::query(
-            "UPDATE idempotency_keys SET finished = 1, status = $1, headers = $2, body = $3, expires_at = $4 \
-             WHERE tenant_id = $5 AND key = $6",
-        )
-        .bind(i64::from(response.status))
-        .bind(&response.headers)
-        .bind(&response.body)
-        .bind(expires_at)
-        .bind(tenant)
-        .bind(key)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(sql::FINISH)
+            .bind(i64::from(response.status))
+            .bind(&response.headers)
+            .bind(&response.body)
+            .bind(expires_at)
+            .bind(tenant)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// Gives up `key` without a response, so that the client may try again.
     pub async fn release_idempotency_key(&self, tenant: &str, key: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND finished = 0")
+        sqlx::query(sql::RELEASE)
             .bind(tenant)
             .bind(key)
             .execute(&self.pool)
@@ -131,14 +122,33 @@ impl Store {
     /// Forgets keys past their retention or lease, at most `batch` of them; returns how many.
     pub async fn delete_expired_idempotency_keys(&self, now: i64, batch: i64) -> Result<u64, StoreError> {
         let _turn = self.write_turn().await;
-        let deleted = sqlx::query(
-            "DELETE FROM idempotency_keys WHERE (tenant_id, key) IN \
-             (SELECT tenant_id, key FROM idempotency_keys WHERE expires_at < $1 LIMIT $2)",
-        )
-        .bind(now)
-        .bind(batch)
-        .execute(&self.pool)
-        .await?;
+        let deleted = sqlx::query(sql::EXPIRE)
+            .bind(now)
+            .bind(batch)
+            .execute(&self.pool)
+            .await?;
         Ok(deleted.rows_affected())
+    }
+}
+
+/// This resource's statements.
+pub(crate) mod sql {
+    statements! {
+        /// A tenant's idempotency key with its stored response.
+        KEY = "SELECT fingerprint, finished, status, headers, body, expires_at FROM idempotency_keys \
+             WHERE tenant_id = $1 AND key = $2";
+        /// A tenant's idempotency key.
+        DELETE = "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2";
+        /// Claims an idempotency key (unfinished).
+        CLAIM = "INSERT INTO idempotency_keys (tenant_id, key, fingerprint, finished, expires_at) \
+             VALUES ($1, $2, $3, 0, $4)";
+        /// Stores the response of a claimed key.
+        FINISH = "UPDATE idempotency_keys SET finished = 1, status = $1, headers = $2, body = $3, expires_at = $4 \
+             WHERE tenant_id = $5 AND key = $6";
+        /// Gives back a claim that has no response.
+        RELEASE = "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND finished = 0";
+        /// Up to `$2` keys expired before `$1`.
+        EXPIRE = "DELETE FROM idempotency_keys WHERE (tenant_id, key) IN \
+             (SELECT tenant_id, key FROM idempotency_keys WHERE expires_at < $1 LIMIT $2)";
     }
 }

@@ -66,17 +66,14 @@ impl Store {
         let now = now_unix();
         let mut tx = self.pool.begin().await?;
         lock_log(self.backend, &mut tx).await?;
-        sqlx::query(
-            "INSERT INTO installations (tenant_id, plugin, state, config, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
-        )
-        .bind(tenant_id)
-        .bind(&installation.plugin)
-        .bind(installation.state.as_str())
-        .bind(Value::Object(installation.config.clone()).to_string())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sql::INSERT)
+            .bind(tenant_id)
+            .bind(&installation.plugin)
+            .bind(installation.state.as_str())
+            .bind(Value::Object(installation.config.clone()).to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         upsert_secrets(&mut tx, tenant_id, &installation.plugin, secrets, now).await?;
         insert_event(&mut tx, lifecycle).await?;
         notify_on_commit(self.backend, &mut tx, &Change::Tenant(tenant_id.to_owned())).await?;
@@ -99,22 +96,19 @@ impl Store {
         let now = now_unix();
         let mut tx = self.pool.begin().await?;
         lock_log(self.backend, &mut tx).await?;
-        let updated = sqlx::query(
-            "UPDATE installations SET config = $1, updated_at = $2, reauthorization_reason = NULL \
-                 WHERE tenant_id = $3 AND plugin = $4",
-        )
-        .bind(Value::Object(config.clone()).to_string())
-        .bind(now)
-        .bind(tenant_id)
-        .bind(plugin)
-        .execute(&mut *tx)
-        .await?;
+        let updated = sqlx::query(sql::UPDATE_CONFIG)
+            .bind(Value::Object(config.clone()).to_string())
+            .bind(now)
+            .bind(tenant_id)
+            .bind(plugin)
+            .execute(&mut *tx)
+            .await?;
         if updated.rows_affected() == 0 {
             return Ok(false);
         }
         upsert_secrets(&mut tx, tenant_id, plugin, secrets, now).await?;
         for field in removed {
-            sqlx::query("DELETE FROM secrets WHERE tenant_id = $1 AND plugin = $2 AND field = $3")
+            sqlx::query(sql::DELETE_SECRET)
                 .bind(tenant_id)
                 .bind(plugin)
                 .bind(field)
@@ -138,14 +132,13 @@ impl Store {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         lock_log(self.backend, &mut tx).await?;
-        let result =
-            sqlx::query("UPDATE installations SET state = $1, updated_at = $2 WHERE tenant_id = $3 AND plugin = $4")
-                .bind(state.as_str())
-                .bind(now_unix())
-                .bind(tenant_id)
-                .bind(plugin)
-                .execute(&mut *tx)
-                .await?;
+        let result = sqlx::query(sql::SET_STATE)
+            .bind(state.as_str())
+            .bind(now_unix())
+            .bind(tenant_id)
+            .bind(plugin)
+            .execute(&mut *tx)
+            .await?;
         if result.rows_affected() == 0 {
             return Ok(false);
         }
@@ -165,12 +158,12 @@ impl Store {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         lock_log(self.backend, &mut tx).await?;
-        sqlx::query("DELETE FROM secrets WHERE tenant_id = $1 AND plugin = $2")
+        sqlx::query(sql::DELETE_SECRETS)
             .bind(tenant_id)
             .bind(plugin)
             .execute(&mut *tx)
             .await?;
-        let deleted = sqlx::query("DELETE FROM installations WHERE tenant_id = $1 AND plugin = $2")
+        let deleted = sqlx::query(sql::DELETE)
             .bind(tenant_id)
             .bind(plugin)
             .execute(&mut *tx)
@@ -186,7 +179,7 @@ impl Store {
 
     /// A tenant's installation of a plugin.
     pub async fn get_installation(&self, tenant_id: &str, plugin: &str) -> Result<Option<Installation>, StoreError> {
-        let row = sqlx::query("SELECT plugin, state, config, reauthorization_reason FROM installations WHERE tenant_id = $1 AND plugin = $2")
+        let row = sqlx::query(sql::INSTALLATION)
             .bind(tenant_id)
             .bind(plugin)
             .fetch_optional(&self.pool)
@@ -196,7 +189,7 @@ impl Store {
 
     /// All of a tenant's installations, by plugin name.
     pub async fn list_installations(&self, tenant_id: &str) -> Result<Vec<Installation>, StoreError> {
-        let rows = sqlx::query("SELECT plugin, state, config, reauthorization_reason FROM installations WHERE tenant_id = $1 ORDER BY plugin")
+        let rows = sqlx::query(sql::INSTALLATIONS)
             .bind(tenant_id)
             .fetch_all(&self.pool)
             .await?;
@@ -210,15 +203,11 @@ impl Store {
         tenant_id: &str,
         plugin: &str,
     ) -> Result<Option<(Installation, Vec<SecretRow>)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT i.plugin, i.state, i.config, i.reauthorization_reason, s.field, s.ciphertext FROM installations i \
-             LEFT JOIN secrets s ON s.tenant_id = i.tenant_id AND s.plugin = i.plugin \
-             WHERE i.tenant_id = $1 AND i.plugin = $2 ORDER BY s.field",
-        )
-        .bind(tenant_id)
-        .bind(plugin)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::WITH_SECRETS)
+            .bind(tenant_id)
+            .bind(plugin)
+            .fetch_all(&self.pool)
+            .await?;
         let Some(first) = rows.first() else {
             return Ok(None);
         };
@@ -249,18 +238,15 @@ impl Store {
         replacement: &[u8],
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        let updated = sqlx::query(
-            "UPDATE secrets SET ciphertext = $1, updated_at = $2 \
-             WHERE tenant_id = $3 AND plugin = $4 AND field = $5 AND ciphertext = $6",
-        )
-        .bind(replacement)
-        .bind(now_unix())
-        .bind(tenant_id)
-        .bind(plugin)
-        .bind(field)
-        .bind(expected)
-        .execute(&self.pool)
-        .await?;
+        let updated = sqlx::query(sql::REPLACE_SECRET)
+            .bind(replacement)
+            .bind(now_unix())
+            .bind(tenant_id)
+            .bind(plugin)
+            .bind(field)
+            .bind(expected)
+            .execute(&self.pool)
+            .await?;
         Ok(updated.rows_affected() > 0)
     }
 
@@ -276,19 +262,15 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE installations SET reauthorization_reason = $1, updated_at = $2 \
-             WHERE tenant_id = $3 AND plugin = $4 AND EXISTS (SELECT 1 FROM secrets s \
-               WHERE s.tenant_id = $3 AND s.plugin = $4 AND s.field = $5 AND s.ciphertext = $6)",
-        )
-        .bind(reason)
-        .bind(now_unix())
-        .bind(tenant_id)
-        .bind(plugin)
-        .bind(field)
-        .bind(expected)
-        .execute(&mut *tx)
-        .await?;
+        let updated = sqlx::query(sql::REAUTHORIZE)
+            .bind(reason)
+            .bind(now_unix())
+            .bind(tenant_id)
+            .bind(plugin)
+            .bind(field)
+            .bind(expected)
+            .execute(&mut *tx)
+            .await?;
         notify_on_commit(self.backend, &mut tx, &Change::Tenant(tenant_id.to_owned())).await?;
         tx.commit().await?;
         Ok(updated.rows_affected() > 0)
@@ -296,12 +278,11 @@ impl Store {
 
     /// The encrypted secrets of an installation.
     pub async fn get_secrets(&self, tenant_id: &str, plugin: &str) -> Result<Vec<SecretRow>, StoreError> {
-        let rows =
-            sqlx::query("SELECT field, ciphertext FROM secrets WHERE tenant_id = $1 AND plugin = $2 ORDER BY field")
-                .bind(tenant_id)
-                .bind(plugin)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(sql::SECRETS)
+            .bind(tenant_id)
+            .bind(plugin)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .iter()
             .map(|r| SecretRow {
@@ -320,17 +301,14 @@ async fn upsert_secrets(
     now: i64,
 ) -> Result<(), StoreError> {
     for secret in secrets {
-        sqlx::query(
-            "INSERT INTO secrets (tenant_id, plugin, field, ciphertext, updated_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (tenant_id, plugin, field) DO UPDATE SET ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
-        )
-        .bind(tenant_id)
-        .bind(plugin)
-        .bind(&secret.field)
-        .bind(&secret.ciphertext)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query(sql::UPSERT_SECRET)
+            .bind(tenant_id)
+            .bind(plugin)
+            .bind(&secret.field)
+            .bind(&secret.ciphertext)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }
@@ -348,4 +326,44 @@ fn installation_from_row(row: &sqlx::any::AnyRow) -> Result<Installation, StoreE
         config,
         reauthorization_reason: row.get(3),
     })
+}
+
+/// This resource's statements.
+pub(crate) mod sql {
+    statements! {
+        /// An installation.
+        INSERT = "INSERT INTO installations (tenant_id, plugin, state, config, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5)";
+        /// Replaces an installation's config, which clears its reauthorization reason.
+        UPDATE_CONFIG = "UPDATE installations SET config = $1, updated_at = $2, reauthorization_reason = NULL \
+             WHERE tenant_id = $3 AND plugin = $4";
+        /// One secret of an installation.
+        DELETE_SECRET = "DELETE FROM secrets WHERE tenant_id = $1 AND plugin = $2 AND field = $3";
+        /// Enables or disables an installation.
+        SET_STATE = "UPDATE installations SET state = $1, updated_at = $2 WHERE tenant_id = $3 AND plugin = $4";
+        /// An installation's secrets.
+        DELETE_SECRETS = "DELETE FROM secrets WHERE tenant_id = $1 AND plugin = $2";
+        /// An installation.
+        DELETE = "DELETE FROM installations WHERE tenant_id = $1 AND plugin = $2";
+        /// One of the tenant's installations.
+        INSTALLATION = "SELECT plugin, state, config, reauthorization_reason FROM installations WHERE tenant_id = $1 AND plugin = $2";
+        /// The tenant's installations, by plugin.
+        INSTALLATIONS = "SELECT plugin, state, config, reauthorization_reason FROM installations WHERE tenant_id = $1 ORDER BY plugin";
+        /// An installation with its secrets.
+        WITH_SECRETS = "SELECT i.plugin, i.state, i.config, i.reauthorization_reason, s.field, s.ciphertext FROM installations i \
+             LEFT JOIN secrets s ON s.tenant_id = i.tenant_id AND s.plugin = i.plugin \
+             WHERE i.tenant_id = $1 AND i.plugin = $2 ORDER BY s.field";
+        /// Replaces a secret's ciphertext, unless it changed meanwhile.
+        REPLACE_SECRET = "UPDATE secrets SET ciphertext = $1, updated_at = $2 \
+             WHERE tenant_id = $3 AND plugin = $4 AND field = $5 AND ciphertext = $6";
+        /// Asks for reauthorization, while the installation's secret is as it was.
+        REAUTHORIZE = "UPDATE installations SET reauthorization_reason = $1, updated_at = $2 \
+             WHERE tenant_id = $3 AND plugin = $4 AND EXISTS (SELECT 1 FROM secrets s \
+             WHERE s.tenant_id = $3 AND s.plugin = $4 AND s.field = $5 AND s.ciphertext = $6)";
+        /// An installation's secrets, by field.
+        SECRETS = "SELECT field, ciphertext FROM secrets WHERE tenant_id = $1 AND plugin = $2 ORDER BY field";
+        /// Stores a secret.
+        UPSERT_SECRET = "INSERT INTO secrets (tenant_id, plugin, field, ciphertext, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id, plugin, field) DO UPDATE SET ciphertext = excluded.ciphertext, updated_at = excluded.updated_at";
+    }
 }

@@ -73,7 +73,7 @@ pub(crate) async fn notify_on_commit(
     change: &Change,
 ) -> Result<(), StoreError> {
     if backend == Backend::Postgres {
-        sqlx::query("SELECT pg_notify($1, $2)")
+        sqlx::query(sql::postgres::NOTIFY)
             .bind(INVALIDATION_CHANNEL)
             .bind(change.encode())
             .execute(&mut **tx)
@@ -86,7 +86,7 @@ impl Store {
     /// Sends a liveness probe on the invalidation channel (PostgreSQL only).
     pub async fn ping_invalidations(&self) -> Result<(), StoreError> {
         if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_notify($1, $2)")
+            sqlx::query(sql::postgres::NOTIFY)
                 .bind(INVALIDATION_CHANNEL)
                 .bind(PING)
                 .execute(&self.pool)
@@ -103,6 +103,17 @@ impl Store {
         let mut listener = PgListener::connect(url).await?;
         listener.listen(INVALIDATION_CHANNEL).await?;
         Ok(Some(InvalidationListener { listener }))
+    }
+}
+
+/// Invalidations' statements.
+pub(crate) mod sql {
+    /// PostgreSQL's notifications.
+    pub(crate) mod postgres {
+        statements! {
+            /// Sends `$2` on channel `$1` when the transaction commits.
+            NOTIFY = "SELECT pg_notify($1, $2)";
+        }
     }
 }
 

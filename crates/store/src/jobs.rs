@@ -5,6 +5,7 @@
 use sqlx::Row;
 
 use crate::event_pages::within_budget;
+use crate::multi_row::in_lists;
 use crate::{Backend, Store, StoreError};
 
 /// Where a job is in its life.
@@ -102,50 +103,16 @@ pub struct Job {
     pub updated_at: i64,
 }
 
-const JOB_COLUMNS: &str =
-    "id, tenant_id, kind, payload, state, attempts, max_attempts, run_at, result, last_error, created_at, updated_at";
-
-/// The states a job leaves only when the tenant retries it; retention removes jobs in them.
-const FINAL_STATES: &str = "('succeeded', 'failed', 'dead')";
+/// The columns `job_from_row` reads.
+macro_rules! job_columns {
+    () => {
+        "id, tenant_id, kind, payload, state, attempts, max_attempts, run_at, result, last_error, created_at, updated_at"
+    };
+}
 
 /// Key of the PostgreSQL advisory lock that orders claims across replicas, so that each claim
 /// counts the running jobs every earlier claim committed.
 const JOB_CLAIM_LOCK: i64 = 0x696e_7465_6a6f_6273;
-
-/// Chooses up to `$3` jobs to claim at `$2` (unix milliseconds), due by `$2`, at most `$4`
-/// running per tenant: round robin across tenants. A job's turn is its place among its tenant's
-/// claimable jobs plus the jobs the tenant already has running under live leases; jobs are
-/// claimed lowest turn first, oldest first within a turn, and never past a turn of `$4`.
-///
-/// The tenants with queued jobs are found by skipping through `jobs_waiting` (one probe per
-/// tenant), and at most `$4` jobs per tenant are ranked, so a tenant's long backlog costs a claim
-/// no more than a short one. Jobs whose lease ran out (their worker died) are claimable too.
-const CHOOSE_CLAIMS: &str = "\
-WITH RECURSIVE waiting(tenant_id) AS ( \
-    SELECT MIN(tenant_id) FROM jobs WHERE state = 'queued' \
-    UNION ALL \
-    SELECT (SELECT MIN(j.tenant_id) FROM jobs j WHERE j.state = 'queued' AND j.tenant_id > w.tenant_id) \
-    FROM waiting w WHERE w.tenant_id IS NOT NULL \
-), candidates AS ( \
-    SELECT j.id, j.tenant_id, j.run_at FROM waiting w JOIN jobs j ON j.id IN ( \
-        SELECT q.id FROM jobs q WHERE q.state = 'queued' AND q.tenant_id = w.tenant_id AND q.run_at <= $2 \
-        ORDER BY q.run_at, q.id LIMIT $4) \
-    UNION ALL \
-    SELECT id, tenant_id, run_at FROM jobs WHERE state = 'running' AND lease_until < $2 \
-), ranked AS ( \
-    SELECT c.id, c.run_at, ROW_NUMBER() OVER (PARTITION BY c.tenant_id ORDER BY c.run_at, c.id) \
-        + (SELECT COUNT(*) FROM jobs r WHERE r.state = 'running' AND r.tenant_id = c.tenant_id \
-           AND r.lease_until >= $2) AS turn \
-    FROM candidates c \
-) \
-UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, updated_at = $2 \
-WHERE id IN (SELECT id FROM ranked WHERE turn <= $4 ORDER BY turn, run_at, id LIMIT $3) \
-AND ((state = 'queued' AND run_at <= $2) OR (state = 'running' AND lease_until < $2)) \
-RETURNING ";
-
-/// The bytes a job shows the tenant: its request, result and last error.
-const JOB_BYTES: &str =
-    "CAST(octet_length(payload) + COALESCE(octet_length(result), 0) + COALESCE(octet_length(last_error), 0) AS BIGINT)";
 
 impl Store {
     /// Adds a job, runnable at once, unless its tenant already has `max_queued` jobs queued or
@@ -156,20 +123,16 @@ impl Store {
     /// they may pass the limit by at most the number of them in flight at once.
     pub async fn enqueue_job(&self, job: &NewJob, now_ms: i64, max_queued: u32) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        let inserted = sqlx::query(
-            "INSERT INTO jobs (id, tenant_id, kind, payload, state, attempts, max_attempts, run_at, created_at, updated_at) \
-             SELECT $1, $2, $3, $4, 'queued', 0, $5, $6, $6, $6 \
-             WHERE (SELECT COUNT(*) FROM jobs WHERE tenant_id = $2 AND state IN ('queued', 'running')) < $7",
-        )
-        .bind(&job.id)
-        .bind(&job.tenant_id)
-        .bind(&job.kind)
-        .bind(&job.payload)
-        .bind(job.max_attempts)
-        .bind(now_ms)
-        .bind(i64::from(max_queued))
-        .execute(&self.pool)
-        .await?;
+        let inserted = sqlx::query(sql::ENQUEUE)
+            .bind(&job.id)
+            .bind(&job.tenant_id)
+            .bind(&job.kind)
+            .bind(&job.payload)
+            .bind(job.max_attempts)
+            .bind(now_ms)
+            .bind(i64::from(max_queued))
+            .execute(&self.pool)
+            .await?;
         Ok(inserted.rows_affected() > 0)
     }
 
@@ -187,9 +150,7 @@ impl Store {
         limit: i64,
         per_tenant: i64,
     ) -> Result<Vec<Job>, StoreError> {
-        static STATEMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let statement = STATEMENT.get_or_init(|| format!("{CHOOSE_CLAIMS}{JOB_COLUMNS}"));
-        let query = sqlx::query(statement)
+        let query = sqlx::query(sql::CLAIM)
             .bind(now_ms + lease_ms)
             .bind(now_ms)
             .bind(limit)
@@ -201,7 +162,7 @@ impl Store {
             }
             Backend::Postgres => {
                 let mut tx = self.relaxed.begin().await?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                sqlx::query(sql::postgres::LOCK_CLAIMS)
                     .bind(JOB_CLAIM_LOCK)
                     .execute(&mut *tx)
                     .await?;
@@ -215,7 +176,7 @@ impl Store {
 
     /// Whether a claim may take job `id` now, as a message announcing it arrives.
     pub async fn job_claim(&self, id: &str, now_ms: i64) -> Result<JobClaim, StoreError> {
-        let row = sqlx::query("SELECT state, run_at, lease_until FROM jobs WHERE id = $1")
+        let row = sqlx::query(sql::CLAIM_STATE)
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -249,31 +210,26 @@ impl Store {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        let updated = sqlx::query(
-            "UPDATE jobs SET state = $1, result = $2, last_error = $3, run_at = $4, lease_until = NULL, updated_at = $5 \
-             WHERE id = $6 AND state = 'running' AND attempts = $7",
-        )
-        .bind(state.as_str())
-        .bind(result)
-        .bind(error)
-        .bind(run_at)
-        .bind(now_ms)
-        .bind(id)
-        .bind(attempt)
-        .execute(&self.relaxed)
-        .await?;
+        let updated = sqlx::query(sql::FINISH)
+            .bind(state.as_str())
+            .bind(result)
+            .bind(error)
+            .bind(run_at)
+            .bind(now_ms)
+            .bind(id)
+            .bind(attempt)
+            .execute(&self.relaxed)
+            .await?;
         Ok(updated.rows_affected() > 0)
     }
 
     /// A tenant's job.
     pub async fn get_job(&self, tenant_id: &str, id: &str) -> Result<Option<Job>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = $1 AND id = $2"
-        ))
-        .bind(tenant_id)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(sql::JOB)
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(job_from_row).transpose()
     }
 
@@ -291,16 +247,13 @@ impl Store {
         limit: i64,
         max_bytes: u64,
     ) -> Result<Vec<Job>, StoreError> {
-        let candidates = sqlx::query(&format!(
-            "SELECT id, {JOB_BYTES} FROM jobs WHERE tenant_id = $1 AND ($2 IS NULL OR state = $2) \
-             AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
-        ))
-        .bind(tenant_id)
-        .bind(state.map(JobState::as_str))
-        .bind(before)
-        .bind(limit.max(1))
-        .fetch_all(&self.pool)
-        .await?;
+        let candidates = sqlx::query(sql::SIZES)
+            .bind(tenant_id)
+            .bind(state.map(JobState::as_str))
+            .bind(before)
+            .bind(limit.max(1))
+            .fetch_all(&self.pool)
+            .await?;
         let sizes = candidates.iter().map(|row| {
             let bytes: i64 = row.get(1);
             (row.get::<String, _>(0), u64::try_from(bytes).unwrap_or_default())
@@ -311,20 +264,14 @@ impl Store {
 
     /// The tenant's jobs with these ids, newest first.
     async fn jobs_by_id(&self, tenant_id: &str, ids: &[String]) -> Result<Vec<Job>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
+        let mut rows = Vec::with_capacity(ids.len());
+        for list in in_lists(ids) {
+            let mut statement = sqlx::query(sql::BY_ID.get(list.size)).bind(tenant_id);
+            for id in list.ids() {
+                statement = statement.bind(id);
+            }
+            rows.extend(statement.fetch_all(&self.pool).await?);
         }
-        let placeholders = (2..ids.len() + 2)
-            .map(|n| format!("${n}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql =
-            format!("SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = $1 AND id IN ({placeholders}) ORDER BY id DESC");
-        let mut statement = sqlx::query(&sql).bind(tenant_id);
-        for id in ids {
-            statement = statement.bind(id);
-        }
-        let rows = statement.fetch_all(&self.pool).await?;
         rows.iter().map(job_from_row).collect()
     }
 
@@ -333,17 +280,13 @@ impl Store {
     /// (or not the tenant's), and for a tenant at its limit.
     pub async fn retry_job(&self, tenant_id: &str, id: &str, now_ms: i64, max_queued: u32) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        let updated = sqlx::query(
-            "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, updated_at = $1, lease_until = NULL \
-             WHERE tenant_id = $2 AND id = $3 AND state IN ('dead', 'failed') \
-             AND (SELECT COUNT(*) FROM jobs WHERE tenant_id = $2 AND state IN ('queued', 'running')) < $4",
-        )
-        .bind(now_ms)
-        .bind(tenant_id)
-        .bind(id)
-        .bind(i64::from(max_queued))
-        .execute(&self.pool)
-        .await?;
+        let updated = sqlx::query(sql::RETRY)
+            .bind(now_ms)
+            .bind(tenant_id)
+            .bind(id)
+            .bind(i64::from(max_queued))
+            .execute(&self.pool)
+            .await?;
         Ok(updated.rows_affected() > 0)
     }
 
@@ -352,14 +295,11 @@ impl Store {
     /// deletes a whole batch, so that no sweep holds the database for long.
     pub async fn expire_jobs(&self, before: i64, batch: i64) -> Result<u64, StoreError> {
         let _turn = self.write_turn().await;
-        let deleted = sqlx::query(&format!(
-            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state IN {FINAL_STATES} AND run_at < $1 \
-             ORDER BY run_at LIMIT $2)"
-        ))
-        .bind(before)
-        .bind(batch.max(1))
-        .execute(&self.relaxed)
-        .await?;
+        let deleted = sqlx::query(sql::EXPIRE)
+            .bind(before)
+            .bind(batch.max(1))
+            .execute(&self.relaxed)
+            .await?;
         Ok(deleted.rows_affected())
     }
 }
@@ -380,4 +320,82 @@ fn job_from_row(row: &sqlx::any::AnyRow) -> Result<Job, StoreError> {
         created_at: row.get(10),
         updated_at: row.get(11),
     })
+}
+
+/// This resource's statements.
+pub(crate) mod sql {
+    use crate::multi_row::placeholders;
+
+    statements! {
+        /// Claims up to `$3` jobs at `$2` (unix milliseconds), due by `$2`, at most `$4`
+        /// running per tenant: round robin across tenants. A job's turn is its place among its tenant's
+        /// claimable jobs plus the jobs the tenant already has running under live leases; jobs are
+        /// claimed lowest turn first, oldest first within a turn, and never past a turn of `$4`.
+        ///
+        /// The tenants with queued jobs are found by skipping through `jobs_waiting` (one probe per
+        /// tenant), and at most `$4` jobs per tenant are ranked, so a tenant's long backlog costs a claim
+        /// no more than a short one. Jobs whose lease ran out (their worker died) are claimable too.
+        CLAIM = concat!("\
+    WITH RECURSIVE waiting(tenant_id) AS ( \
+    SELECT MIN(tenant_id) FROM jobs WHERE state = 'queued' \
+    UNION ALL \
+    SELECT (SELECT MIN(j.tenant_id) FROM jobs j WHERE j.state = 'queued' AND j.tenant_id > w.tenant_id) \
+    FROM waiting w WHERE w.tenant_id IS NOT NULL \
+    ), candidates AS ( \
+    SELECT j.id, j.tenant_id, j.run_at FROM waiting w JOIN jobs j ON j.id IN ( \
+        SELECT q.id FROM jobs q WHERE q.state = 'queued' AND q.tenant_id = w.tenant_id AND q.run_at <= $2 \
+        ORDER BY q.run_at, q.id LIMIT $4) \
+    UNION ALL \
+    SELECT id, tenant_id, run_at FROM jobs WHERE state = 'running' AND lease_until < $2 \
+    ), ranked AS ( \
+    SELECT c.id, c.run_at, ROW_NUMBER() OVER (PARTITION BY c.tenant_id ORDER BY c.run_at, c.id) \
+        + (SELECT COUNT(*) FROM jobs r WHERE r.state = 'running' AND r.tenant_id = c.tenant_id \
+           AND r.lease_until >= $2) AS turn \
+    FROM candidates c \
+    ) \
+    UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, updated_at = $2 \
+    WHERE id IN (SELECT id FROM ranked WHERE turn <= $4 ORDER BY turn, run_at, id LIMIT $3) \
+    AND ((state = 'queued' AND run_at <= $2) OR (state = 'running' AND lease_until < $2)) \
+    RETURNING ", job_columns!());
+        /// A tenant's job.
+        JOB = concat!("SELECT ", job_columns!(), " FROM jobs WHERE tenant_id = $1 AND id = $2");
+        /// The ids of a tenant's jobs, newest first, with the bytes each shows the tenant (its
+        /// request, result and last error); in state `$2` and before `$3` when they are given
+        /// (text: cast so that PostgreSQL knows their type when it prepares the statement).
+        SIZES = "SELECT id, CAST(octet_length(payload) + COALESCE(octet_length(result), 0) \
+             + COALESCE(octet_length(last_error), 0) AS BIGINT) FROM jobs \
+             WHERE tenant_id = $1 AND (CAST($2 AS TEXT) IS NULL OR state = $2) \
+             AND (CAST($3 AS TEXT) IS NULL OR id < $3) ORDER BY id DESC LIMIT $4";
+        /// Up to `$2` jobs that ended (succeeded, failed or dead: the states a job leaves only
+        /// when the tenant retries it) before `$1`, oldest first.
+        EXPIRE = "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state IN ('succeeded', 'failed', 'dead') \
+             AND run_at < $1 ORDER BY run_at LIMIT $2)";
+        /// A queued job, unless its tenant has `$7` queued or running.
+        ENQUEUE = "INSERT INTO jobs (id, tenant_id, kind, payload, state, attempts, max_attempts, run_at, created_at, updated_at) \
+             SELECT $1, $2, $3, $4, 'queued', 0, $5, $6, $6, $6 \
+             WHERE (SELECT COUNT(*) FROM jobs WHERE tenant_id = $2 AND state IN ('queued', 'running')) < $7";
+        /// Whether a job may be claimed.
+        CLAIM_STATE = "SELECT state, run_at, lease_until FROM jobs WHERE id = $1";
+        /// Ends attempt `$7` of a running job.
+        FINISH = "UPDATE jobs SET state = $1, result = $2, last_error = $3, run_at = $4, lease_until = NULL, updated_at = $5 \
+             WHERE id = $6 AND state = 'running' AND attempts = $7";
+        /// Queues a dead or failed job again, unless its tenant has `$4` queued or running.
+        RETRY = "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, updated_at = $1, lease_until = NULL \
+             WHERE tenant_id = $2 AND id = $3 AND state IN ('dead', 'failed') \
+             AND (SELECT COUNT(*) FROM jobs WHERE tenant_id = $2 AND state IN ('queued', 'running')) < $4";
+        @sized:
+        /// A tenant's jobs with these ids, newest first.
+        BY_ID = |ids| format!(
+            concat!("SELECT ", job_columns!(), " FROM jobs WHERE tenant_id = $1 AND id IN ({}) ORDER BY id DESC"),
+            placeholders(2, ids)
+        );
+    }
+
+    /// PostgreSQL's lock.
+    pub(crate) mod postgres {
+        statements! {
+            /// The lock that orders claims across replicas.
+            LOCK_CLAIMS = "SELECT pg_advisory_xact_lock($1)";
+        }
+    }
 }

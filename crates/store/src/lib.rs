@@ -1,11 +1,19 @@
-//! Persistence on SQLite (embedded default) or PostgreSQL, behind one set of queries.
+//! Persistence on SQLite (embedded default, a file) or PostgreSQL.
 //!
-//! Queries use `$N` placeholders, which both drivers accept, through sqlx's `Any` driver; the
-//! schema differs only in column types, so each backend has its own migrations folder.
+//! Queries use `$N` placeholders, which both drivers accept, through sqlx's `Any` driver; SQLite's
+//! writes of ingest and outbound delivery go through the writer thread's own rusqlite connection
+//! (`sqlite_writer`). The schema differs only in column types, so each backend has its own
+//! migrations folder. Every statement is declared in a `sql` module (see `statements`) and
+//! prepared by a test against each backend's migrated schema.
+
+#[macro_use]
+mod statements;
 
 mod batch;
+mod deliveries;
 mod event_log;
 mod event_pages;
+mod event_reads;
 mod events;
 mod group_commit;
 mod idempotency;
@@ -20,7 +28,6 @@ mod sqlite_presence;
 mod sqlite_writer;
 mod tenant_limits;
 mod tenants;
-mod webhook_deliveries;
 mod webhook_endpoints;
 mod webhook_event;
 
@@ -32,6 +39,9 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::AnyPool;
 
+pub use deliveries::{
+    AttemptRecord, DeliveryJob, DeliveryNext, EndpointHealth, NewDelivery, RecordedAttempt, StoredAttempt,
+};
 pub use event_log::{EventData, Expired, NewEvent, PendingWebhook, StoredEvent};
 pub use event_pages::{EventPage, EventPageQuery, EventPosition};
 pub use idempotency::{IdempotencyClaim, StoredResponse};
@@ -40,9 +50,6 @@ pub use invalidations::{Change, Heard, InvalidationListener, INVALIDATION_CHANNE
 pub use jobs::{Job, JobClaim, JobState, NewJob};
 pub use tenant_limits::{RateLimit, TenantLimits};
 pub use tenants::{ApiKeyRecord, DataKeyRecord, Tenant};
-pub use webhook_deliveries::{
-    AttemptRecord, DeliveryJob, DeliveryNext, EndpointHealth, NewDelivery, RecordedAttempt, StoredAttempt,
-};
 pub use webhook_endpoints::{EventRoute, WebhookEndpoint, WebhookEndpointSettings};
 pub use webhook_event::{NewWebhookEvent, StoredWebhookEvent};
 
@@ -58,8 +65,9 @@ pub enum StoreError {
     /// The tenant the rows belong to does not exist (deleted meanwhile).
     #[error("the tenant does not exist")]
     UnknownTenant,
-    /// The database URL names no supported backend.
-    #[error("unsupported database URL (expected sqlite:// or postgres://)")]
+    /// The database URL names no supported backend (an in-memory SQLite database is none: the
+    /// store runs on a file, in tests as in production).
+    #[error("unsupported database URL (expected sqlite://<file> or postgres://)")]
     UnsupportedUrl,
     /// A stored JSON document could not be read.
     #[error("stored document is corrupt: {0}")]
@@ -132,10 +140,13 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Connects to `sqlite://…` (file created if missing) or `postgres://…`.
+    /// Connects to `sqlite://…` (a file, created if missing) or `postgres://…`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            if sqlite_file(url).is_none() {
+                return Err(StoreError::UnsupportedUrl);
+            }
             let url = if rest.contains("mode=") {
                 url.to_owned()
             } else if rest.contains('?') {
@@ -165,7 +176,7 @@ impl Store {
             // Write-ahead logging: one fsync per commit (synchronous stays FULL, so a commit is
             // durable when it returns), and readers never wait for the writer. The mode is kept in
             // the file, so setting it once per start is enough.
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+            sqlx::query(sql::sqlite::WAL).execute(&pool).await?;
         }
         let relaxed = match backend {
             Backend::Sqlite => {
@@ -174,7 +185,7 @@ impl Store {
                     .test_before_acquire(false)
                     .after_connect(|connection, _| {
                         Box::pin(async move {
-                            sqlx::query("PRAGMA synchronous = NORMAL")
+                            sqlx::query(sql::sqlite::RELAXED)
                                 .execute(&mut *connection)
                                 .await
                                 .map(drop)
@@ -204,7 +215,21 @@ impl Store {
         })
     }
 
-    /// Held for the duration of a write (SQLite only).
+    /// Runs `work` on the SQLite writer thread, in the transaction of its next batch, once that
+    /// has committed (SQLite only: PostgreSQL has no writer thread).
+    pub(crate) async fn on_writer<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        debug_assert_eq!(self.backend, Backend::Sqlite);
+        self.group_commit()
+            .run_on_writer(work)
+            .await
+            .unwrap_or(Err(StoreError::Unavailable))
+    }
+
+    /// Held for the duration of a write through the pool (SQLite only).
     pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match &self.writer {
             Some(lock) => Some(lock.lock().await),
@@ -248,19 +273,11 @@ async fn join_sqlite_users(file: &std::path::Path, pool: &AnyPool) -> Result<sql
         .map_err(|error| StoreError::Presence(error.to_string()))?;
     if joining.alone {
         // Tables that do not exist yet (a new file, migrations still to run) hold no leases.
-        let tables: Vec<String> = sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('webhook_deliveries', 'jobs')",
-        )
-        .fetch_all(pool)
-        .await?;
+        let tables: Vec<String> = sqlx::query_scalar(sql::sqlite::LEASE_TABLES).fetch_all(pool).await?;
         // What a dead run held: deliveries it was attempting, jobs it was running.
         let leases = [
-            (
-                "webhook_deliveries",
-                "UPDATE webhook_deliveries SET lease_until = 0, lease_token = NULL \
-                 WHERE status = 'pending' AND lease_until > 0",
-            ),
-            ("jobs", "UPDATE jobs SET lease_until = 0 WHERE state = 'running'"),
+            ("webhook_deliveries", sql::sqlite::FREE_DELIVERY_LEASES),
+            ("jobs", sql::sqlite::FREE_JOB_LEASES),
         ];
         for (table, free) in leases {
             if !tables.iter().any(|t| t == table) {
@@ -275,7 +292,7 @@ async fn join_sqlite_users(file: &std::path::Path, pool: &AnyPool) -> Result<sql
     Ok(joining.finish())
 }
 
-/// The file a `sqlite:` URL names; `None` for in-memory databases.
+/// The file a `sqlite:` URL names; `None` for an in-memory database, which the store refuses.
 fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or_default();
@@ -287,6 +304,33 @@ fn now_unix() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default()
+}
+
+/// The store's own statements: opening a SQLite file.
+pub(crate) mod sql {
+    statements! {}
+
+    /// Opening a SQLite file.
+    pub(crate) mod sqlite {
+        statements! {
+            /// Write-ahead logging, kept in the file.
+            WAL = "PRAGMA journal_mode = WAL";
+            /// No fsync per commit, for the relaxed connection.
+            RELAXED = "PRAGMA synchronous = NORMAL";
+            /// Which of the tables holding leases exist (none before the migrations).
+            LEASE_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('webhook_deliveries', 'jobs')";
+            /// Frees the leases of deliveries being attempted.
+            FREE_DELIVERY_LEASES = "UPDATE webhook_deliveries SET lease_until = 0, lease_token = NULL \
+                 WHERE status = 'pending' AND lease_until > 0";
+            /// Frees the leases of jobs running.
+            FREE_JOB_LEASES = "UPDATE jobs SET lease_until = 0 WHERE state = 'running'";
+        }
+    }
+
+    /// Nothing of PostgreSQL's here.
+    pub(crate) mod postgres {
+        statements! {}
+    }
 }
 
 #[cfg(any(test, feature = "testing"))]

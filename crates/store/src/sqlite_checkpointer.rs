@@ -59,12 +59,20 @@ fn run(path: &Path, requests: &Receiver<()>) {
     while requests.recv().is_ok() {
         // Passive: copies what no reader still needs from the log, and gives up on the rest
         // rather than wait (it never calls a busy handler); the next request picks it up.
-        let outcome = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        let outcome = connection.query_row(sql::CHECKPOINT, [], |row| {
             Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
         });
         match outcome {
             Ok((logged, copied)) => tracing::trace!(logged, copied, "checkpoint"),
             Err(error) => tracing::warn!(%error, "checkpoint failed; the next one retries"),
         }
+    }
+}
+
+/// The checkpointer's statement.
+pub(crate) mod sql {
+    statements! {
+        /// Copies what it can of the log into the database without waiting for readers.
+        CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)";
     }
 }

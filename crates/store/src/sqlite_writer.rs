@@ -16,17 +16,6 @@ use crate::sqlite_checkpointer::{COMMITS_PER_CHECKPOINT, WRITER_CHECKPOINT_PAGES
 use crate::webhook_event::NewWebhookEvent;
 use crate::StoreError;
 
-const INSERT: &str =
-    "INSERT INTO webhook_events (id, tenant_id, plugin, delivery_id, event_type, payload, received_at) \
-                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (tenant_id, plugin, delivery_id) DO NOTHING";
-const INTO_BACKLOG: &str = "INSERT INTO webhook_backlog (id) VALUES (?1)";
-const EXISTING: &str = "SELECT id FROM webhook_events WHERE tenant_id = ?1 AND plugin = ?2 AND delivery_id = ?3";
-const OUT_OF_BACKLOG: &str = "DELETE FROM webhook_backlog WHERE id = ?1";
-const IDEMPOTENT_EVENT: &str = "SELECT id FROM events WHERE tenant_id = ?1 AND idempotency_key = ?2";
-const INSERT_EVENT: &str =
-    "INSERT INTO events (id, tenant_id, plugin, type, occurred_at, data, idempotency_key, created_at, webhook_id) \
-                            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-
 /// Runs until every sender (every clone of the store) is gone.
 pub(crate) fn run(
     path: &Path,
@@ -210,21 +199,27 @@ fn in_savepoint<T, E: From<rusqlite::Error>>(
     tx: &rusqlite::Transaction<'_>,
     work: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E>,
 ) -> Result<T, E> {
-    tx.execute_batch("SAVEPOINT part")?;
+    tx.execute_batch(sql::SAVEPOINT)?;
     match work(tx) {
-        Ok(value) => match tx.execute_batch("RELEASE part") {
+        Ok(value) => match tx.execute_batch(sql::RELEASE) {
             Ok(()) => Ok(value),
             Err(error) => {
                 // Not released: undone, so it cannot commit with the batch after all.
-                let _ = tx.execute_batch("ROLLBACK TO part; RELEASE part");
+                let _ = undo(tx);
                 Err(error.into())
             }
         },
         Err(error) => {
-            tx.execute_batch("ROLLBACK TO part; RELEASE part")?;
+            undo(tx)?;
             Err(error)
         }
     }
+}
+
+/// Undoes the savepoint's writes and ends it.
+fn undo(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(sql::ROLLBACK)?;
+    tx.execute_batch(sql::RELEASE)
 }
 
 /// rusqlite's errors are not `Clone`; the failed commit's reason, for each task it failed.
@@ -261,9 +256,9 @@ fn write_ingest(
     let mut counts = Vec::with_capacity(processed.len());
     let mut appended = Vec::with_capacity(emitted.len());
     {
-        let mut insert = tx.prepare_cached(INSERT)?;
-        let mut backlog = tx.prepare_cached(INTO_BACKLOG)?;
-        let mut existing = tx.prepare_cached(EXISTING)?;
+        let mut insert = cached(tx, sql::INSERT_WEBHOOK)?;
+        let mut backlog = cached(tx, sql::INTO_BACKLOG)?;
+        let mut existing = cached(tx, crate::webhook_event::sql::EXISTING_WEBHOOK)?;
         for event in events {
             let inserted = insert.execute(params![
                 event.id,
@@ -286,8 +281,8 @@ fn write_ingest(
                 outcomes.push((id, true));
             }
         }
-        let mut take = tx.prepare_cached(OUT_OF_BACKLOG)?;
-        let mut append = tx.prepare_cached(INSERT_EVENT)?;
+        let mut take = cached(tx, sql::OUT_OF_BACKLOG)?;
+        let mut append = cached(tx, crate::event_log::sql::INSERT_EVENT)?;
         let now = crate::now_unix();
         for batch in processed {
             let mut count = 0;
@@ -302,7 +297,7 @@ fn write_ingest(
             }
             counts.push(count);
         }
-        let mut idempotent = tx.prepare_cached(IDEMPOTENT_EVENT)?;
+        let mut idempotent = cached(tx, crate::event_log::sql::IDEMPOTENT_EVENT)?;
         for event in emitted {
             if let Some(key) = &event.idempotency_key {
                 let earlier: Option<String> = idempotent
@@ -324,6 +319,22 @@ fn write_ingest(
     })
 }
 
+/// The writer's cached statement for `sql`. rusqlite binds parameters by position, sqlx (the
+/// same texts on PostgreSQL) by their number: in debug builds each parameter is checked to be
+/// the one its position names (`$1` first, then `$2`, …).
+pub(crate) fn cached<'c>(connection: &'c Connection, sql: &str) -> rusqlite::Result<rusqlite::CachedStatement<'c>> {
+    let statement = connection.prepare_cached(sql)?;
+    #[cfg(debug_assertions)]
+    for index in 1..=statement.parameter_count() {
+        let name = statement.parameter_name(index);
+        debug_assert!(
+            name.is_none_or(|name| name[1..] == index.to_string()),
+            "parameter {index} of {sql:?} is {name:?}"
+        );
+    }
+    Ok(statement)
+}
+
 /// Appends one event with the writer's prepared statement.
 fn append_event(statement: &mut rusqlite::CachedStatement<'_>, event: &EventRow, now: i64) -> rusqlite::Result<()> {
     statement.execute(params![
@@ -338,4 +349,23 @@ fn append_event(statement: &mut rusqlite::CachedStatement<'_>, event: &EventRow,
         event.webhook_id
     ])?;
     Ok(())
+}
+
+/// The writer's own statements (its event appends are the log's, `event_log::sql`).
+pub(crate) mod sql {
+    statements! {
+        /// A webhook, unless its delivery was stored before.
+        INSERT_WEBHOOK = "INSERT INTO webhook_events (id, tenant_id, plugin, delivery_id, event_type, payload, received_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (tenant_id, plugin, delivery_id) DO NOTHING";
+        /// A new webhook into the backlog.
+        INTO_BACKLOG = "INSERT INTO webhook_backlog (id) VALUES (?1)";
+        /// A processed webhook out of the backlog.
+        OUT_OF_BACKLOG = "DELETE FROM webhook_backlog WHERE id = ?1";
+        /// Opens the savepoint a part of a batch runs in.
+        SAVEPOINT = "SAVEPOINT part";
+        /// Keeps a part's writes.
+        RELEASE = "RELEASE part";
+        /// Undoes a part's writes (then released).
+        ROLLBACK = "ROLLBACK TO part";
+    }
 }

@@ -54,36 +54,29 @@ impl Store {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let traits = Value::Object(tenant.traits.clone()).to_string();
-        sqlx::query(
-            "INSERT INTO tenants (id, traits, created_at, outbound_allow_cidrs, limits) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&tenant.id)
-        .bind(traits)
-        .bind(tenant.created_at)
-        .bind(cidrs_json(&tenant.outbound_allow_cidrs))
-        .bind(tenant.limits.to_json())
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sql::INSERT_TENANT)
+            .bind(&tenant.id)
+            .bind(traits)
+            .bind(tenant.created_at)
+            .bind(cidrs_json(&tenant.outbound_allow_cidrs))
+            .bind(tenant.limits.to_json())
+            .execute(&mut *tx)
+            .await?;
         insert_api_key(&mut tx, key).await?;
-        sqlx::query(
-            "INSERT INTO tenant_data_keys (tenant_id, master_key_id, wrapped_key, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&data_key.tenant_id)
-        .bind(&data_key.master_key_id)
-        .bind(&data_key.wrapped_key)
-        .bind(now_unix())
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sql::INSERT_DATA_KEY)
+            .bind(&data_key.tenant_id)
+            .bind(&data_key.master_key_id)
+            .bind(&data_key.wrapped_key)
+            .bind(now_unix())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// The tenant with this id.
     pub async fn get_tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
-        let row = sqlx::query("SELECT id, traits, created_at, outbound_allow_cidrs, limits FROM tenants WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sql::TENANT).bind(id).fetch_optional(&self.pool).await?;
         row.map(|r| tenant_from_row(&r)).transpose()
     }
 
@@ -99,16 +92,13 @@ impl Store {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         // COALESCE keeps a column the caller left out, in one statement on both backends.
-        let updated = sqlx::query(
-            "UPDATE tenants SET traits = COALESCE($1, traits), \
-             outbound_allow_cidrs = COALESCE($2, outbound_allow_cidrs), limits = COALESCE($3, limits) WHERE id = $4",
-        )
-        .bind(traits.map(|t| Value::Object(t.clone()).to_string()))
-        .bind(outbound_allow_cidrs.map(cidrs_json))
-        .bind(limits.map(|limits| limits.to_json()))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        let updated = sqlx::query(sql::UPDATE_TENANT)
+            .bind(traits.map(|t| Value::Object(t.clone()).to_string()))
+            .bind(outbound_allow_cidrs.map(cidrs_json))
+            .bind(limits.map(|limits| limits.to_json()))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         notify_on_commit(self.backend, &mut tx, &Change::Tenant(id.to_owned())).await?;
         tx.commit().await?;
         Ok(updated.rows_affected() > 0)
@@ -116,9 +106,7 @@ impl Store {
 
     /// All tenants, by id.
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        let rows = sqlx::query("SELECT id, traits, created_at, outbound_allow_cidrs, limits FROM tenants ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(sql::TENANTS).fetch_all(&self.pool).await?;
         rows.iter().map(tenant_from_row).collect()
     }
 
@@ -130,29 +118,26 @@ impl Store {
             // First, so that what a concurrent transaction writes for the tenant either commits
             // before the deletes below (which then see it) or finds the tenant gone: the event
             // log's tables have no foreign keys to do this on PostgreSQL (migration 0010).
-            sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR UPDATE")
+            sqlx::query(sql::postgres::LOCK_TENANT)
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
         }
         for statement in [
-            "DELETE FROM tenant_data_keys WHERE tenant_id = $1",
-            "DELETE FROM secrets WHERE tenant_id = $1",
-            "DELETE FROM installations WHERE tenant_id = $1",
+            sql::DELETE_DATA_KEYS,
+            sql::DELETE_SECRETS,
+            sql::DELETE_INSTALLATIONS,
             // Before the webhooks: the backlog names them by id alone.
-            "DELETE FROM webhook_backlog WHERE id IN (SELECT id FROM webhook_events WHERE tenant_id = $1)",
-            "DELETE FROM webhook_events WHERE tenant_id = $1",
-            "DELETE FROM events WHERE tenant_id = $1",
-            "DELETE FROM jobs WHERE tenant_id = $1",
-            "DELETE FROM idempotency_keys WHERE tenant_id = $1",
-            "DELETE FROM api_keys WHERE tenant_id = $1",
+            sql::DELETE_BACKLOG,
+            sql::DELETE_WEBHOOKS,
+            sql::DELETE_EVENTS,
+            sql::DELETE_JOBS,
+            sql::DELETE_IDEMPOTENCY_KEYS,
+            sql::DELETE_API_KEYS,
         ] {
             sqlx::query(statement).bind(id).execute(&mut *tx).await?;
         }
-        let deleted = sqlx::query("DELETE FROM tenants WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let deleted = sqlx::query(sql::DELETE_TENANT).bind(id).execute(&mut *tx).await?;
         notify_on_commit(self.backend, &mut tx, &Change::Tenant(id.to_owned())).await?;
         tx.commit().await?;
         Ok(deleted.rows_affected() > 0)
@@ -169,10 +154,7 @@ impl Store {
 
     /// The API key with this id.
     pub async fn get_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let row = sqlx::query("SELECT id, tenant_id, digest, created_at FROM api_keys WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sql::API_KEY).bind(id).fetch_optional(&self.pool).await?;
         Ok(row.map(|r| ApiKeyRecord {
             id: r.get(0),
             tenant_id: r.get(1),
@@ -185,7 +167,7 @@ impl Store {
     pub async fn delete_api_key(&self, tenant_id: &str, key_id: &str) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
-        let result = sqlx::query("DELETE FROM api_keys WHERE tenant_id = $1 AND id = $2")
+        let result = sqlx::query(sql::DELETE_API_KEY)
             .bind(tenant_id)
             .bind(key_id)
             .execute(&mut *tx)
@@ -197,30 +179,24 @@ impl Store {
 
     /// A tenant's wrapped data key.
     pub async fn get_data_key(&self, tenant_id: &str) -> Result<Option<DataKeyRecord>, StoreError> {
-        let row =
-            sqlx::query("SELECT tenant_id, master_key_id, wrapped_key FROM tenant_data_keys WHERE tenant_id = $1")
-                .bind(tenant_id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(sql::DATA_KEY)
+            .bind(tenant_id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| data_key_from_row(&r)))
     }
 
     /// How many tenant data keys exist.
     pub async fn count_data_keys(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM tenant_data_keys")
-            .fetch_one(&self.pool)
-            .await?
-            .get(0))
+        Ok(sqlx::query(sql::COUNT_DATA_KEYS).fetch_one(&self.pool).await?.get(0))
     }
 
     /// Every wrapped data key not yet under `master_key_id`, for rotation.
     pub async fn data_keys_not_under(&self, master_key_id: &str) -> Result<Vec<DataKeyRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT tenant_id, master_key_id, wrapped_key FROM tenant_data_keys WHERE master_key_id <> $1 ORDER BY tenant_id",
-        )
-        .bind(master_key_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::DATA_KEYS_NOT_UNDER)
+            .bind(master_key_id)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(data_key_from_row).collect())
     }
 
@@ -228,23 +204,20 @@ impl Store {
     /// concurrent rotation cannot lose an update. Returns whether it was replaced.
     pub async fn replace_data_key(&self, previous: &DataKeyRecord, next: &DataKeyRecord) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        let result = sqlx::query(
-            "UPDATE tenant_data_keys SET master_key_id = $1, wrapped_key = $2 \
-             WHERE tenant_id = $3 AND master_key_id = $4 AND wrapped_key = $5",
-        )
-        .bind(&next.master_key_id)
-        .bind(&next.wrapped_key)
-        .bind(&previous.tenant_id)
-        .bind(&previous.master_key_id)
-        .bind(&previous.wrapped_key)
-        .execute(&self.pool)
-        .await?;
+        let result = sqlx::query(sql::REWRAP_DATA_KEY)
+            .bind(&next.master_key_id)
+            .bind(&next.wrapped_key)
+            .bind(&previous.tenant_id)
+            .bind(&previous.master_key_id)
+            .bind(&previous.wrapped_key)
+            .execute(&self.pool)
+            .await?;
         Ok(result.rows_affected() > 0)
     }
 }
 
 async fn insert_api_key(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &ApiKeyRecord) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO api_keys (id, tenant_id, digest, created_at) VALUES ($1, $2, $3, $4)")
+    sqlx::query(sql::INSERT_API_KEY)
         .bind(&key.id)
         .bind(&key.tenant_id)
         .bind(&key.digest)
@@ -281,5 +254,66 @@ fn data_key_from_row(row: &sqlx::any::AnyRow) -> DataKeyRecord {
         tenant_id: row.get(0),
         master_key_id: row.get(1),
         wrapped_key: row.get(2),
+    }
+}
+
+/// This resource's statements.
+pub(crate) mod sql {
+    statements! {
+        /// A tenant.
+        INSERT_TENANT = "INSERT INTO tenants (id, traits, created_at, outbound_allow_cidrs, limits) VALUES ($1, $2, $3, $4, $5)";
+        /// A tenant's wrapped data key.
+        INSERT_DATA_KEY = "INSERT INTO tenant_data_keys (tenant_id, master_key_id, wrapped_key, created_at) VALUES ($1, $2, $3, $4)";
+        /// A tenant.
+        TENANT = "SELECT id, traits, created_at, outbound_allow_cidrs, limits FROM tenants WHERE id = $1";
+        /// Changes what is given of a tenant's traits, allowed networks and limits.
+        UPDATE_TENANT = "UPDATE tenants SET traits = COALESCE($1, traits), \
+             outbound_allow_cidrs = COALESCE($2, outbound_allow_cidrs), limits = COALESCE($3, limits) WHERE id = $4";
+        /// Every tenant, by id.
+        TENANTS = "SELECT id, traits, created_at, outbound_allow_cidrs, limits FROM tenants ORDER BY id";
+        /// A tenant's data keys.
+        DELETE_DATA_KEYS = "DELETE FROM tenant_data_keys WHERE tenant_id = $1";
+        /// A tenant's secrets.
+        DELETE_SECRETS = "DELETE FROM secrets WHERE tenant_id = $1";
+        /// A tenant's installations.
+        DELETE_INSTALLATIONS = "DELETE FROM installations WHERE tenant_id = $1";
+        /// A tenant's webhooks out of the backlog.
+        DELETE_BACKLOG = "DELETE FROM webhook_backlog WHERE id IN (SELECT id FROM webhook_events WHERE tenant_id = $1)";
+        /// A tenant's webhooks.
+        DELETE_WEBHOOKS = "DELETE FROM webhook_events WHERE tenant_id = $1";
+        /// A tenant's events.
+        DELETE_EVENTS = "DELETE FROM events WHERE tenant_id = $1";
+        /// A tenant's jobs.
+        DELETE_JOBS = "DELETE FROM jobs WHERE tenant_id = $1";
+        /// A tenant's idempotency keys.
+        DELETE_IDEMPOTENCY_KEYS = "DELETE FROM idempotency_keys WHERE tenant_id = $1";
+        /// A tenant's API keys.
+        DELETE_API_KEYS = "DELETE FROM api_keys WHERE tenant_id = $1";
+        /// The tenant's row.
+        DELETE_TENANT = "DELETE FROM tenants WHERE id = $1";
+        /// An API key.
+        API_KEY = "SELECT id, tenant_id, digest, created_at FROM api_keys WHERE id = $1";
+        /// One of the tenant's API keys.
+        DELETE_API_KEY = "DELETE FROM api_keys WHERE tenant_id = $1 AND id = $2";
+        /// A tenant's wrapped data key.
+        DATA_KEY = "SELECT tenant_id, master_key_id, wrapped_key FROM tenant_data_keys WHERE tenant_id = $1";
+        /// How many data keys there are.
+        COUNT_DATA_KEYS = "SELECT COUNT(*) FROM tenant_data_keys";
+        /// The data keys wrapped by another master key than `$1`.
+        DATA_KEYS_NOT_UNDER = "SELECT tenant_id, master_key_id, wrapped_key FROM tenant_data_keys WHERE master_key_id <> $1 ORDER BY tenant_id";
+        /// Rewraps a data key, unless it changed meanwhile.
+        REWRAP_DATA_KEY = "UPDATE tenant_data_keys SET master_key_id = $1, wrapped_key = $2 \
+             WHERE tenant_id = $3 AND master_key_id = $4 AND wrapped_key = $5";
+        /// An API key.
+        INSERT_API_KEY = "INSERT INTO api_keys (id, tenant_id, digest, created_at) VALUES ($1, $2, $3, $4)";
+    }
+
+    /// PostgreSQL's lock.
+    pub(crate) mod postgres {
+        statements! {
+            /// Locks the tenant's row for its deletion: what a concurrent transaction writes for
+            /// the tenant commits first, or finds it gone.
+            LOCK_TENANT = "SELECT id FROM tenants WHERE id = $1 FOR UPDATE";
+        }
     }
 }

@@ -70,17 +70,6 @@ pub struct WebhookEndpointSettings {
     pub rate_limit_per_sec: Option<u32>,
 }
 
-/// Inserts an endpoint (`$1`…`$8`, `$10`) only while its tenant has fewer than `$9`.
-const INSERT_WITHIN_QUOTA: &str =
-    "INSERT INTO webhook_endpoints (id, tenant_id, url, event_types, description, state, \
-     disabled_reason, secret, previous_secret, previous_secret_expires_at, failing_since, start_seq, created_at, \
-     updated_at, rate_limit_per_sec) \
-     SELECT $1, $2, $3, $4, $5, $6, NULL, $7, NULL, NULL, NULL, (SELECT COALESCE(MAX(seq), 0) FROM events), $8, $8, \
-     $10 WHERE (SELECT COUNT(*) FROM webhook_endpoints WHERE tenant_id = $2) < $9";
-
-pub(crate) const ENDPOINT_COLUMNS: &str = "id, tenant_id, url, event_types, description, state, disabled_reason, \
-     secret, previous_secret, previous_secret_expires_at, failing_since, start_seq, created_at, updated_at, rate_limit_per_sec";
-
 impl Store {
     /// Stores a new endpoint unless its tenant has `max_endpoints` already (then `None`); it
     /// receives events appended from now on (its `start_seq` is the log's current end, whatever
@@ -97,12 +86,12 @@ impl Store {
             if self.backend == crate::Backend::Postgres {
                 // Concurrent creates of one tenant queue here; each then counts what the ones
                 // before it committed. (NO KEY: rows referring to the tenant are not held up.)
-                sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE")
+                sqlx::query(sql::postgres::LOCK_TENANT)
                     .bind(&endpoint.tenant_id)
                     .execute(&mut *tx)
                     .await?;
             }
-            let inserted = sqlx::query(INSERT_WITHIN_QUOTA)
+            let inserted = sqlx::query(sql::INSERT_WITHIN_QUOTA)
                 .bind(&endpoint.id)
                 .bind(&endpoint.tenant_id)
                 .bind(&endpoint.url)
@@ -136,16 +125,13 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<WebhookEndpoint>, StoreError> {
         let (created_at, id) = after.unwrap_or((i64::MIN, ""));
-        let rows = sqlx::query(&format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 \
-             AND (created_at > $2 OR (created_at = $2 AND id > $3)) ORDER BY created_at, id LIMIT $4"
-        ))
-        .bind(tenant_id)
-        .bind(created_at)
-        .bind(id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::PAGE)
+            .bind(tenant_id)
+            .bind(created_at)
+            .bind(id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(endpoint_from_row).collect()
     }
 
@@ -157,17 +143,13 @@ impl Store {
     /// tenants without endpoints (often most of the log) never leave it, and a span costs one
     /// query however many tenants its events belong to.
     pub async fn event_routes(&self, after: (i64, &str), upto: i64, limit: i64) -> Result<Vec<EventRoute>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT e.seq, e.tenant_id, e.type, w.id, w.event_types FROM events e \
-             JOIN webhook_endpoints w ON w.tenant_id = e.tenant_id AND w.state = 'enabled' AND w.start_seq < e.seq \
-             WHERE e.seq > $1 AND e.seq <= $3 AND (e.seq > $1 + 1 OR w.id > $2) ORDER BY e.seq, w.id LIMIT $4",
-        )
-        .bind(after.0)
-        .bind(after.1)
-        .bind(upto)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::EVENT_ROUTES)
+            .bind(after.0)
+            .bind(after.1)
+            .bind(upto)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         // Each endpoint's filters are decoded once per call, not once per event.
         let mut filters: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
         let mut routes = Vec::with_capacity(rows.len());
@@ -194,13 +176,11 @@ impl Store {
 
     /// One of the tenant's endpoints; `None` for another tenant's.
     pub async fn webhook_endpoint(&self, tenant_id: &str, id: &str) -> Result<Option<WebhookEndpoint>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2"
-        ))
-        .bind(tenant_id)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(sql::ENDPOINT)
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(endpoint_from_row).transpose()
     }
 
@@ -213,23 +193,17 @@ impl Store {
         settings: &WebhookEndpointSettings,
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        let updated = sqlx::query(
-            "UPDATE webhook_endpoints SET url = $1, event_types = $2, description = $3, \
-             disabled_reason = CASE WHEN $4 = 'enabled' THEN NULL \
-                                    WHEN state = 'disabled' THEN disabled_reason ELSE NULL END, \
-             failing_since = CASE WHEN $4 = 'enabled' AND state = 'disabled' THEN NULL ELSE failing_since END, \
-             state = $4, updated_at = $5, rate_limit_per_sec = $8 WHERE tenant_id = $6 AND id = $7",
-        )
-        .bind(&settings.url)
-        .bind(types_json(&settings.event_types))
-        .bind(&settings.description)
-        .bind(state(settings.enabled))
-        .bind(now_unix())
-        .bind(tenant_id)
-        .bind(id)
-        .bind(settings.rate_limit_per_sec.map(i64::from))
-        .execute(&self.pool)
-        .await?;
+        let updated = sqlx::query(sql::UPDATE)
+            .bind(&settings.url)
+            .bind(types_json(&settings.event_types))
+            .bind(&settings.description)
+            .bind(state(settings.enabled))
+            .bind(now_unix())
+            .bind(tenant_id)
+            .bind(id)
+            .bind(settings.rate_limit_per_sec.map(i64::from))
+            .execute(&self.pool)
+            .await?;
         Ok(updated.rows_affected() > 0)
     }
 
@@ -246,15 +220,12 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let span = count.saturating_mul(interval_us);
         let _turn = self.write_turn().await;
-        let reserved = sqlx::query(
-            "UPDATE webhook_endpoints SET paced_until = \
-             (CASE WHEN paced_until > $1 THEN paced_until ELSE $1 END) + $2 WHERE id = $3 RETURNING paced_until",
-        )
-        .bind(now_us)
-        .bind(span)
-        .bind(endpoint_id)
-        .fetch_optional(&self.relaxed)
-        .await?;
+        let reserved = sqlx::query(sql::RESERVE_SLOTS)
+            .bind(now_us)
+            .bind(span)
+            .bind(endpoint_id)
+            .fetch_optional(&self.relaxed)
+            .await?;
         Ok(reserved.map_or(now_us, |row| row.get::<i64, _>(0) - span))
     }
 
@@ -269,15 +240,13 @@ impl Store {
         until_ms: i64,
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        let marked = sqlx::query(
-            "UPDATE webhook_endpoints SET replay_until = $1 WHERE tenant_id = $2 AND id = $3 AND replay_until <= $4",
-        )
-        .bind(until_ms)
-        .bind(tenant_id)
-        .bind(id)
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await?;
+        let marked = sqlx::query(sql::BEGIN_REPLAY)
+            .bind(until_ms)
+            .bind(tenant_id)
+            .bind(id)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
         Ok(marked.rows_affected() > 0)
     }
 
@@ -285,7 +254,7 @@ impl Store {
     /// later one's, if it lapsed meanwhile).
     pub async fn end_replay(&self, id: &str, until_ms: i64) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        sqlx::query("UPDATE webhook_endpoints SET replay_until = 0 WHERE id = $1 AND replay_until = $2")
+        sqlx::query(sql::END_REPLAY)
             .bind(id)
             .bind(until_ms)
             .execute(&self.pool)
@@ -296,7 +265,7 @@ impl Store {
     /// Deletes an endpoint with its deliveries and attempts; returns whether it existed.
     pub async fn delete_webhook_endpoint(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        let deleted = sqlx::query("DELETE FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2")
+        let deleted = sqlx::query(sql::DELETE)
             .bind(tenant_id)
             .bind(id)
             .execute(&self.pool)
@@ -314,17 +283,14 @@ impl Store {
         previous_expires_at: i64,
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        let updated = sqlx::query(
-            "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_expires_at = $1, secret = $2, \
-             updated_at = $3 WHERE tenant_id = $4 AND id = $5",
-        )
-        .bind(previous_expires_at)
-        .bind(secret)
-        .bind(now_unix())
-        .bind(tenant_id)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+        let updated = sqlx::query(sql::ROTATE_SECRET)
+            .bind(previous_expires_at)
+            .bind(secret)
+            .bind(now_unix())
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(updated.rows_affected() > 0)
     }
 }
@@ -374,4 +340,54 @@ pub(crate) fn endpoint_from_row(row: &sqlx::any::AnyRow) -> Result<WebhookEndpoi
             .transpose()
             .map_err(|_| StoreError::Corrupt("endpoint rate limit out of range".into()))?,
     })
+}
+
+/// This resource's statements.
+pub(crate) mod sql {
+    statements! {
+        /// Inserts an endpoint (`$1`…`$8`, `$10`) only while its tenant has fewer than `$9`.
+        INSERT_WITHIN_QUOTA = "INSERT INTO webhook_endpoints (id, tenant_id, url, event_types, description, state, \
+     disabled_reason, secret, previous_secret, previous_secret_expires_at, failing_since, start_seq, created_at, \
+     updated_at, rate_limit_per_sec) \
+     SELECT $1, $2, $3, $4, $5, $6, NULL, $7, NULL, NULL, NULL, (SELECT COALESCE(MAX(seq), 0) FROM events), $8, $8, \
+     $10 WHERE (SELECT COUNT(*) FROM webhook_endpoints WHERE tenant_id = $2) < $9";
+        /// One of the tenant's endpoints.
+        ENDPOINT = concat!("SELECT ", endpoint_columns!(), " FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2");
+        /// The tenant's endpoints after `($2, $3)`, oldest first.
+        PAGE = concat!(
+            "SELECT ", endpoint_columns!(), " FROM webhook_endpoints WHERE tenant_id = $1 \
+             AND (created_at > $2 OR (created_at = $2 AND id > $3)) ORDER BY created_at, id LIMIT $4"
+        );
+        /// Pairs of (event, enabled endpoint of its tenant created before it) after `($1, $2)` up to `$3`.
+        EVENT_ROUTES = "SELECT e.seq, e.tenant_id, e.type, w.id, w.event_types FROM events e \
+             JOIN webhook_endpoints w ON w.tenant_id = e.tenant_id AND w.state = 'enabled' AND w.start_seq < e.seq \
+             WHERE e.seq > $1 AND e.seq <= $3 AND (e.seq > $1 + 1 OR w.id > $2) ORDER BY e.seq, w.id LIMIT $4";
+        /// Applies the tenant's settings.
+        UPDATE = "UPDATE webhook_endpoints SET url = $1, event_types = $2, description = $3, \
+             disabled_reason = CASE WHEN $4 = 'enabled' THEN NULL \
+             WHEN state = 'disabled' THEN disabled_reason ELSE NULL END, \
+             failing_since = CASE WHEN $4 = 'enabled' AND state = 'disabled' THEN NULL ELSE failing_since END, \
+             state = $4, updated_at = $5, rate_limit_per_sec = $8 WHERE tenant_id = $6 AND id = $7";
+        /// Reserves `$2` microseconds of send slots from `$1` or the endpoint's last reserved slot.
+        RESERVE_SLOTS = "UPDATE webhook_endpoints SET paced_until = \
+             (CASE WHEN paced_until > $1 THEN paced_until ELSE $1 END) + $2 WHERE id = $3 RETURNING paced_until";
+        /// Marks a replay until `$1`, unless another one's mark is later than `$4`.
+        BEGIN_REPLAY = "UPDATE webhook_endpoints SET replay_until = $1 WHERE tenant_id = $2 AND id = $3 AND replay_until <= $4";
+        /// Clears the mark of the replay with token `$2`.
+        END_REPLAY = "UPDATE webhook_endpoints SET replay_until = 0 WHERE id = $1 AND replay_until = $2";
+        /// Deletes an endpoint (its deliveries and attempts with it).
+        DELETE = "DELETE FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2";
+        /// Makes `$2` the signing secret, the one it replaces signing until `$1`.
+        ROTATE_SECRET = "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_expires_at = $1, secret = $2, \
+             updated_at = $3 WHERE tenant_id = $4 AND id = $5";
+    }
+
+    /// PostgreSQL's lock.
+    pub(crate) mod postgres {
+        statements! {
+            /// Locks the tenant's row: concurrent creates of its endpoints queue here (NO KEY: rows
+            /// referring to the tenant are not held up).
+            LOCK_TENANT = "SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE";
+        }
+    }
 }

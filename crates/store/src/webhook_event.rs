@@ -35,3 +35,11 @@ pub struct StoredWebhookEvent {
     /// Arrival time, unix seconds.
     pub received_at: i64,
 }
+
+/// The webhook rows' statements both backends' writers share.
+pub(crate) mod sql {
+    statements! {
+        /// The stored webhook with this delivery id (the one a duplicate delivery refers to).
+        EXISTING_WEBHOOK = "SELECT id FROM webhook_events WHERE tenant_id = $1 AND plugin = $2 AND delivery_id = $3";
+    }
+}

@@ -107,14 +107,14 @@ on_both_backends!(
     bodies_by_reference
 );
 
-/// An in-memory database has no writer thread: its inserts take the server path, in SQLite's
-/// dialect.
-#[tokio::test]
-async fn an_in_memory_database_stores_webhooks_in_its_backlog() {
-    let store = Store::connect("sqlite:file:backlogmem?mode=memory&cache=shared")
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+on_both_backends!(
+    a_webhook_enters_the_backlog_once,
+    a_webhook_enters_the_backlog_once_on_postgres,
+    "store_backlog_once",
+    backlog_once
+);
+
+async fn backlog_once(store: &Store) {
     let (t, k, d) = tenant("acme");
     store.create_tenant(&t, &k, &d).await.unwrap();
     let first = webhook(1, "acme", "d-1");
@@ -127,7 +127,7 @@ async fn an_in_memory_database_stores_webhooks_in_its_backlog() {
         store.insert_webhook_event(&again).await.unwrap(),
         (first.id.clone(), true)
     );
-    assert_eq!(pending_ids(&store).await, vec![first.id]);
+    assert_eq!(pending_ids(store).await, vec![first.id]);
 }
 
 /// Webhooks stored before ids were time-ordered (`evt_` and 24 random hex digits) sort anywhere
@@ -236,15 +236,6 @@ async fn processed_batch(store: &Store) {
 #[tokio::test]
 async fn a_processed_batch_enters_the_log_once_and_in_order() {
     let (_dir, store) = sqlite_store().await;
-    processed_batch(&store).await;
-}
-
-#[tokio::test]
-async fn a_processed_batch_enters_the_log_once_and_in_order_in_memory() {
-    let store = Store::connect("sqlite:file:batchmem?mode=memory&cache=shared")
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
     processed_batch(&store).await;
 }
 

@@ -184,12 +184,26 @@ async fn tenant_deletion(store: &Store) {
     assert!(!store.delete_tenant("acme").await.unwrap());
 }
 
-on_both_backends!(
-    an_event_is_appended_only_for_an_existing_tenant,
-    an_event_is_appended_only_for_an_existing_tenant_on_postgres,
-    "store_emit_tenant",
-    appends_need_their_tenant
-);
+/// PostgreSQL checks the tenant as it appends (its `events` has no foreign key; SQLite's has).
+#[tokio::test]
+async fn an_event_is_appended_only_for_an_existing_tenant_on_postgres() {
+    on_postgres!("store_emit_tenant", appends_need_their_tenant);
+}
+
+/// The store runs on a file, in tests as in production: an in-memory database is refused.
+#[tokio::test]
+async fn an_in_memory_sqlite_database_is_refused() {
+    for url in [
+        "sqlite::memory:",
+        "sqlite://:memory:",
+        "sqlite:file:m?mode=memory&cache=shared",
+    ] {
+        assert!(
+            matches!(Store::connect(url).await, Err(StoreError::UnsupportedUrl)),
+            "{url}"
+        );
+    }
+}
 
 async fn appends_need_their_tenant(store: &Store) {
     let (t, k, d) = tenant("acme");
@@ -198,7 +212,7 @@ async fn appends_need_their_tenant(store: &Store) {
     crate::event_log::lock_log(store.backend, &mut tx).await.unwrap();
     for (id, tenant, appended) in [("evt_a", "acme", true), ("evt_b", "nobody", false)] {
         assert_eq!(
-            crate::event_log::insert_event_of_existing_tenant(store.backend, &mut tx, &emitted(id, tenant))
+            crate::event_log::insert_event_of_existing_tenant(&mut tx, &emitted(id, tenant))
                 .await
                 .unwrap(),
             appended,
@@ -237,13 +251,11 @@ async fn deletion_and_emits(store: &Store) {
     crate::event_log::lock_log(Backend::Postgres, &mut in_flight)
         .await
         .unwrap();
-    assert!(crate::event_log::insert_event_of_existing_tenant(
-        Backend::Postgres,
-        &mut in_flight,
-        &emitted("evt_in_flight", "acme")
-    )
-    .await
-    .unwrap());
+    assert!(
+        crate::event_log::insert_event_of_existing_tenant(&mut in_flight, &emitted("evt_in_flight", "acme"))
+            .await
+            .unwrap()
+    );
     let deletion = tokio::spawn({
         let store = store.clone();
         async move { store.delete_tenant("acme").await.unwrap() }
@@ -490,4 +502,5 @@ mod checkpoints;
 mod event_bodies;
 mod jobs;
 mod outbound;
+mod statements;
 mod tenant_pages;
