@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use integrations_core::TenantId;
 use integrations_service::{LimitChange, LimitsUpdate, ServiceError, TenantUpdate};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
@@ -99,7 +100,7 @@ async fn get_tenant(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(state.service.get_tenant(&id).await?)))
+    Ok(Json(json!(state.service.get_tenant(&tenant_in_path(&id)?).await?)))
 }
 
 /// Changes a tenant's traits (a plan change, say) and outbound allowlist; a field left out keeps
@@ -115,7 +116,9 @@ async fn update_tenant(
         outbound_allow_cidrs: outbound_allow_cidrs(&body)?,
         limits: limits(&body)?,
     };
-    Ok(Json(json!(state.service.update_tenant(&id, update).await?)))
+    Ok(Json(json!(
+        state.service.update_tenant(&tenant_in_path(&id)?, update).await?
+    )))
 }
 
 async fn list_tenants(_: Admin, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -127,7 +130,7 @@ async fn delete_tenant(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.service.delete_tenant(&id).await?;
+    state.service.delete_tenant(&tenant_in_path(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -136,7 +139,7 @@ async fn create_key(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let created = state.service.create_api_key(&id).await?;
+    let created = state.service.create_api_key(&tenant_in_path(&id)?).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"tenant_id": created.tenant_id, "key_id": created.key_id, "api_key": created.api_key})),
@@ -148,6 +151,11 @@ async fn revoke_key(
     State(state): State<AppState>,
     ApiPath((id, key_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    state.service.revoke_api_key(&id, &key_id).await?;
+    state.service.revoke_api_key(&tenant_in_path(&id)?, &key_id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The tenant a path names; one that cannot be a tenant id is not found, like any other absent one.
+fn tenant_in_path(id: &str) -> Result<TenantId, ServiceError> {
+    TenantId::parse(id).map_err(|_| ServiceError::TenantNotFound)
 }

@@ -2,6 +2,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
+use integrations_core::TenantId;
 use integrations_problems::RequestError;
 use integrations_service::{validate_tenant_id, RateScope, ServiceError};
 
@@ -11,7 +12,7 @@ use crate::{ApiError, AppState, TenantAuth};
 const TENANT_HEADER: &str = "x-tenant-id";
 
 /// The authenticated tenant of a tenant-API request, admitted by its rate limit.
-pub struct CurrentTenant(pub String);
+pub struct CurrentTenant(pub TenantId);
 
 /// Proof that the request carries the admin token.
 pub struct Admin;
@@ -25,7 +26,7 @@ fn bearer(parts: &Parts) -> Option<&str> {
 /// The gateway's `X-Tenant-Id`, `None` when absent. More than one, an empty one or one that is not
 /// a tenant id is refused rather than guessed at: a gateway that appends its header instead of
 /// replacing the client's would otherwise let the client's own value through.
-fn trusted_tenant_header(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+fn trusted_tenant_header(headers: &HeaderMap) -> Result<Option<TenantId>, ApiError> {
     let mut values = headers.get_all(TENANT_HEADER).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -39,8 +40,8 @@ fn trusted_tenant_header(headers: &HeaderMap) -> Result<Option<&str>, ApiError> 
     if id.is_empty() {
         return Err(ApiError::from(RequestError::InvalidTenantHeader("empty")));
     }
-    validate_tenant_id(id).map_err(|_| RequestError::InvalidTenantHeader("not a tenant id"))?;
-    Ok(Some(id))
+    let tenant = validate_tenant_id(id).map_err(|_| RequestError::InvalidTenantHeader("not a tenant id"))?;
+    Ok(Some(tenant))
 }
 
 impl FromRequestParts<AppState> for CurrentTenant {

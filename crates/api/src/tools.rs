@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use integrations_core::TenantId;
 use integrations_problems::RequestError;
 use integrations_service::StoredResponse;
 use integrations_service::{tool_call_fingerprint, IdempotentStart, MAX_IDEMPOTENCY_KEY_LEN};
@@ -74,7 +75,13 @@ async fn call(
     }
 }
 
-async fn run(state: &AppState, tenant: &str, name: &str, queued: bool, arguments: Value) -> Result<Response, ApiError> {
+async fn run(
+    state: &AppState,
+    tenant: &TenantId,
+    name: &str,
+    queued: bool,
+    arguments: Value,
+) -> Result<Response, ApiError> {
     if queued {
         let job = state.service.call_tool_async(tenant, name, arguments).await?;
         let location = format!("/v1/jobs/{}", job.id);
@@ -108,7 +115,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 
 /// Keeps a finished call's response for its key, or gives the key up after a failure of ours
 /// (the client may then try again); a vendor's own error is an answer, kept like any other.
-async fn keep(state: &AppState, tenant: &str, key: &str, response: Response) -> Response {
+async fn keep(state: &AppState, tenant: &TenantId, key: &str, response: Response) -> Response {
     let (parts, body) = response.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
         let _ = state.service.release_idempotent(tenant, key).await;
@@ -139,7 +146,7 @@ async fn keep(state: &AppState, tenant: &str, key: &str, response: Response) -> 
         state.service.finish_idempotent(tenant, key, &stored).await
     };
     if let Err(error) = kept {
-        tracing::error!(%error, tenant, "cannot record an idempotent call's outcome");
+        tracing::error!(%error, %tenant, "cannot record an idempotent call's outcome");
     }
     Response::from_parts(parts, Body::from(bytes))
 }

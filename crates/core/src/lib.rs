@@ -8,6 +8,7 @@ mod base_url;
 mod config;
 mod event;
 mod http_client;
+mod ids;
 mod json_request;
 mod oauth2;
 mod plugin;
@@ -21,6 +22,7 @@ pub use event::{
     body_as_text_data, default_normalized_event, event_type_name, EventData, NormalizedEvent, WebhookDelivery,
 };
 pub use http_client::{retry_after_secs, HttpClient, HttpError, HttpRequest, HttpResponse};
+pub use ids::{InvalidId, TenantId};
 pub use json_request::JsonRequest;
 pub use oauth2::{NoTokenProvider, TokenError, TokenGrant, TokenProvider, TokenRequest};
 pub use plugin::{Lifecycle, Plugin, PluginContext, PluginError, PluginManifest};

@@ -1,6 +1,7 @@
 //! The MCP server of one session: `tools/list` and `tools/call` answered by the service for the
 //! tenant that sent the request, never from a copy taken when the session began.
 
+use integrations_service::TenantId;
 use std::sync::Arc;
 
 use integrations_problems::Problem;
@@ -67,12 +68,12 @@ impl ServerHandler for TenantTools {
 }
 
 /// The tenant the guard authenticated this request as.
-fn tenant(context: &RequestContext<RoleServer>) -> Result<&str, ErrorData> {
+fn tenant(context: &RequestContext<RoleServer>) -> Result<&TenantId, ErrorData> {
     context
         .extensions
         .get::<http::request::Parts>()
         .and_then(|parts| parts.extensions.get::<Tenant>())
-        .map(|Tenant(id)| id.as_str())
+        .map(|Tenant(id)| id)
         // Only reachable if the endpoint were mounted without its guard.
         .ok_or_else(|| ErrorData::internal_error("the request carries no authenticated tenant", None))
 }

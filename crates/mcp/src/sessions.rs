@@ -26,7 +26,7 @@ const FIRST_SWEEP_AT: usize = 64;
 
 /// The authenticated tenant of an MCP request, for the handler.
 #[derive(Clone, Debug)]
-pub(crate) struct Tenant(pub(crate) String);
+pub(crate) struct Tenant(pub(crate) integrations_service::TenantId);
 
 /// Which tenant opened which session, and when each tenant last used each of its sessions.
 pub(crate) struct SessionOwners {

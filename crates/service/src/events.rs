@@ -1,5 +1,6 @@
 //! The tenant's stored webhook events, listed in pages bounded by count and by payload bytes.
 
+use integrations_core::TenantId;
 use std::fmt;
 use std::str::FromStr;
 
@@ -101,7 +102,7 @@ impl Service {
     /// [`MAX_EVENT_PAGE_PAYLOAD_BYTES`] of payload.
     pub async fn list_webhook_events(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         plugin: Option<&str>,
         after: Option<&EventCursor>,
         limit: i64,

@@ -3,6 +3,7 @@
 //! and body while it runs waits for its response, and one after it replays it; the same key with
 //! another body is refused.
 
+use integrations_core::TenantId;
 use std::time::{Duration, Instant};
 
 use integrations_store::{IdempotencyClaim, StoredResponse};
@@ -42,7 +43,7 @@ impl Service {
     /// Claims `key` for this request, waits for the request holding it, or finds its response.
     pub async fn start_idempotent(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         key: &str,
         fingerprint: &str,
     ) -> Result<IdempotentStart, ServiceError> {
@@ -71,7 +72,7 @@ impl Service {
     /// Keeps the response of the request holding `key`, to replay for the key's retention.
     pub async fn finish_idempotent(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         key: &str,
         response: &StoredResponse,
     ) -> Result<(), ServiceError> {
@@ -83,7 +84,7 @@ impl Service {
     }
 
     /// Gives `key` up without a response (a failure of ours), so the client may try again.
-    pub async fn release_idempotent(&self, tenant_id: &str, key: &str) -> Result<(), ServiceError> {
+    pub async fn release_idempotent(&self, tenant_id: &TenantId, key: &str) -> Result<(), ServiceError> {
         Ok(self.store.release_idempotency_key(tenant_id, key).await?)
     }
 

@@ -2,6 +2,7 @@
 //! view of its jobs: pages bounded by count and bytes, with each job's request, result and error
 //! written out as stored, never parsed into a tree; and the handler the worker runs them with.
 
+use integrations_core::TenantId;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
@@ -80,7 +81,7 @@ impl Service {
     /// queues it; the job runs it through [`Service::call_tool`].
     pub async fn call_tool_async(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         tool: &str,
         arguments: Value,
     ) -> Result<JobView, ServiceError> {
@@ -91,12 +92,12 @@ impl Service {
             .jobs
             .enqueue_within(tenant_id, TOOL_CALL_JOB, &request, limits.max_queued_jobs)
             .await?;
-        tracing::info!(tenant = tenant_id, tool, job = %id, "tool call queued");
+        tracing::info!(tenant = %tenant_id, tool, job = %id, "tool call queued");
         self.job(tenant_id, &id).await
     }
 
     /// One of the tenant's jobs; another tenant's is not found.
-    pub async fn job(&self, tenant_id: &str, id: &str) -> Result<JobView, ServiceError> {
+    pub async fn job(&self, tenant_id: &TenantId, id: &str) -> Result<JobView, ServiceError> {
         self.existing_gate(tenant_id).await?;
         self.store
             .get_job(tenant_id, id)
@@ -109,7 +110,7 @@ impl Service {
     /// `limit` (up to 500) and [`MAX_JOB_PAGE_BYTES`] of them.
     pub async fn jobs(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         state: Option<&str>,
         before: Option<&str>,
         limit: i64,
@@ -130,7 +131,7 @@ impl Service {
 
     /// Queues a dead or failed job again; 409 for a job in another state, 429 for a tenant with
     /// as many jobs queued or running as it may have.
-    pub async fn retry_job(&self, tenant_id: &str, id: &str) -> Result<JobView, ServiceError> {
+    pub async fn retry_job(&self, tenant_id: &TenantId, id: &str) -> Result<JobView, ServiceError> {
         self.job(tenant_id, id).await?;
         let limit = self.effective_limits(tenant_id).await?.max_queued_jobs;
         if !self.jobs.retry(tenant_id, id, limit).await? {
@@ -188,7 +189,10 @@ impl JobHandler for ToolCallJobs {
             return JobOutcome::Fail(json!({"detail": "the job names no tool"}));
         };
         let arguments = request.get("arguments").cloned().unwrap_or_else(|| json!({}));
-        match service.call_tool_in_background(&job.tenant_id, tool, arguments).await {
+        match service
+            .call_tool_in_background(&TenantId::from_trusted(&job.tenant_id), tool, arguments)
+            .await
+        {
             Ok(result) => JobOutcome::Succeeded(result),
             Err(error) => {
                 let problem = Problem::from(&error).document();

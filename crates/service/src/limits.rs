@@ -1,6 +1,7 @@
 //! What one tenant may use: the deployment's defaults, a tenant's own overrides (the admin API's
 //! fields), and the checks that keep one tenant's traffic from costing the others anything.
 
+use integrations_core::TenantId;
 use integrations_store::{RateLimit, TenantLimits};
 use serde::Serialize;
 
@@ -128,14 +129,14 @@ pub fn check_rate_limit(field: &str, limit: Option<RateLimit>) -> Result<(), Ser
 
 impl crate::Service {
     /// The limits in force for `tenant_id`.
-    pub async fn effective_limits(&self, tenant_id: &str) -> Result<EffectiveLimits, ServiceError> {
+    pub async fn effective_limits(&self, tenant_id: &TenantId) -> Result<EffectiveLimits, ServiceError> {
         let gate = self.existing_gate(tenant_id).await?;
         Ok(self.limits.effective(&gate.tenant.limits))
     }
 
     /// Lets one request of an authenticated tenant in, or refuses it with the wait until its
     /// bucket for `scope` has a token again.
-    pub async fn admit(&self, tenant_id: &str, scope: crate::RateScope) -> Result<(), ServiceError> {
+    pub async fn admit(&self, tenant_id: &TenantId, scope: crate::RateScope) -> Result<(), ServiceError> {
         let limits = self.effective_limits(tenant_id).await?;
         let limit = match scope {
             crate::RateScope::Api => limits.rate_limit,

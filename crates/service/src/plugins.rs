@@ -1,3 +1,4 @@
+use integrations_core::TenantId;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -110,7 +111,7 @@ impl Service {
 
     /// The compiled-in plugins with this tenant's state, then any installation whose connector
     /// this build lacks, as `unavailable`.
-    pub async fn list_plugins(&self, tenant_id: &str) -> Result<Vec<PluginSummary>, ServiceError> {
+    pub async fn list_plugins(&self, tenant_id: &TenantId) -> Result<Vec<PluginSummary>, ServiceError> {
         let gate = self.existing_gate(tenant_id).await?;
         let mut plugins: Vec<PluginSummary> = self
             .registry
@@ -149,7 +150,7 @@ impl Service {
     }
 
     /// One plugin with this tenant's state and redacted config.
-    pub async fn plugin_details(&self, tenant_id: &str, name: &str) -> Result<PluginDetails, ServiceError> {
+    pub async fn plugin_details(&self, tenant_id: &TenantId, name: &str) -> Result<PluginDetails, ServiceError> {
         let registered = self.plugin(name)?;
         let gate = self.existing_gate(tenant_id).await?;
         let manifest = registered.plugin.manifest();
@@ -189,12 +190,17 @@ impl Service {
     }
 
     /// The URL a vendor posts this tenant's webhooks for `plugin` to.
-    pub fn webhook_url(&self, plugin: &str, tenant_id: &str) -> String {
+    pub fn webhook_url(&self, plugin: &str, tenant_id: &TenantId) -> String {
         format!("{}/v1/webhooks/{plugin}/{tenant_id}", self.public_url)
     }
 
     /// Installs a plugin for a tenant with `config`; the plugin starts enabled.
-    pub async fn install(&self, tenant_id: &str, name: &str, config: Value) -> Result<PluginDetails, ServiceError> {
+    pub async fn install(
+        &self,
+        tenant_id: &TenantId,
+        name: &str,
+        config: Value,
+    ) -> Result<PluginDetails, ServiceError> {
         let registered = self.plugin(name)?;
         let gate = self.existing_gate(tenant_id).await?;
         if self.store.get_installation(tenant_id, name).await?.is_some() {
@@ -237,7 +243,12 @@ impl Service {
 
     /// Replaces a plugin's config; secret fields left out keep their stored values, secret fields
     /// set to `null` are removed.
-    pub async fn configure(&self, tenant_id: &str, name: &str, config: Value) -> Result<PluginDetails, ServiceError> {
+    pub async fn configure(
+        &self,
+        tenant_id: &TenantId,
+        name: &str,
+        config: Value,
+    ) -> Result<PluginDetails, ServiceError> {
         let (registered, installed) = self.installed(tenant_id, name).await?;
         let mut incoming = config_object(config)?;
         let schema = registered.plugin.config_schema();
@@ -277,7 +288,12 @@ impl Service {
     }
 
     /// Enables or disables an installed plugin.
-    pub async fn set_enabled(&self, tenant_id: &str, name: &str, enabled: bool) -> Result<PluginDetails, ServiceError> {
+    pub async fn set_enabled(
+        &self,
+        tenant_id: &TenantId,
+        name: &str,
+        enabled: bool,
+    ) -> Result<PluginDetails, ServiceError> {
         let (registered, _) = self.installed(tenant_id, name).await?;
         let gate = self.existing_gate(tenant_id).await?;
         if enabled && !gate.allowed(self, name) {
@@ -310,7 +326,7 @@ impl Service {
 
     /// Uninstalls a plugin, deleting its config and secrets; also for a connector this build
     /// lacks, whose hook then cannot run.
-    pub async fn uninstall(&self, tenant_id: &str, name: &str) -> Result<(), ServiceError> {
+    pub async fn uninstall(&self, tenant_id: &TenantId, name: &str) -> Result<(), ServiceError> {
         let gate = self.existing_gate(tenant_id).await?;
         match self.registry.get(name) {
             Some(registered) => {
@@ -323,12 +339,12 @@ impl Service {
                     .call_hook(&registered.plugin, &gate, config, Lifecycle::Uninstall)
                     .await
                 {
-                    tracing::warn!(tenant = tenant_id, plugin = name, %error, "plugin uninstall hook failed; uninstalling anyway");
+                    tracing::warn!(tenant = %tenant_id, plugin = name, %error, "plugin uninstall hook failed; uninstalling anyway");
                 }
             }
             None if gate.installation(name).is_some() => {
                 tracing::warn!(
-                    tenant = tenant_id,
+                    tenant = %tenant_id,
                     plugin = name,
                     "uninstalling a connector this build lacks; its hook cannot run"
                 );
@@ -359,9 +375,9 @@ impl Service {
         Fut: Future<Output = Result<bool, StoreError>> + Send + 'static,
     {
         let event = EventLog::lifecycle_event(tenant_id, name, change);
-        let (tenant, plugin) = (tenant_id.to_owned(), name.to_owned());
+        let (tenant, plugin) = (tenant_id.to_string(), name.to_owned());
         let found = self
-            .mutate(Change::Tenant(tenant_id.to_owned()), move |store| {
+            .mutate(Change::Tenant(tenant_id.to_string()), move |store| {
                 write(store, tenant, plugin, event)
             })
             .await?;
@@ -369,11 +385,11 @@ impl Service {
             return Err(ServiceError::NotInstalled(name.to_owned()));
         }
         match change {
-            LifecycleChange::Installed => tracing::info!(tenant = tenant_id, plugin = name, "plugin installed"),
-            LifecycleChange::Configured => tracing::info!(tenant = tenant_id, plugin = name, "plugin configured"),
-            LifecycleChange::Enabled => tracing::info!(tenant = tenant_id, plugin = name, "plugin enabled"),
-            LifecycleChange::Disabled => tracing::info!(tenant = tenant_id, plugin = name, "plugin disabled"),
-            LifecycleChange::Uninstalled => tracing::info!(tenant = tenant_id, plugin = name, "plugin uninstalled"),
+            LifecycleChange::Installed => tracing::info!(tenant = %tenant_id, plugin = name, "plugin installed"),
+            LifecycleChange::Configured => tracing::info!(tenant = %tenant_id, plugin = name, "plugin configured"),
+            LifecycleChange::Enabled => tracing::info!(tenant = %tenant_id, plugin = name, "plugin enabled"),
+            LifecycleChange::Disabled => tracing::info!(tenant = %tenant_id, plugin = name, "plugin disabled"),
+            LifecycleChange::Uninstalled => tracing::info!(tenant = %tenant_id, plugin = name, "plugin uninstalled"),
         }
         self.events.notify_appended();
         let flag = match change {
@@ -445,7 +461,7 @@ impl Service {
 
     async fn record_flag_trait(&self, tenant_id: &str, plugin: &str, enabled: bool) {
         if let Err(error) = self.flags.record_plugin_state(tenant_id, plugin, enabled).await {
-            tracing::warn!(tenant = tenant_id, plugin, %error, "could not record the plugin trait in Flagsmith");
+            tracing::warn!(tenant = %tenant_id, plugin, %error, "could not record the plugin trait in Flagsmith");
         }
     }
 }
@@ -511,7 +527,7 @@ fn config_object(config: Value) -> Result<Map<String, Value>, ServiceError> {
 
 impl Service {
     /// The tenant's breaker state for `plugin`'s upstream.
-    pub fn upstream_view(&self, tenant_id: &str, plugin: &str) -> UpstreamView {
+    pub fn upstream_view(&self, tenant_id: &TenantId, plugin: &str) -> UpstreamView {
         let view = self.breakers.view(tenant_id, plugin);
         UpstreamView {
             state: view.state.as_str(),

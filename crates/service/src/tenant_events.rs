@@ -1,5 +1,6 @@
 //! The tenant's normalized events: emitted by the tenant, read with a cursor (long-poll).
 
+use integrations_core::TenantId;
 use std::time::Duration;
 
 use integrations_events::{EmittedEvent, EventPage};
@@ -11,7 +12,7 @@ impl Service {
     /// Appends an event the tenant emits (`POST /v1/events`).
     pub async fn emit_event(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         event_type: &str,
         data: Value,
         idempotency_key: Option<String>,
@@ -23,7 +24,7 @@ impl Service {
     /// The tenant's events after `after`, waiting up to `wait` for one (`GET /v1/events`).
     pub async fn read_events(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         after: Option<&str>,
         limit: i64,
         wait: Duration,

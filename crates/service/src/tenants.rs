@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use integrations_core::TenantId;
 use integrations_secrets::{random_bytes, token_digest, verify_token};
 use integrations_store::{ApiKeyRecord, DataKeyRecord, Tenant, TenantLimits};
 use serde::Serialize;
@@ -50,19 +51,8 @@ impl std::fmt::Debug for CreatedKey {
 }
 
 /// Checks a tenant id: 1 to 63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit.
-pub fn validate_tenant_id(id: &str) -> Result<(), ServiceError> {
-    let mut bytes = id.bytes();
-    let first_ok = bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    let rest_ok = bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if first_ok && rest_ok && id.len() <= 63 {
-        Ok(())
-    } else {
-        Err(ServiceError::InvalidTenantId(
-            "use 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit".into(),
-        ))
-    }
+pub fn validate_tenant_id(id: &str) -> Result<TenantId, ServiceError> {
+    TenantId::parse(id).map_err(|invalid| ServiceError::InvalidTenantId(invalid.0.into()))
 }
 
 /// `plugin.<name>` traits are the service's own (installation state); operators may not set them.
@@ -118,13 +108,13 @@ fn new_key(tenant_id: &str) -> Result<(CreatedKey, ApiKeyRecord), ServiceError> 
     let api_key = format!("{KEY_PREFIX}{key_id}.{secret}");
     let record = ApiKeyRecord {
         id: key_id.clone(),
-        tenant_id: tenant_id.to_owned(),
+        tenant_id: tenant_id.to_string(),
         digest: token_digest(&api_key),
         created_at: now_unix(),
     };
     Ok((
         CreatedKey {
-            tenant_id: tenant_id.to_owned(),
+            tenant_id: tenant_id.to_string(),
             key_id,
             api_key,
         },
@@ -167,17 +157,17 @@ impl Service {
             Err(integrations_store::StoreError::Conflict) => return Err(ServiceError::TenantExists),
             Err(other) => return Err(other.into()),
         }
-        tracing::info!(tenant = id, key_id = %created.key_id, "tenant created");
+        tracing::info!(tenant = %id, key_id = %created.key_id, "tenant created");
         Ok(created)
     }
 
     /// One tenant.
-    pub async fn get_tenant(&self, id: &str) -> Result<TenantSummary, ServiceError> {
+    pub async fn get_tenant(&self, id: &TenantId) -> Result<TenantSummary, ServiceError> {
         Ok(summary(self.tenant(id).await?, &self.limits))
     }
 
     /// Changes a tenant's traits and outbound allowlist; fields left out keep their values.
-    pub async fn update_tenant(&self, id: &str, update: TenantUpdate) -> Result<TenantSummary, ServiceError> {
+    pub async fn update_tenant(&self, id: &TenantId, update: TenantUpdate) -> Result<TenantSummary, ServiceError> {
         if let Some(traits) = &update.traits {
             check_traits(traits)?;
         }
@@ -191,7 +181,7 @@ impl Service {
         };
         let (tenant, traits) = (id.to_owned(), update.traits);
         let found = self
-            .mutate(Change::Tenant(id.to_owned()), move |store| async move {
+            .mutate(Change::Tenant(id.to_string()), move |store| async move {
                 store
                     .update_tenant(&tenant, traits.as_ref(), cidrs.as_deref(), limits.as_ref())
                     .await
@@ -200,7 +190,7 @@ impl Service {
         if !found {
             return Err(ServiceError::TenantNotFound);
         }
-        tracing::info!(tenant = id, "tenant updated");
+        tracing::info!(tenant = %id, "tenant updated");
         self.get_tenant(id).await
     }
 
@@ -216,32 +206,32 @@ impl Service {
     }
 
     /// Deletes a tenant; its data key goes first, so its secrets become unreadable at once.
-    pub async fn delete_tenant(&self, id: &str) -> Result<(), ServiceError> {
+    pub async fn delete_tenant(&self, id: &TenantId) -> Result<(), ServiceError> {
         let tenant = id.to_owned();
         let deleted = self
-            .mutate(Change::Tenant(id.to_owned()), move |store| async move {
+            .mutate(Change::Tenant(id.to_string()), move |store| async move {
                 store.delete_tenant(&tenant).await
             })
             .await?;
         if !deleted {
             return Err(ServiceError::TenantNotFound);
         }
-        tracing::info!(tenant = id, "tenant deleted");
+        tracing::info!(tenant = %id, "tenant deleted");
         Ok(())
     }
 
     /// Issues another API key for a tenant.
-    pub async fn create_api_key(&self, tenant_id: &str) -> Result<CreatedKey, ServiceError> {
+    pub async fn create_api_key(&self, tenant_id: &TenantId) -> Result<CreatedKey, ServiceError> {
         self.tenant(tenant_id).await?;
         let (created, record) = new_key(tenant_id)?;
         self.store.add_api_key(&record).await?;
-        tracing::info!(tenant = tenant_id, key_id = %created.key_id, "API key issued");
+        tracing::info!(tenant = %tenant_id, key_id = %created.key_id, "API key issued");
         Ok(created)
     }
 
     /// Revokes one of a tenant's keys.
-    pub async fn revoke_api_key(&self, tenant_id: &str, key_id: &str) -> Result<(), ServiceError> {
-        let (tenant, key) = (tenant_id.to_owned(), key_id.to_owned());
+    pub async fn revoke_api_key(&self, tenant_id: &TenantId, key_id: &str) -> Result<(), ServiceError> {
+        let (tenant, key) = (tenant_id.to_string(), key_id.to_owned());
         let deleted = self
             .mutate(Change::Key(key_id.to_owned()), move |store| async move {
                 store.delete_api_key(&tenant, &key).await
@@ -250,12 +240,12 @@ impl Service {
         if !deleted {
             return Err(ServiceError::ApiKeyNotFound);
         }
-        tracing::info!(tenant = tenant_id, key_id, "API key revoked");
+        tracing::info!(tenant = %tenant_id, key_id, "API key revoked");
         Ok(())
     }
 
     /// The tenant an API key belongs to. Unknown and wrong keys are indistinguishable.
-    pub async fn authenticate(&self, api_key: &str) -> Result<String, ServiceError> {
+    pub async fn authenticate(&self, api_key: &str) -> Result<TenantId, ServiceError> {
         let key_id = api_key
             .strip_prefix(KEY_PREFIX)
             .and_then(|rest| rest.split_once('.'))
@@ -276,16 +266,16 @@ impl Service {
             }
         };
         if verify_token(api_key, &record.digest) {
-            Ok(record.tenant_id.clone())
+            Ok(TenantId::from_trusted(&record.tenant_id))
         } else {
             Err(ServiceError::Unauthorized)
         }
     }
 
     /// The tenant named by a trusted gateway header, if it exists.
-    pub async fn trusted_tenant(&self, tenant_id: &str) -> Result<String, ServiceError> {
-        match self.gate(tenant_id).await? {
-            Some(state) => Ok(state.tenant.id.clone()),
+    pub async fn trusted_tenant(&self, tenant: TenantId) -> Result<TenantId, ServiceError> {
+        match self.gate(&tenant).await? {
+            Some(_) => Ok(tenant),
             None => Err(ServiceError::Unauthorized),
         }
     }

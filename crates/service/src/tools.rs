@@ -1,3 +1,4 @@
+use integrations_core::TenantId;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -23,7 +24,7 @@ pub struct ToolListing {
 
 impl Service {
     /// The tools this tenant may call: installed, enabled, and allowed by flags.
-    pub async fn list_tools(&self, tenant_id: &str) -> Result<Vec<ToolListing>, ServiceError> {
+    pub async fn list_tools(&self, tenant_id: &TenantId) -> Result<Vec<ToolListing>, ServiceError> {
         let gate = self.existing_gate(tenant_id).await?;
         let mut tools = Vec::new();
         for installation in &gate.installations {
@@ -69,7 +70,7 @@ impl Service {
     /// Validates the arguments and runs the tool with the tenant's decrypted config (the REST API
     /// and MCP), unless the tenant already has as many calls running as it may. A tool the
     /// tenant may not use is reported exactly like one that does not exist.
-    pub async fn call_tool(&self, tenant_id: &str, tool: &str, arguments: Value) -> Result<Value, ServiceError> {
+    pub async fn call_tool(&self, tenant_id: &TenantId, tool: &str, arguments: Value) -> Result<Value, ServiceError> {
         let limits = self.effective_limits(tenant_id).await?;
         let _running = self.start_tool_call(tenant_id, &limits)?;
         self.run_tool(tenant_id, tool, arguments).await
@@ -78,7 +79,7 @@ impl Service {
     /// Runs a queued tool call: background jobs are bounded per tenant by the job queue instead.
     pub async fn call_tool_in_background(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         tool: &str,
         arguments: Value,
     ) -> Result<Value, ServiceError> {
@@ -95,7 +96,7 @@ impl Service {
         // request, which is most of what a refused call would otherwise cost.
         if let Some(retry_after) = upstream.refusal(&config, std::time::Instant::now()) {
             tracing::info!(
-                tenant = tenant_id,
+                tenant = %tenant_id,
                 tool,
                 "tool call refused: the upstream's breakers are open"
             );
@@ -113,13 +114,13 @@ impl Service {
         let (ctx, client) = self.call_context(&gate, plugin, upstream.clone(), config.clone(), budget)?;
         let call = registered.plugin.call_tool(&ctx, tool, arguments);
         let Ok(result) = tokio::time::timeout(limits.deadline, call).await else {
-            tracing::info!(tenant = tenant_id, tool, "tool call exceeded its deadline");
+            tracing::info!(tenant = %tenant_id, tool, "tool call exceeded its deadline");
             return Err(ServiceError::ToolDeadlineExceeded(limits.deadline));
         };
         upstream.learned(&config);
         match &result {
-            Ok(_) => tracing::info!(tenant = tenant_id, tool, "tool call succeeded"),
-            Err(error) => tracing::info!(tenant = tenant_id, tool, %error, "tool call failed"),
+            Ok(_) => tracing::info!(tenant = %tenant_id, tool, "tool call succeeded"),
+            Err(error) => tracing::info!(tenant = %tenant_id, tool, %error, "tool call failed"),
         }
         result.map_err(|error| match ServiceError::from(error) {
             ServiceError::ReauthorizationRequired { reason, .. } => ServiceError::ReauthorizationRequired {

@@ -1,4 +1,4 @@
-use integrations_core::{WebhookError, WebhookOutcome, WebhookRequest};
+use integrations_core::{TenantId, WebhookError, WebhookOutcome, WebhookRequest};
 use integrations_store::{InstallationState, NewWebhookEvent};
 
 use crate::{now_unix, Service, ServiceError};
@@ -32,13 +32,13 @@ impl Service {
     pub async fn receive_webhook(
         &self,
         plugin: &str,
-        tenant_id: &str,
+        tenant: &str,
         request: WebhookRequest,
     ) -> Result<WebhookReceipt, ServiceError> {
         let refuse = |reason: Refusal| {
             // The tenant and plugin are the sender's text from the URL: logged quoted (Debug) so
             // that they cannot forge log lines.
-            tracing::info!(tenant = ?tenant_id, plugin = ?plugin, %reason, "webhook refused");
+            tracing::info!(tenant = ?tenant, plugin = ?plugin, %reason, "webhook refused");
             ServiceError::WebhookRejected
         };
         let registered = self
@@ -54,6 +54,9 @@ impl Service {
                 })
                 .map_err(|error| ServiceError::InvalidHandshake(error.to_string()));
         }
+        // The tenant is the sender's text: checked here, after the handshake, so that the handshake
+        // is answered alike whatever it says.
+        let tenant_id = &TenantId::parse(tenant).map_err(|_| refuse(Refusal::UnknownTenant))?;
         let gate = self
             .gate(tenant_id)
             .await?
@@ -91,14 +94,14 @@ impl Service {
             // duplicate rather than a new event.
             delivery_id: verified.delivery_id.unwrap_or_else(|| body_digest(&request.body)),
             id: event_id,
-            tenant_id: tenant_id.to_owned(),
+            tenant_id: tenant_id.to_string(),
             plugin: plugin.to_owned(),
             event_type: verified.event_type,
             payload: request.body,
             received_at: now_unix(),
         };
         let (event_id, duplicate) = self.events.ingest(event).await?;
-        tracing::info!(tenant = tenant_id, plugin, event_id, duplicate, "webhook stored");
+        tracing::info!(tenant = %tenant_id, plugin, event_id, duplicate, "webhook stored");
         Ok(WebhookReceipt::Stored { event_id, duplicate })
     }
 }

@@ -13,7 +13,7 @@ use integrations_core::{
 };
 use integrations_flags::Flags;
 use integrations_secrets::{Keyring, MasterKey};
-use integrations_service::{PluginState, Service, ServiceError, ServiceParts};
+use integrations_service::{PluginState, Service, ServiceError, ServiceParts, TenantId};
 use integrations_store::Store;
 use serde_json::{json, Map, Value};
 
@@ -148,7 +148,7 @@ async fn harness(vendor_status: u16) -> Harness {
     })
     .expect("service");
     service
-        .create_tenant("acme", Map::new(), &[], Default::default())
+        .create_tenant(&acme(), Map::new(), &[], Default::default())
         .await
         .expect("tenant");
     Harness {
@@ -159,13 +159,17 @@ async fn harness(vendor_status: u16) -> Harness {
     }
 }
 
+fn acme() -> TenantId {
+    TenantId::parse("acme").expect("a tenant id")
+}
+
 fn config(site: &str) -> Value {
     json!({"site": site, "token": "t0ken"})
 }
 
 async fn event_types(service: &Service) -> Vec<String> {
     let page = service
-        .read_events("acme", None, 100, Duration::ZERO)
+        .read_events(&acme(), None, 100, Duration::ZERO)
         .await
         .expect("events");
     page.events.into_iter().map(|event| event.event_type).collect()
@@ -177,19 +181,19 @@ async fn each_lifecycle_step_runs_its_hook_and_records_its_event() {
         service, seen, _dir, ..
     } = harness(200).await;
     let installed = service
-        .install("acme", "crm", config("https://one.example"))
+        .install(&acme(), "crm", config("https://one.example"))
         .await
         .expect("install");
     assert_eq!(installed.summary.state, PluginState::Enabled);
     assert_eq!(installed.secrets_set, Some(vec!["token".to_owned()]));
     service
-        .configure("acme", "crm", json!({"site": "https://two.example"}))
+        .configure(&acme(), "crm", json!({"site": "https://two.example"}))
         .await
         .expect("configure keeps the token it was not given");
-    let disabled = service.set_enabled("acme", "crm", false).await.expect("disable");
+    let disabled = service.set_enabled(&acme(), "crm", false).await.expect("disable");
     assert_eq!(disabled.summary.state, PluginState::Disabled);
-    service.set_enabled("acme", "crm", true).await.expect("enable");
-    service.uninstall("acme", "crm").await.expect("uninstall");
+    service.set_enabled(&acme(), "crm", true).await.expect("enable");
+    service.uninstall(&acme(), "crm").await.expect("uninstall");
 
     assert_eq!(
         *seen.hooks.lock().unwrap(),
@@ -211,7 +215,7 @@ async fn each_lifecycle_step_runs_its_hook_and_records_its_event() {
             "plugin.uninstalled"
         ]
     );
-    let gone = service.plugin_details("acme", "crm").await.expect("details");
+    let gone = service.plugin_details(&acme(), "crm").await.expect("details");
     assert_eq!(gone.summary.state, PluginState::NotInstalled);
 }
 
@@ -219,18 +223,18 @@ async fn each_lifecycle_step_runs_its_hook_and_records_its_event() {
 async fn a_refused_step_changes_nothing_and_records_nothing() {
     let Harness { service, _dir, .. } = harness(200).await;
     let refused = service
-        .install("acme", "crm", config("https://refused.example"))
+        .install(&acme(), "crm", config("https://refused.example"))
         .await
         .expect_err("the hook refuses the site");
     assert!(matches!(refused, ServiceError::InvalidConfig(_)), "{refused:?}");
     let invalid = service
-        .install("acme", "crm", json!({"site": "https://one.example"}))
+        .install(&acme(), "crm", json!({"site": "https://one.example"}))
         .await
         .expect_err("the schema wants a token");
     assert!(matches!(invalid, ServiceError::InvalidConfig(_)), "{invalid:?}");
     assert_eq!(
         service
-            .plugin_details("acme", "crm")
+            .plugin_details(&acme(), "crm")
             .await
             .expect("details")
             .summary
@@ -240,24 +244,24 @@ async fn a_refused_step_changes_nothing_and_records_nothing() {
     assert!(event_types(&service).await.is_empty());
 
     service
-        .install("acme", "crm", config("https://one.example"))
+        .install(&acme(), "crm", config("https://one.example"))
         .await
         .expect("install");
     let again = service
-        .install("acme", "crm", config("https://one.example"))
+        .install(&acme(), "crm", config("https://one.example"))
         .await
         .expect_err("installed twice");
     assert!(matches!(again, ServiceError::AlreadyInstalled(_)), "{again:?}");
     let moved = service
-        .configure("acme", "crm", json!({"site": "https://refused.example"}))
+        .configure(&acme(), "crm", json!({"site": "https://refused.example"}))
         .await
         .expect_err("the hook refuses the new site");
     assert!(matches!(moved, ServiceError::InvalidConfig(_)), "{moved:?}");
-    let details = service.plugin_details("acme", "crm").await.expect("details");
+    let details = service.plugin_details(&acme(), "crm").await.expect("details");
     let kept = details.config.map(Value::Object);
     assert_eq!(kept, Some(json!({"site": "https://one.example"})));
     assert_eq!(event_types(&service).await, ["plugin.installed"]);
-    let missing = service.uninstall("acme", "nothing").await.expect_err("no such plugin");
+    let missing = service.uninstall(&acme(), "nothing").await.expect_err("no such plugin");
     assert!(matches!(missing, ServiceError::PluginNotFound(_)), "{missing:?}");
 }
 
@@ -270,20 +274,20 @@ async fn open_breakers_answer_a_call_before_the_connector_runs() {
         _dir,
     } = harness(500).await;
     service
-        .install("acme", "crm", config("https://one.example"))
+        .install(&acme(), "crm", config("https://one.example"))
         .await
         .expect("install");
     // Ten failed requests (a GET's 500 is not retried) open the breaker for the vendor's host.
     for _ in 0..10 {
         let failed = service
-            .call_tool("acme", "crm_get_thing", json!({}))
+            .call_tool(&acme(), "crm_get_thing", json!({}))
             .await
             .expect("the vendor's 500 is the tool's answer");
         assert_eq!(failed, json!({"status": 500}));
     }
     assert_eq!(vendor.requests.load(Ordering::SeqCst), 10);
     let refused = service
-        .call_tool("acme", "crm_get_thing", json!({}))
+        .call_tool(&acme(), "crm_get_thing", json!({}))
         .await
         .expect_err("the breaker is open");
     assert!(
@@ -292,14 +296,14 @@ async fn open_breakers_answer_a_call_before_the_connector_runs() {
     );
     assert_eq!(seen.calls.load(Ordering::SeqCst), 10, "the connector was not run");
     assert_eq!(vendor.requests.load(Ordering::SeqCst), 10);
-    assert_eq!(service.upstream_view("acme", "crm").state, "open");
+    assert_eq!(service.upstream_view(&acme(), "crm").state, "open");
 
     // A new config may send calls elsewhere: the connector runs, and the host's breaker decides.
     service
-        .configure("acme", "crm", json!({"site": "https://two.example"}))
+        .configure(&acme(), "crm", json!({"site": "https://two.example"}))
         .await
         .expect("configure");
-    let elsewhere = service.call_tool("acme", "crm_get_thing", json!({})).await;
+    let elsewhere = service.call_tool(&acme(), "crm_get_thing", json!({})).await;
     assert_eq!(elsewhere.expect("another host"), json!({"status": 500}));
     assert_eq!(seen.calls.load(Ordering::SeqCst), 11);
 }

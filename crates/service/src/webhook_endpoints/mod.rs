@@ -4,6 +4,7 @@
 mod fields;
 mod views;
 
+use integrations_core::TenantId;
 use integrations_delivery::{matches, normalize_endpoint_url, SigningSecret, ROTATION_OVERLAP};
 use integrations_secrets::random_bytes;
 use integrations_store::{NewDelivery, Store, WebhookEndpoint, WebhookEndpointSettings};
@@ -35,7 +36,7 @@ impl Service {
     /// Creates an endpoint (`url` required) with a fresh signing secret.
     pub async fn create_webhook_endpoint(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         fields: WebhookEndpointFields,
     ) -> Result<CreatedWebhookEndpoint, ServiceError> {
         let state = self.existing_gate(tenant_id).await?;
@@ -51,7 +52,7 @@ impl Service {
         let endpoint = WebhookEndpoint {
             secret: seal_endpoint_secret(&key, tenant_id, &id, &secret)?,
             id,
-            tenant_id: tenant_id.to_owned(),
+            tenant_id: tenant_id.to_string(),
             url,
             event_types: input.event_types.unwrap_or_default(),
             description: input.description.unwrap_or_default(),
@@ -83,7 +84,7 @@ impl Service {
     /// cursor, `None` at the end.
     pub async fn list_webhook_endpoints(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         after: Option<&str>,
         limit: i64,
     ) -> Result<(Vec<WebhookEndpointView>, Option<String>), ServiceError> {
@@ -106,14 +107,14 @@ impl Service {
     }
 
     /// One of the tenant's endpoints; another tenant's is not found.
-    pub async fn webhook_endpoint(&self, tenant_id: &str, id: &str) -> Result<WebhookEndpointView, ServiceError> {
+    pub async fn webhook_endpoint(&self, tenant_id: &TenantId, id: &str) -> Result<WebhookEndpointView, ServiceError> {
         Ok(view(&self.endpoint_row(tenant_id, id).await?))
     }
 
     /// Changes the fields given; enabling an endpoint the service disabled clears its reason.
     pub async fn update_webhook_endpoint(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         id: &str,
         fields: WebhookEndpointFields,
     ) -> Result<WebhookEndpointView, ServiceError> {
@@ -142,7 +143,7 @@ impl Service {
     }
 
     /// Deletes an endpoint with its pending deliveries and its attempts.
-    pub async fn delete_webhook_endpoint(&self, tenant_id: &str, id: &str) -> Result<(), ServiceError> {
+    pub async fn delete_webhook_endpoint(&self, tenant_id: &TenantId, id: &str) -> Result<(), ServiceError> {
         self.existing_gate(tenant_id).await?;
         if !self.store.delete_webhook_endpoint(tenant_id, id).await? {
             return Err(ServiceError::WebhookEndpointNotFound);
@@ -154,7 +155,7 @@ impl Service {
     /// receivers can switch without losing any.
     pub async fn rotate_webhook_endpoint_secret(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         id: &str,
     ) -> Result<CreatedWebhookEndpoint, ServiceError> {
         self.endpoint_row(tenant_id, id).await?;
@@ -178,7 +179,7 @@ impl Service {
     /// The endpoint's attempts, newest first, older than `before` (a `next` of an earlier page).
     pub async fn list_webhook_attempts(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         id: &str,
         before: Option<&str>,
         limit: i64,
@@ -205,7 +206,7 @@ impl Service {
     /// while one is being written is [`ServiceError::ReplayInProgress`].
     pub async fn replay_webhook_endpoint(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         id: &str,
         since: Option<ReplaySince>,
     ) -> Result<ReplayReport, ServiceError> {
