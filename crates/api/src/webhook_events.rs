@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use integrations_service::{EventCursor, WebhookEventPage, DEFAULT_EVENT_PAGE_LIMIT};
+use integrations_service::{DeliveryCursor, WebhookDeliveryPage, DEFAULT_DELIVERY_PAGE_LIMIT};
 use serde::Deserialize;
 
 use crate::auth::CurrentTenant;
@@ -19,18 +19,18 @@ struct ListQuery {
     plugin: Option<String>,
     limit: Option<i64>,
     /// The `next` of the previous page; a string no page handed out is a 400.
-    after: Option<EventCursor>,
+    after: Option<DeliveryCursor>,
 }
 
 async fn list(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<WebhookEventPage>, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_EVENT_PAGE_LIMIT);
+) -> Result<Json<WebhookDeliveryPage>, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_DELIVERY_PAGE_LIMIT);
     let page = state
         .service
-        .list_webhook_events(&tenant, query.plugin.as_deref(), query.after.as_ref(), limit)
+        .list_webhook_deliveries(&tenant, query.plugin.as_deref(), query.after.as_ref(), limit)
         .await?;
     Ok(Json(page))
 }

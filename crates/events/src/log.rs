@@ -3,7 +3,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use integrations_core::{body_as_text_data, default_normalized_event, PluginRegistry, WebhookDelivery};
-use integrations_store::{EventData, NewEvent, NewWebhookEvent, PendingWebhook, Store, StoreError, StoredEvent};
+use integrations_store::{
+    EventData, NewEvent, NewWebhookDelivery, PendingWebhookDelivery, Store, StoreError, StoredEvent,
+};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -151,8 +153,8 @@ pub struct EventLog {
     appended: watch::Sender<u64>,
     /// Webhooks this process just stored, handed to the pipeline in memory so it need not read
     /// them back; the database scan still finds any the hand-off missed (a full channel, a crash).
-    stored: mpsc::Sender<PendingWebhook>,
-    stored_queue: std::sync::Mutex<Option<mpsc::Receiver<PendingWebhook>>>,
+    stored: mpsc::Sender<PendingWebhookDelivery>,
+    stored_queue: std::sync::Mutex<Option<mpsc::Receiver<PendingWebhookDelivery>>>,
 }
 
 /// Webhooks handed over in memory, at most; past it the scan picks them up.
@@ -204,11 +206,11 @@ impl EventLog {
     /// Ingests a verified webhook delivery: stores it (once per tenant, plugin and delivery id)
     /// and hands it to the pipeline, which turns it into events after it was acknowledged.
     /// Returns the delivery's id, the first one's for a duplicate, and whether it was one.
-    pub async fn ingest(&self, delivery: NewWebhookEvent) -> Result<(String, bool), StoreError> {
-        let (id, duplicate) = self.store.insert_webhook_event(&delivery).await?;
+    pub async fn ingest(&self, delivery: NewWebhookDelivery) -> Result<(String, bool), StoreError> {
+        let (id, duplicate) = self.store.insert_webhook_delivery(&delivery).await?;
         if !duplicate {
             // A full hand-off is no loss: the scan finds the row a little later.
-            let _ = self.stored.try_send(PendingWebhook {
+            let _ = self.stored.try_send(PendingWebhookDelivery {
                 id: id.clone(),
                 tenant_id: delivery.tenant_id,
                 plugin: delivery.plugin,
@@ -310,7 +312,7 @@ impl EventLog {
 
     /// Turns the given stored webhooks into events; one processed meanwhile (by the scan, or by
     /// another replica) is skipped with its events.
-    async fn process(&self, pending: &[PendingWebhook]) -> Result<usize, StoreError> {
+    async fn process(&self, pending: &[PendingWebhookDelivery]) -> Result<usize, StoreError> {
         if pending.is_empty() {
             return Ok(0);
         }
@@ -325,7 +327,7 @@ impl EventLog {
         Ok(pending.len())
     }
 
-    fn normalize(&self, webhook: &PendingWebhook) -> Vec<NewEvent> {
+    fn normalize(&self, webhook: &PendingWebhookDelivery) -> Vec<NewEvent> {
         let delivery = WebhookDelivery {
             event_type: webhook.event_type.as_deref(),
             payload: &webhook.payload,

@@ -3,7 +3,6 @@
 //! [`Service`]; tests can drive it directly.
 
 mod budget;
-mod events;
 mod gate;
 mod idempotency;
 mod in_flight;
@@ -21,6 +20,7 @@ mod tokens;
 mod tools;
 mod validation;
 mod vault;
+mod webhook_deliveries;
 mod webhook_endpoints;
 mod webhooks;
 
@@ -36,10 +36,6 @@ use integrations_store::Store;
 use jsonschema::Validator;
 
 pub use budget::ToolLimits;
-pub use events::{
-    EventCursor, InvalidCursor, WebhookEventPage, WebhookEventView, DEFAULT_EVENT_PAGE_LIMIT, MAX_EVENT_PAGE_LIMIT,
-    MAX_EVENT_PAGE_PAYLOAD_BYTES,
-};
 pub use idempotency::{tool_call_fingerprint, IdempotentStart, MAX_IDEMPOTENCY_KEY_LEN};
 pub use integrations_core::{InvalidId, TenantId};
 pub use integrations_problems::{FieldError, FieldErrors, RateLimited, RateScope, ServiceError, MAX_REPORTED_ERRORS};
@@ -50,6 +46,10 @@ pub use plugins::{PluginDetails, PluginState, PluginSummary, UpstreamView};
 pub use rotation::{rotate_master_key, RotationReport};
 pub use tenants::{validate_tenant_id, CreatedKey, TenantSummary, TenantUpdate};
 pub use tools::ToolListing;
+pub use webhook_deliveries::{
+    DeliveryCursor, InvalidCursor, WebhookDeliveryPage, WebhookDeliveryView, DEFAULT_DELIVERY_PAGE_LIMIT,
+    MAX_DELIVERY_PAGE_LIMIT, MAX_DELIVERY_PAGE_PAYLOAD_BYTES,
+};
 pub use webhook_endpoints::{
     AttemptPage, AttemptView, CreatedWebhookEndpoint, ReplayReport, ReplayRequest, ReplaySince, WebhookEndpointFields,
     WebhookEndpointView, MAX_ATTEMPT_PAGE, MAX_REPLAY_EVENTS,

@@ -1,5 +1,5 @@
 use integrations_core::{TenantId, WebhookError, WebhookOutcome, WebhookRequest};
-use integrations_store::{InstallationState, NewWebhookEvent};
+use integrations_store::{InstallationState, NewWebhookDelivery};
 
 use crate::{now_unix, Service, ServiceError};
 
@@ -88,7 +88,7 @@ impl Service {
         // (and a 429 tells an unsigned sender nothing); vendors retry a 429.
         self.admit(tenant_id, crate::RateScope::Webhooks).await?;
         let event_id = integrations_events::new_event_id();
-        let event = NewWebhookEvent {
+        let event = NewWebhookDelivery {
             // Jira signs only the body, not its delivery id header. Without a sender id the body's
             // digest is the delivery's identity, so a signed body replayed without its header is a
             // duplicate rather than a new event.

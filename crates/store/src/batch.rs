@@ -3,7 +3,7 @@
 use tokio::sync::oneshot;
 
 use crate::event_log::NewEvent;
-use crate::webhook_event::NewWebhookEvent;
+use crate::webhook_deliveries::NewWebhookDelivery;
 use crate::StoreError;
 
 /// Most events in one transaction.
@@ -14,7 +14,7 @@ pub(crate) type Inserted = Result<(String, bool), StoreError>;
 
 /// An insert waiting in the queue, with the caller to answer.
 pub(crate) struct Pending {
-    pub(crate) event: NewWebhookEvent,
+    pub(crate) event: NewWebhookDelivery,
     pub(crate) reply: oneshot::Sender<Inserted>,
 }
 

@@ -77,7 +77,7 @@ pub struct StoredEvent {
 
 /// A stored webhook not yet turned into events.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PendingWebhook {
+pub struct PendingWebhookDelivery {
     /// The webhook event's id.
     pub id: String,
     /// The tenant it was addressed to.
@@ -130,7 +130,11 @@ impl Store {
 
     /// The oldest stored webhooks not yet turned into events, received before `received_before`
     /// (unix seconds).
-    pub async fn pending_webhooks(&self, limit: i64, received_before: i64) -> Result<Vec<PendingWebhook>, StoreError> {
+    pub async fn pending_webhooks(
+        &self,
+        limit: i64,
+        received_before: i64,
+    ) -> Result<Vec<PendingWebhookDelivery>, StoreError> {
         let rows = sqlx::query(sql::PENDING_WEBHOOKS)
             .bind(limit)
             .bind(received_before)
@@ -138,7 +142,7 @@ impl Store {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| PendingWebhook {
+            .map(|r| PendingWebhookDelivery {
                 id: r.get(0),
                 tenant_id: r.get(1),
                 plugin: r.get(2),

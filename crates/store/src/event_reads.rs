@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use crate::event_pages::within_budget;
+use crate::webhook_delivery_pages::within_budget;
 use crate::{Backend, Store, StoreError, StoredEvent};
 
 impl Store {

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use crate::batch::{EventRow, Inserted, Pending, ProcessedBatch, Task, TenantAppend, WriterJob};
 use crate::event_log::NewEvent;
 use crate::postgres_writer::{write_batches, SERVER_WRITERS};
-use crate::webhook_event::NewWebhookEvent;
+use crate::webhook_deliveries::NewWebhookDelivery;
 use crate::StoreError;
 
 /// Queued events beyond this make callers wait to queue (back-pressure, bounded memory).
@@ -86,7 +86,7 @@ impl GroupCommit {
     }
 
     /// Queues an event and waits until its batch is committed.
-    pub(crate) async fn insert(&self, event: NewWebhookEvent) -> Inserted {
+    pub(crate) async fn insert(&self, event: NewWebhookDelivery) -> Inserted {
         let (reply, outcome) = oneshot::channel();
         let pending = Pending { event, reply };
         let sent = match &self.queue {

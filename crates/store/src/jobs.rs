@@ -4,8 +4,8 @@
 
 use sqlx::Row;
 
-use crate::event_pages::within_budget;
 use crate::multi_row::in_lists;
+use crate::webhook_delivery_pages::within_budget;
 use crate::{Backend, Store, StoreError};
 
 /// Where a job is in its life.

@@ -12,9 +12,7 @@ mod statements;
 mod batch;
 mod deliveries;
 mod event_log;
-mod event_pages;
 mod event_reads;
-mod events;
 mod group_commit;
 mod idempotency;
 mod installations;
@@ -28,8 +26,9 @@ mod sqlite_presence;
 mod sqlite_writer;
 mod tenant_limits;
 mod tenants;
+mod webhook_deliveries;
+mod webhook_delivery_pages;
 mod webhook_endpoints;
-mod webhook_event;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -42,16 +41,16 @@ use sqlx::AnyPool;
 pub use deliveries::{
     AttemptRecord, DeliveryJob, DeliveryNext, EndpointHealth, NewDelivery, RecordedAttempt, StoredAttempt,
 };
-pub use event_log::{EventData, Expired, NewEvent, PendingWebhook, StoredEvent};
-pub use event_pages::{EventPage, EventPageQuery, EventPosition};
+pub use event_log::{EventData, Expired, NewEvent, PendingWebhookDelivery, StoredEvent};
 pub use idempotency::{IdempotencyClaim, StoredResponse};
 pub use installations::{Installation, InstallationState, SecretRow};
 pub use invalidations::{Change, Heard, InvalidationListener, INVALIDATION_CHANNEL};
 pub use jobs::{Job, JobClaim, JobState, NewJob};
 pub use tenant_limits::{RateLimit, TenantLimits};
 pub use tenants::{ApiKeyRecord, DataKeyRecord, Tenant};
+pub use webhook_deliveries::{NewWebhookDelivery, StoredWebhookDelivery};
+pub use webhook_delivery_pages::{DeliveryPosition, StoredWebhookDeliveryPage, WebhookDeliveryQuery};
 pub use webhook_endpoints::{EventRoute, WebhookEndpoint, WebhookEndpointSettings};
-pub use webhook_event::{NewWebhookEvent, StoredWebhookEvent};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");

@@ -10,8 +10,8 @@ use tokio::sync::{mpsc, Mutex};
 
 use crate::batch::{answer_batch, Pending, MAX_BATCH};
 use crate::multi_row::power_of_two_chunks;
-use crate::webhook_event::sql::EXISTING_WEBHOOK;
-use crate::webhook_event::NewWebhookEvent;
+use crate::webhook_deliveries::sql::EXISTING_WEBHOOK;
+use crate::webhook_deliveries::NewWebhookDelivery;
 use crate::StoreError;
 
 /// Concurrent writer tasks on PostgreSQL.
@@ -22,7 +22,7 @@ pub(crate) async fn write_batches(pool: AnyPool, queue: Arc<Mutex<mpsc::Receiver
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     // The queue is held only while taking a batch, so the next writer can take the next one.
     while queue.lock().await.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let events: Vec<&NewWebhookEvent> = batch.iter().map(|p| &p.event).collect();
+        let events: Vec<&NewWebhookDelivery> = batch.iter().map(|p| &p.event).collect();
         let written = insert_all(&pool, &events).await;
         commits.fetch_add(1, Ordering::Relaxed);
         for pending in answer_batch(&mut batch, written) {
@@ -36,7 +36,7 @@ pub(crate) async fn write_batches(pool: AnyPool, queue: Arc<Mutex<mpsc::Receiver
 
 /// Inserts events in one transaction, each new one entered in the backlog by the same statement;
 /// for each, our id and whether its delivery was stored before.
-async fn insert_all(pool: &AnyPool, events: &[&NewWebhookEvent]) -> Result<Vec<(String, bool)>, StoreError> {
+async fn insert_all(pool: &AnyPool, events: &[&NewWebhookDelivery]) -> Result<Vec<(String, bool)>, StoreError> {
     let mut tx = pool.begin().await?;
     let mut inserted: HashSet<String> = HashSet::with_capacity(events.len());
     for chunk in power_of_two_chunks(events) {

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, Mutex};
 
 use crate::batch::{answer_batch, EventRow, Pending, ProcessedBatch, TenantAppend, WriterJob, WriterTask, MAX_BATCH};
 use crate::sqlite_checkpointer::{COMMITS_PER_CHECKPOINT, WRITER_CHECKPOINT_PAGES};
-use crate::webhook_event::NewWebhookEvent;
+use crate::webhook_deliveries::NewWebhookDelivery;
 use crate::StoreError;
 
 /// Runs until every sender (every clone of the store) is gone.
@@ -57,7 +57,7 @@ pub(crate) fn run(
             }
         }
         let _turn = writer.as_ref().map(|lock| lock.blocking_lock());
-        let events: Vec<&NewWebhookEvent> = inserts.iter().map(|p| &p.event).collect();
+        let events: Vec<&NewWebhookDelivery> = inserts.iter().map(|p| &p.event).collect();
         let batches: Vec<&[(String, Vec<EventRow>)]> = processed.iter().map(|b| b.processed.as_slice()).collect();
         tracing::trace!(inserts = events.len(), processed = batches.len(), "writer batch");
         let emitted: Vec<&EventRow> = appends.iter().map(|a| &a.event).collect();
@@ -148,7 +148,7 @@ struct Written {
 /// the caller, which retries it in parts) does not undo the tasks.
 fn write_batch(
     connection: &mut Connection,
-    events: &[&NewWebhookEvent],
+    events: &[&NewWebhookDelivery],
     processed: &[&[(String, Vec<EventRow>)]],
     emitted: &[&EventRow],
     tasks: &mut Vec<Box<dyn WriterTask>>,
@@ -234,7 +234,7 @@ fn clone_error(error: &rusqlite::Error) -> rusqlite::Error {
 /// failed batch's parts retried one by one.
 fn write_all(
     connection: &mut Connection,
-    events: &[&NewWebhookEvent],
+    events: &[&NewWebhookDelivery],
     processed: &[&[(String, Vec<EventRow>)]],
     emitted: &[&EventRow],
 ) -> rusqlite::Result<Written> {
@@ -248,7 +248,7 @@ fn write_all(
 /// transaction.
 fn write_ingest(
     tx: &rusqlite::Transaction<'_>,
-    events: &[&NewWebhookEvent],
+    events: &[&NewWebhookDelivery],
     processed: &[&[(String, Vec<EventRow>)]],
     emitted: &[&EventRow],
 ) -> rusqlite::Result<Written> {
@@ -258,7 +258,7 @@ fn write_ingest(
     {
         let mut insert = cached(tx, sql::INSERT_WEBHOOK)?;
         let mut backlog = cached(tx, sql::INTO_BACKLOG)?;
-        let mut existing = cached(tx, crate::webhook_event::sql::EXISTING_WEBHOOK)?;
+        let mut existing = cached(tx, crate::webhook_deliveries::sql::EXISTING_WEBHOOK)?;
         for event in events {
             let inserted = insert.execute(params![
                 event.id,

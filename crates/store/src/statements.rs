@@ -82,14 +82,14 @@ fn shared() -> Vec<(String, String)> {
         crate::deliveries::fanout_sql::all(),
         crate::event_log::sql::all(),
         crate::event_reads::sql::all(),
-        crate::webhook_event::sql::all(),
+        crate::webhook_deliveries::sql::all(),
         crate::webhook_endpoints::sql::all(),
         crate::tenants::sql::all(),
         crate::installations::sql::all(),
         crate::idempotency::sql::all(),
         crate::replicas::sql::all(),
         crate::jobs::sql::all(),
-        crate::event_pages::sql::all(),
+        crate::webhook_delivery_pages::sql::all(),
     ]
     .concat()
 }

@@ -349,7 +349,7 @@ async fn signed_webhooks_are_stored_once_per_request_uuid() {
     assert_eq!(retry.json()["duplicate"], true);
     let stored = app
         .store()
-        .list_webhook_events("acme", Some("bitbucket"), 10)
+        .list_webhook_deliveries("acme", Some("bitbucket"), 10)
         .await
         .unwrap();
     assert_eq!(stored.len(), 1);
@@ -374,7 +374,7 @@ async fn bad_signatures_are_the_uniform_refusal() {
         .assert_problem(404, "webhook-rejected");
     assert!(app
         .store()
-        .list_webhook_events("acme", None, 10)
+        .list_webhook_deliveries("acme", None, 10)
         .await
         .unwrap()
         .is_empty());

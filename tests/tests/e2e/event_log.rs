@@ -93,7 +93,7 @@ async fn a_webhook_stored_before_ids_were_time_ordered_gets_event_ids_of_its_own
         .unwrap()
         .as_secs() as i64;
     // As an older release stored it: `evt_` and 24 random hex digits, not yet processed.
-    let legacy = integrations_store::NewWebhookEvent {
+    let legacy = integrations_store::NewWebhookDelivery {
         id: "evt_9f3c2a7b1d0e4f5a6b7c8d9e".into(),
         tenant_id: "acme".into(),
         plugin: "jira".into(),
@@ -102,7 +102,7 @@ async fn a_webhook_stored_before_ids_were_time_ordered_gets_event_ids_of_its_own
         payload: BODY.to_vec(),
         received_at: now - 60,
     };
-    app.store().insert_webhook_event(&legacy).await.unwrap();
+    app.store().insert_webhook_delivery(&legacy).await.unwrap();
 
     let (events, _) = app.read_events(&key, None, 2).await;
     assert_eq!(types(&events), ["plugin.installed", "jira.issue_created"]);
@@ -314,7 +314,7 @@ async fn events_and_processed_webhooks_expire_after_the_retention() {
         if remaining == 0
             && app
                 .store()
-                .list_webhook_events("acme", None, 10)
+                .list_webhook_deliveries("acme", None, 10)
                 .await
                 .unwrap()
                 .is_empty()
@@ -325,7 +325,7 @@ async fn events_and_processed_webhooks_expire_after_the_retention() {
     assert_eq!(remaining, 0);
     assert!(app
         .store()
-        .list_webhook_events("acme", None, 10)
+        .list_webhook_deliveries("acme", None, 10)
         .await
         .unwrap()
         .is_empty());

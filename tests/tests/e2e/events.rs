@@ -1,7 +1,7 @@
 //! Listing stored webhook events: pages bounded by count and payload bytes, followed by cursor.
 
 use axum::body::Body;
-use integrations_store::NewWebhookEvent;
+use integrations_store::NewWebhookDelivery;
 use serde_json::{json, Value};
 
 use crate::harness::{jira_server, jira_signature, TestApp};
@@ -75,7 +75,7 @@ async fn paging_returns_every_event_exactly_once_newest_first() {
         (103, "evt_g"),
     ];
     for (n, (received_at, id)) in arrivals.iter().enumerate() {
-        let event = NewWebhookEvent {
+        let event = NewWebhookDelivery {
             id: (*id).to_owned(),
             tenant_id: "acme".into(),
             plugin: "jira".into(),
@@ -84,7 +84,7 @@ async fn paging_returns_every_event_exactly_once_newest_first() {
             payload: br#"{"webhookEvent":"jira:issue_updated"}"#.to_vec(),
             received_at: *received_at,
         };
-        app.store().insert_webhook_event(&event).await.unwrap();
+        app.store().insert_webhook_delivery(&event).await.unwrap();
     }
     let pages = all_pages(&app, &key, "/v1/webhook-events?limit=2").await;
     assert_eq!(pages.len(), 4);

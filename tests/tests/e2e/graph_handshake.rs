@@ -102,7 +102,7 @@ async fn the_validation_handshake_is_answered_alike_whether_or_not_the_tenant_ha
         assert_eq!(answer.text(), DECODED_TOKEN, "{plugin}");
     }
     for tenant in TENANTS {
-        let stored = app.store().list_webhook_events(tenant, None, 10).await.unwrap();
+        let stored = app.store().list_webhook_deliveries(tenant, None, 10).await.unwrap();
         assert!(stored.is_empty(), "a handshake was stored for {tenant}");
     }
 }

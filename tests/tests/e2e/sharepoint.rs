@@ -307,7 +307,7 @@ async fn webhooks_answer_the_handshake_and_check_client_state() {
         .assert_problem(404, "webhook-rejected");
     let stored = app
         .store()
-        .list_webhook_events("acme", Some("sharepoint"), 10)
+        .list_webhook_deliveries("acme", Some("sharepoint"), 10)
         .await
         .unwrap();
     assert_eq!(stored.len(), 1);

@@ -376,7 +376,7 @@ async fn signed_events_are_stored_once_per_event_id() {
     assert_eq!(retry.json()["duplicate"], true);
     let stored = app
         .store()
-        .list_webhook_events("acme", Some("slack"), 10)
+        .list_webhook_deliveries("acme", Some("slack"), 10)
         .await
         .unwrap();
     assert_eq!(stored.len(), 1);
@@ -408,7 +408,7 @@ async fn bad_signatures_and_stale_timestamps_are_the_uniform_refusal() {
         .assert_problem(404, "webhook-rejected");
     assert!(app
         .store()
-        .list_webhook_events("acme", None, 10)
+        .list_webhook_deliveries("acme", None, 10)
         .await
         .unwrap()
         .is_empty());
@@ -431,7 +431,7 @@ async fn url_verification_is_answered_with_the_challenge_once_signed() {
     // A handshake is answered, not stored.
     assert!(app
         .store()
-        .list_webhook_events("acme", None, 10)
+        .list_webhook_deliveries("acme", None, 10)
         .await
         .unwrap()
         .is_empty());

@@ -416,7 +416,7 @@ async fn the_validation_handshake_is_answered_with_the_decoded_token() {
     );
     assert!(app
         .store()
-        .list_webhook_events("acme", None, 10)
+        .list_webhook_deliveries("acme", None, 10)
         .await
         .unwrap()
         .is_empty());
@@ -446,7 +446,7 @@ async fn notifications_with_the_client_state_are_accepted_with_202_and_stored_on
     assert_eq!(retry.json()["duplicate"], true);
     let stored = app
         .store()
-        .list_webhook_events("acme", Some("teams"), 10)
+        .list_webhook_deliveries("acme", Some("teams"), 10)
         .await
         .unwrap();
     assert_eq!(stored.len(), 1);
@@ -483,7 +483,7 @@ async fn notifications_with_another_client_state_are_the_uniform_refusal() {
         .assert_problem(404, "webhook-rejected");
     assert!(app
         .store()
-        .list_webhook_events("acme", None, 10)
+        .list_webhook_deliveries("acme", None, 10)
         .await
         .unwrap()
         .is_empty());

@@ -33,7 +33,11 @@ async fn valid_delivery_is_stored_before_202_and_duplicates_are_stored_once() {
         .await;
     assert_eq!(first.status, 202, "{}", first.text());
     assert_eq!(first.json()["duplicate"], false);
-    let stored = app.store().list_webhook_events("acme", Some("jira"), 10).await.unwrap();
+    let stored = app
+        .store()
+        .list_webhook_deliveries("acme", Some("jira"), 10)
+        .await
+        .unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].payload, BODY);
     assert_eq!(stored[0].event_type.as_deref(), Some("jira:issue_created"));
@@ -45,7 +49,11 @@ async fn valid_delivery_is_stored_before_202_and_duplicates_are_stored_once() {
     assert_eq!(retry.status, 202);
     assert_eq!(retry.json(), json!({"id": first.json()["id"], "duplicate": true}));
     assert_eq!(
-        app.store().list_webhook_events("acme", None, 10).await.unwrap().len(),
+        app.store()
+            .list_webhook_deliveries("acme", None, 10)
+            .await
+            .unwrap()
+            .len(),
         1
     );
 
@@ -76,7 +84,7 @@ async fn invalid_or_missing_signatures_are_rejected_and_store_nothing() {
     .assert_problem(404, "webhook-rejected");
     assert!(app
         .store()
-        .list_webhook_events("acme", None, 10)
+        .list_webhook_deliveries("acme", None, 10)
         .await
         .unwrap()
         .is_empty());

@@ -18,11 +18,11 @@ async fn committed_webhooks_reach_the_database_file_without_the_writer_checkpoin
     // at which the writer's own checkpoint would copy them.
     let payload = vec![b'x'; 8 * 1024];
     for n in 0..100 {
-        let event = NewWebhookEvent {
+        let event = NewWebhookDelivery {
             payload: payload.clone(),
             ..webhook(n, "acme", &format!("d{n}"))
         };
-        store.insert_webhook_event(&event).await.unwrap();
+        store.insert_webhook_delivery(&event).await.unwrap();
     }
     let copied = 96 * payload.len() as u64;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

@@ -12,7 +12,7 @@ fn event_id_at(millis: i64, n: u8) -> String {
 
 /// The ids of acme's stored webhooks.
 async fn stored_ids(store: &Store) -> Vec<String> {
-    let stored = store.list_webhook_events("acme", None, 10).await.unwrap();
+    let stored = store.list_webhook_deliveries("acme", None, 10).await.unwrap();
     stored.into_iter().map(|w| w.id).collect()
 }
 
@@ -27,19 +27,19 @@ async fn bodies_by_reference(store: &Store) {
     store.create_tenant(&t, &k, &d).await.unwrap();
     let now = now_unix();
     let body = br#"{"issue":{"key":"A-1"},"note":"caf\u00e9 \u2603"}"#;
-    let processed = NewWebhookEvent {
+    let processed = NewWebhookDelivery {
         id: event_id_at(now * 1000, 1),
         payload: body.to_vec(),
         received_at: now,
         ..webhook(1, "acme", "d-1")
     };
-    let waiting = NewWebhookEvent {
+    let waiting = NewWebhookDelivery {
         id: event_id_at(now * 1000, 2),
         received_at: now,
         ..webhook(2, "acme", "d-2")
     };
     for webhook in [&processed, &waiting] {
-        assert!(!store.insert_webhook_event(webhook).await.unwrap().1);
+        assert!(!store.insert_webhook_delivery(webhook).await.unwrap().1);
     }
     // The host's convention: a webhook's events take their ids from it.
     let carried = NewEvent {
@@ -119,12 +119,12 @@ async fn backlog_once(store: &Store) {
     store.create_tenant(&t, &k, &d).await.unwrap();
     let first = webhook(1, "acme", "d-1");
     assert_eq!(
-        store.insert_webhook_event(&first).await.unwrap(),
+        store.insert_webhook_delivery(&first).await.unwrap(),
         (first.id.clone(), false)
     );
     let again = webhook(2, "acme", "d-1");
     assert_eq!(
-        store.insert_webhook_event(&again).await.unwrap(),
+        store.insert_webhook_delivery(&again).await.unwrap(),
         (first.id.clone(), true)
     );
     assert_eq!(pending_ids(store).await, vec![first.id]);
@@ -135,18 +135,18 @@ async fn backlog_once(store: &Store) {
 async fn legacy_ids_expire_by_arrival(store: &Store) {
     let (t, k, d) = tenant("acme");
     store.create_tenant(&t, &k, &d).await.unwrap();
-    let processed = NewWebhookEvent {
+    let processed = NewWebhookDelivery {
         id: "evt_ffffffffffffffffffffffff".into(),
         received_at: 100,
         ..webhook(1, "acme", "d-1")
     };
-    let waiting = NewWebhookEvent {
+    let waiting = NewWebhookDelivery {
         id: "evt_fffffffffffffffffffffffe".into(),
         received_at: 100,
         ..webhook(2, "acme", "d-2")
     };
     for webhook in [&processed, &waiting] {
-        store.insert_webhook_event(webhook).await.unwrap();
+        store.insert_webhook_delivery(webhook).await.unwrap();
     }
     let copied = NewEvent {
         id: event_id_at(now_unix() * 1000, 3),
@@ -182,15 +182,15 @@ async fn processed_batch(store: &Store) {
     let (t, k, d) = tenant("acme");
     store.create_tenant(&t, &k, &d).await.unwrap();
     let now = now_unix();
-    let webhooks: Vec<NewWebhookEvent> = (1..=3u8)
-        .map(|n| NewWebhookEvent {
+    let webhooks: Vec<NewWebhookDelivery> = (1..=3u8)
+        .map(|n| NewWebhookDelivery {
             id: event_id_at(now * 1000, n),
             received_at: now,
             ..webhook(n.into(), "acme", &format!("d-{n}"))
         })
         .collect();
     for webhook in &webhooks {
-        store.insert_webhook_event(webhook).await.unwrap();
+        store.insert_webhook_delivery(webhook).await.unwrap();
     }
     let event = |id: String| NewEvent {
         data: EventData::WebhookBody(webhooks[0].id.clone()),

@@ -111,7 +111,7 @@ async fn webhook_delivery_is_stored_once() {
     let (_dir, store) = sqlite_store().await;
     let (t, k, d) = tenant("acme");
     store.create_tenant(&t, &k, &d).await.unwrap();
-    let event = NewWebhookEvent {
+    let event = NewWebhookDelivery {
         id: "evt_1".into(),
         tenant_id: "acme".into(),
         plugin: "jira".into(),
@@ -121,23 +121,27 @@ async fn webhook_delivery_is_stored_once() {
         received_at: 5,
     };
     assert_eq!(
-        store.insert_webhook_event(&event).await.unwrap(),
+        store.insert_webhook_delivery(&event).await.unwrap(),
         ("evt_1".into(), false)
     );
-    let again = NewWebhookEvent {
+    let again = NewWebhookDelivery {
         id: "evt_2".into(),
         ..event
     };
     assert_eq!(
-        store.insert_webhook_event(&again).await.unwrap(),
+        store.insert_webhook_delivery(&again).await.unwrap(),
         ("evt_1".into(), true)
     );
     assert_eq!(
-        store.list_webhook_events("acme", Some("jira"), 10).await.unwrap().len(),
+        store
+            .list_webhook_deliveries("acme", Some("jira"), 10)
+            .await
+            .unwrap()
+            .len(),
         1
     );
-    assert_eq!(store.list_webhook_events("acme", None, 10).await.unwrap().len(), 1);
-    assert_eq!(store.list_webhook_events("other", None, 10).await.unwrap().len(), 0);
+    assert_eq!(store.list_webhook_deliveries("acme", None, 10).await.unwrap().len(), 1);
+    assert_eq!(store.list_webhook_deliveries("other", None, 10).await.unwrap().len(), 0);
 }
 
 on_both_backends!(
@@ -294,8 +298,11 @@ async fn backlog_after_tenant_deletion(store: &Store) {
         let (t, k, d) = tenant(id);
         store.create_tenant(&t, &k, &d).await.unwrap();
     }
-    store.insert_webhook_event(&webhook(1, "acme", "d1")).await.unwrap();
-    store.insert_webhook_event(&webhook(2, "globex", "d1")).await.unwrap();
+    store.insert_webhook_delivery(&webhook(1, "acme", "d1")).await.unwrap();
+    store
+        .insert_webhook_delivery(&webhook(2, "globex", "d1"))
+        .await
+        .unwrap();
     assert!(store.delete_tenant("acme").await.unwrap());
     let backlog: Vec<String> = sqlx::query_scalar("SELECT id FROM webhook_backlog ORDER BY id")
         .fetch_all(store.pool())
@@ -312,8 +319,8 @@ async fn backlog_after_tenant_deletion(store: &Store) {
     assert_eq!(pending, ["evt_2"]);
 }
 
-fn webhook(id: usize, tenant: &str, delivery: &str) -> NewWebhookEvent {
-    NewWebhookEvent {
+fn webhook(id: usize, tenant: &str, delivery: &str) -> NewWebhookDelivery {
+    NewWebhookDelivery {
         id: format!("evt_{id}"),
         tenant_id: tenant.into(),
         plugin: "jira".into(),
@@ -442,10 +449,10 @@ async fn grouped_inserts(store: &Store) {
     store.create_tenant(&t, &k, &d).await.unwrap();
     let before = store.webhook_commits();
     // 200 distinct deliveries, one repeated delivery, and one for a tenant that does not exist.
-    let mut events: Vec<NewWebhookEvent> = (0..200).map(|i| webhook(i, "acme", &format!("d{i}"))).collect();
+    let mut events: Vec<NewWebhookDelivery> = (0..200).map(|i| webhook(i, "acme", &format!("d{i}"))).collect();
     events.push(webhook(900, "acme", "d7"));
     events.push(webhook(901, "ghost", "d1"));
-    let outcomes = futures_join_all(events.iter().map(|event| store.insert_webhook_event(event))).await;
+    let outcomes = futures_join_all(events.iter().map(|event| store.insert_webhook_delivery(event))).await;
 
     for (i, outcome) in outcomes.iter().take(200).enumerate().filter(|(i, _)| *i != 7) {
         assert_eq!(outcome.as_ref().unwrap(), &(format!("evt_{i}"), false));
@@ -460,7 +467,10 @@ async fn grouped_inserts(store: &Store) {
         commits < 50,
         "{commits} commits for 202 concurrent inserts: not grouped"
     );
-    assert_eq!(store.list_webhook_events("acme", None, 500).await.unwrap().len(), 200);
+    assert_eq!(
+        store.list_webhook_deliveries("acme", None, 500).await.unwrap().len(),
+        200
+    );
 }
 
 /// Polls every future from one task, so all of them queue before the writer drains them.

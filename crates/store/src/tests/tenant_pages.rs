@@ -43,13 +43,13 @@ async fn event_page_bytes(store: &Store) {
     }
     // An event carrying its webhook's 3,000-byte body counts the body.
     let body = format!("[\"{}\"]", "y".repeat(2996));
-    let hook = NewWebhookEvent {
+    let hook = NewWebhookDelivery {
         id: "evt_page_hook".into(),
         tenant_id: "acme".into(),
         payload: body.into_bytes(),
         ..webhook(0, "acme", "d-page")
     };
-    store.insert_webhook_event(&hook).await.unwrap();
+    store.insert_webhook_delivery(&hook).await.unwrap();
     let carried = NewEvent {
         id: hook.id.clone(),
         data: EventData::WebhookBody(hook.id.clone()),

@@ -1,4 +1,5 @@
-//! Pages of a tenant's webhook events, newest first, bounded by a count and by payload bytes.
+//! Pages of the webhook deliveries a tenant's vendors sent, newest first, bounded by a count and
+//! by payload bytes.
 //!
 //! A page is read in two steps so that no more than its byte budget is ever loaded: the positions
 //! and payload lengths of the candidate rows first (lengths come from the row header, not the
@@ -7,12 +8,12 @@
 use sqlx::Row;
 
 use crate::multi_row::in_lists;
-use crate::webhook_event::StoredWebhookEvent;
+use crate::webhook_deliveries::StoredWebhookDelivery;
 use crate::{Store, StoreError};
 
 /// Where an event sits in the newest-first order; a page continues after such a position.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EventPosition {
+pub struct DeliveryPosition {
     /// Arrival time, unix seconds.
     pub received_at: i64,
     /// Our event id, which breaks ties between events of the same second.
@@ -21,33 +22,33 @@ pub struct EventPosition {
 
 /// Which events a page holds.
 #[derive(Clone, Copy, Debug)]
-pub struct EventPageQuery<'a> {
-    /// Only this plugin's events, when set.
+pub struct WebhookDeliveryQuery<'a> {
+    /// Only this plugin's deliveries, when set.
     pub plugin: Option<&'a str>,
     /// Only events after (older than) this position, when set.
-    pub after: Option<&'a EventPosition>,
+    pub after: Option<&'a DeliveryPosition>,
     /// Most events on the page.
     pub limit: i64,
     /// Most payload bytes on the page; the first event is returned even when it alone exceeds it.
     pub max_payload_bytes: u64,
 }
 
-/// A page of events, newest first.
+/// A page of deliveries, newest first.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EventPage {
+pub struct StoredWebhookDeliveryPage {
     /// The events.
-    pub events: Vec<StoredWebhookEvent>,
+    pub deliveries: Vec<StoredWebhookDelivery>,
     /// The last event's position when more events may follow, `None` at the end.
-    pub next: Option<EventPosition>,
+    pub next: Option<DeliveryPosition>,
 }
 
 impl Store {
-    /// A page of a tenant's events, newest first, within `query`'s count and byte budget.
-    pub async fn webhook_event_page(
+    /// A page of a tenant's webhook deliveries, newest first, within `query`'s count and byte budget.
+    pub async fn webhook_delivery_page(
         &self,
         tenant_id: &str,
-        query: &EventPageQuery<'_>,
-    ) -> Result<EventPage, StoreError> {
+        query: &WebhookDeliveryQuery<'_>,
+    ) -> Result<StoredWebhookDeliveryPage, StoreError> {
         let candidates = self.page_candidates(tenant_id, query).await?;
         let page_size = usize::try_from(query.limit.max(1)).unwrap_or(usize::MAX);
         let sizes = candidates
@@ -60,15 +61,18 @@ impl Store {
         let next = chosen.last().filter(|_| more).map(|last| (*last).clone());
         let ids: Vec<&str> = chosen.iter().map(|position| position.id.as_str()).collect();
         let events = self.events_by_id(tenant_id, &ids).await?;
-        Ok(EventPage { events, next })
+        Ok(StoredWebhookDeliveryPage {
+            deliveries: events,
+            next,
+        })
     }
 
     /// Positions and payload lengths of up to `limit + 1` events of the page, newest first.
     async fn page_candidates(
         &self,
         tenant_id: &str,
-        query: &EventPageQuery<'_>,
-    ) -> Result<Vec<(EventPosition, u64)>, StoreError> {
+        query: &WebhookDeliveryQuery<'_>,
+    ) -> Result<Vec<(DeliveryPosition, u64)>, StoreError> {
         let limit = query.limit.max(1).saturating_add(1);
         let sql = if query.after.is_some() {
             sql::CANDIDATES_AFTER
@@ -84,7 +88,7 @@ impl Store {
             .iter()
             .map(|r| {
                 let length: i64 = r.get(2);
-                let position = EventPosition {
+                let position = DeliveryPosition {
                     id: r.get(0),
                     received_at: r.get(1),
                 };
@@ -94,7 +98,7 @@ impl Store {
     }
 
     /// The tenant's events with these ids, newest first.
-    async fn events_by_id(&self, tenant_id: &str, ids: &[&str]) -> Result<Vec<StoredWebhookEvent>, StoreError> {
+    async fn events_by_id(&self, tenant_id: &str, ids: &[&str]) -> Result<Vec<StoredWebhookDelivery>, StoreError> {
         let mut rows = Vec::with_capacity(ids.len());
         for list in in_lists(ids) {
             let mut statement = sqlx::query(sql::BY_ID.get(list.size)).bind(tenant_id);
@@ -105,7 +109,7 @@ impl Store {
         }
         Ok(rows
             .iter()
-            .map(|r| StoredWebhookEvent {
+            .map(|r| StoredWebhookDelivery {
                 id: r.get(0),
                 plugin: r.get(1),
                 delivery_id: r.get(2),
@@ -118,7 +122,7 @@ impl Store {
 }
 
 /// The first items whose sizes fit in `max_bytes` together, and always the first: how every page
-/// a tenant reads is cut (webhook events, events, jobs).
+/// a tenant reads is cut (webhook deliveries, events, jobs).
 pub(crate) fn within_budget<T>(sizes: impl IntoIterator<Item = (T, u64)>, max_bytes: u64) -> Vec<T> {
     let mut used = 0u64;
     let mut chosen = Vec::new();
