@@ -1,10 +1,12 @@
 //! The operator's API: tenants and their keys.
 
+use crate::params::named;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use integrations_core::TenantId;
+use integrations_service::KeyId;
 use integrations_service::{LimitChange, LimitsUpdate, ServiceError, TenantUpdate};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
@@ -151,7 +153,13 @@ async fn revoke_key(
     State(state): State<AppState>,
     ApiPath((id, key_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    state.service.revoke_api_key(&tenant_in_path(&id)?, &key_id).await?;
+    state
+        .service
+        .revoke_api_key(
+            &tenant_in_path(&id)?,
+            &named(&key_id, KeyId::parse, || ServiceError::ApiKeyNotFound)?,
+        )
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

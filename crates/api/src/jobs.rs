@@ -1,9 +1,11 @@
 //! The tenant's background jobs.
 
+use crate::params::named;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use integrations_service::{JobId, ServiceError};
 use integrations_service::{JobView, DEFAULT_JOB_PAGE};
 use serde::{Deserialize, Serialize};
 
@@ -58,7 +60,12 @@ async fn details(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<JobView>, ApiError> {
-    Ok(Json(state.service.job(&tenant, &id).await?))
+    Ok(Json(
+        state
+            .service
+            .job(&tenant, &named(&id, JobId::parse, || ServiceError::JobNotFound)?)
+            .await?,
+    ))
 }
 
 async fn retry(
@@ -66,5 +73,13 @@ async fn retry(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
-    Ok((StatusCode::ACCEPTED, Json(state.service.retry_job(&tenant, &id).await?)))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(
+            state
+                .service
+                .retry_job(&tenant, &named(&id, JobId::parse, || ServiceError::JobNotFound)?)
+                .await?,
+        ),
+    ))
 }

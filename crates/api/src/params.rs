@@ -34,3 +34,13 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuer
             .map_err(|rejection| ApiError::from(RequestError::InvalidParameters(rejection.body_text())))
     }
 }
+
+/// An identifier a path names, checked once here; one that cannot be of its kind is answered as
+/// `absent`, exactly like a well-formed one that does not exist.
+pub(crate) fn named<T>(
+    text: &str,
+    parse: fn(&str) -> Result<T, integrations_service::InvalidId>,
+    absent: impl FnOnce() -> integrations_service::ServiceError,
+) -> Result<T, ApiError> {
+    parse(text).map_err(|_| ApiError::from(absent()))
+}

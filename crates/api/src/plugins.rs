@@ -1,10 +1,12 @@
 //! The tenant's plugin lifecycle.
 
+use crate::params::named;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use integrations_service::PluginDetails;
+use integrations_service::{PluginName, ServiceError};
 use serde_json::{json, Value};
 
 use crate::auth::CurrentTenant;
@@ -31,7 +33,15 @@ async fn details(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<PluginDetails>, ApiError> {
-    Ok(Json(state.service.plugin_details(&tenant, &name).await?))
+    Ok(Json(
+        state
+            .service
+            .plugin_details(
+                &tenant,
+                &named(&name, PluginName::parse, || ServiceError::PluginNotFound(name.clone()))?,
+            )
+            .await?,
+    ))
 }
 
 async fn install(
@@ -42,7 +52,16 @@ async fn install(
 ) -> Result<(StatusCode, Json<PluginDetails>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(state.service.install(&tenant, &name, config).await?),
+        Json(
+            state
+                .service
+                .install(
+                    &tenant,
+                    &named(&name, PluginName::parse, || ServiceError::PluginNotFound(name.clone()))?,
+                    config,
+                )
+                .await?,
+        ),
     ))
 }
 
@@ -52,7 +71,16 @@ async fn configure(
     ApiPath(name): ApiPath<String>,
     JsonBody(config): JsonBody,
 ) -> Result<Json<PluginDetails>, ApiError> {
-    Ok(Json(state.service.configure(&tenant, &name, config).await?))
+    Ok(Json(
+        state
+            .service
+            .configure(
+                &tenant,
+                &named(&name, PluginName::parse, || ServiceError::PluginNotFound(name.clone()))?,
+                config,
+            )
+            .await?,
+    ))
 }
 
 async fn enable(
@@ -60,7 +88,16 @@ async fn enable(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<PluginDetails>, ApiError> {
-    Ok(Json(state.service.set_enabled(&tenant, &name, true).await?))
+    Ok(Json(
+        state
+            .service
+            .set_enabled(
+                &tenant,
+                &named(&name, PluginName::parse, || ServiceError::PluginNotFound(name.clone()))?,
+                true,
+            )
+            .await?,
+    ))
 }
 
 async fn disable(
@@ -68,7 +105,16 @@ async fn disable(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<PluginDetails>, ApiError> {
-    Ok(Json(state.service.set_enabled(&tenant, &name, false).await?))
+    Ok(Json(
+        state
+            .service
+            .set_enabled(
+                &tenant,
+                &named(&name, PluginName::parse, || ServiceError::PluginNotFound(name.clone()))?,
+                false,
+            )
+            .await?,
+    ))
 }
 
 async fn uninstall(
@@ -76,6 +122,12 @@ async fn uninstall(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.service.uninstall(&tenant, &name).await?;
+    state
+        .service
+        .uninstall(
+            &tenant,
+            &named(&name, PluginName::parse, || ServiceError::PluginNotFound(name.clone()))?,
+        )
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,5 +1,6 @@
 //! The tool catalog and tool calls, with `Idempotency-Key`.
 
+use crate::params::named;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::{CONTENT_TYPE, LOCATION};
@@ -11,6 +12,7 @@ use integrations_core::TenantId;
 use integrations_problems::RequestError;
 use integrations_service::StoredResponse;
 use integrations_service::{tool_call_fingerprint, IdempotentStart, MAX_IDEMPOTENCY_KEY_LEN};
+use integrations_service::{ServiceError, ToolName};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -50,6 +52,7 @@ async fn call(
     headers: HeaderMap,
     JsonBodyOrEmpty(arguments): JsonBodyOrEmpty,
 ) -> Result<Response, ApiError> {
+    let name = named(&name, ToolName::parse, || ServiceError::ToolNotFound(name.clone()))?;
     let Some(key) = idempotency_key(&headers)? else {
         return run(&state, &tenant, &name, query.queued, arguments).await;
     };
@@ -78,7 +81,7 @@ async fn call(
 async fn run(
     state: &AppState,
     tenant: &TenantId,
-    name: &str,
+    name: &ToolName,
     queued: bool,
     arguments: Value,
 ) -> Result<Response, ApiError> {

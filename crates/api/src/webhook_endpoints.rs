@@ -1,9 +1,11 @@
 //! The tenant's outbound webhook endpoints: CRUD, secret rotation, attempts and replays.
 
+use crate::params::named;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use integrations_service::EndpointId;
 use integrations_service::{
     AttemptPage, CreatedWebhookEndpoint, FieldError, ReplayReport, ReplayRequest, ServiceError, WebhookEndpointView,
 };
@@ -68,7 +70,15 @@ async fn show(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<WebhookEndpointView>, ApiError> {
-    Ok(Json(state.service.webhook_endpoint(&tenant, &id).await?))
+    Ok(Json(
+        state
+            .service
+            .webhook_endpoint(
+                &tenant,
+                &named(&id, EndpointId::parse, || ServiceError::WebhookEndpointNotFound)?,
+            )
+            .await?,
+    ))
 }
 
 async fn update(
@@ -80,7 +90,11 @@ async fn update(
     Ok(Json(
         state
             .service
-            .update_webhook_endpoint(&tenant, &id, typed(body)?)
+            .update_webhook_endpoint(
+                &tenant,
+                &named(&id, EndpointId::parse, || ServiceError::WebhookEndpointNotFound)?,
+                typed(body)?,
+            )
             .await?,
     ))
 }
@@ -90,7 +104,13 @@ async fn remove(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.service.delete_webhook_endpoint(&tenant, &id).await?;
+    state
+        .service
+        .delete_webhook_endpoint(
+            &tenant,
+            &named(&id, EndpointId::parse, || ServiceError::WebhookEndpointNotFound)?,
+        )
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -99,7 +119,15 @@ async fn rotate(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<CreatedWebhookEndpoint>, ApiError> {
-    Ok(Json(state.service.rotate_webhook_endpoint_secret(&tenant, &id).await?))
+    Ok(Json(
+        state
+            .service
+            .rotate_webhook_endpoint_secret(
+                &tenant,
+                &named(&id, EndpointId::parse, || ServiceError::WebhookEndpointNotFound)?,
+            )
+            .await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -119,7 +147,7 @@ async fn attempts(
         .service
         .list_webhook_attempts(
             &tenant,
-            &id,
+            &named(&id, EndpointId::parse, || ServiceError::WebhookEndpointNotFound)?,
             query.before.as_deref(),
             query.limit.unwrap_or(DEFAULT_ATTEMPTS),
         )
@@ -136,7 +164,11 @@ async fn replay(
     let request: ReplayRequest = typed(body)?;
     let report = state
         .service
-        .replay_webhook_endpoint(&tenant, &id, request.since)
+        .replay_webhook_endpoint(
+            &tenant,
+            &named(&id, EndpointId::parse, || ServiceError::WebhookEndpointNotFound)?,
+            request.since,
+        )
         .await?;
     Ok((StatusCode::ACCEPTED, Json(report)))
 }

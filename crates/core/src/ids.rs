@@ -121,6 +121,48 @@ identifier!(
     "use 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
 );
 
+fn prefixed_hex(text: &str, prefix: &str, digits: usize) -> bool {
+    text.strip_prefix(prefix)
+        .is_some_and(|rest| rest.len() == digits && rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+}
+
+identifier!(
+    /// A connector's name: 1-64 characters of a-z, 0-9, `_` and `-` (also its cargo feature and
+    /// its URL segment).
+    PluginName,
+    |text| !text.is_empty() && text.len() <= 64 && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'),
+    "use 1-64 characters of a-z, 0-9, '_' or '-'"
+);
+
+identifier!(
+    /// A tool's name, unique across connectors (`jira_create_issue`): 1-128 characters of a-z,
+    /// 0-9, `_` and `-`.
+    ToolName,
+    |text| !text.is_empty() && text.len() <= 128 && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'),
+    "use 1-128 characters of a-z, 0-9, '_' or '-'"
+);
+
+identifier!(
+    /// An API key's id: the 16 hex digits between `itk_` and the dot of the key.
+    KeyId,
+    |text| text.len() == 16 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+    "an API key id is 16 hex digits"
+);
+
+identifier!(
+    /// An outbound webhook endpoint's id: `ep_` and 24 hex digits.
+    EndpointId,
+    |text| prefixed_hex(text, "ep_", 24),
+    "an endpoint id is ep_ and 24 hex digits"
+);
+
+identifier!(
+    /// A background job's id: `job_` and 32 hex digits (time first, so ids sort by creation).
+    JobId,
+    |text| prefixed_hex(text, "job_", 32),
+    "a job id is job_ and 32 hex digits"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +175,20 @@ mod tests {
         for bad in ["", "Acme", "-acme", "_a", "a b", "a.b", "ä", &"x".repeat(64)] {
             assert!(TenantId::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn names_and_ids_keep_to_their_forms() {
+        assert!(PluginName::parse("jira").is_ok() && PluginName::parse("ms-graph_2").is_ok());
+        assert!(PluginName::parse("Jira").is_err() && PluginName::parse("").is_err());
+        assert!(ToolName::parse("jira_create_issue").is_ok() && ToolName::parse("jira create").is_err());
+        assert!(KeyId::parse("0123456789abcdef").is_ok() && KeyId::parse("0123456789ABCDEF").is_err());
+        assert!(EndpointId::parse("ep_0123456789abcdef01234567").is_ok());
+        for bad in ["ep_0123", "ep_0123456789abcdef0123456z", "xp_0123456789abcdef01234567"] {
+            assert!(EndpointId::parse(bad).is_err(), "{bad}");
+        }
+        assert!(JobId::parse(&format!("job_{}", "a".repeat(32))).is_ok());
+        assert!(JobId::parse(&format!("job_{}", "a".repeat(31))).is_err());
     }
 
     #[test]

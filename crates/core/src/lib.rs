@@ -22,7 +22,7 @@ pub use event::{
     body_as_text_data, default_normalized_event, event_type_name, EventData, NormalizedEvent, WebhookDelivery,
 };
 pub use http_client::{retry_after_secs, HttpClient, HttpError, HttpRequest, HttpResponse};
-pub use ids::{InvalidId, TenantId};
+pub use ids::{EndpointId, InvalidId, JobId, KeyId, PluginName, TenantId, ToolName};
 pub use json_request::JsonRequest;
 pub use oauth2::{NoTokenProvider, TokenError, TokenGrant, TokenProvider, TokenRequest};
 pub use plugin::{Lifecycle, Plugin, PluginContext, PluginError, PluginManifest};

@@ -1,7 +1,7 @@
 //! The MCP server of one session: `tools/list` and `tools/call` answered by the service for the
 //! tenant that sent the request, never from a copy taken when the session began.
 
-use integrations_service::TenantId;
+use integrations_service::{TenantId, ToolName};
 use std::sync::Arc;
 
 use integrations_problems::Problem;
@@ -57,7 +57,11 @@ impl ServerHandler for TenantTools {
         let tenant = tenant(&context)?;
         // No arguments means `{}`, as an empty body does on the REST API.
         let arguments = Value::Object(request.arguments.unwrap_or_default());
-        match self.service.call_tool(tenant, &request.name, arguments).await {
+        // A name that cannot be a tool's is unknown, like any tool the tenant does not have.
+        let Ok(tool) = ToolName::parse(&request.name) else {
+            return Err(unknown_tool(&request.name));
+        };
+        match self.service.call_tool(tenant, &tool, arguments).await {
             // A tool this tenant does not have (never installed, disabled, another tenant's) is an
             // unknown tool, which the specification makes a protocol error (2025-06-18, "Error
             // Handling"); everything that went wrong in a call is a result the model can read.

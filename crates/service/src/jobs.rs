@@ -2,7 +2,7 @@
 //! view of its jobs: pages bounded by count and bytes, with each job's request, result and error
 //! written out as stored, never parsed into a tree; and the handler the worker runs them with.
 
-use integrations_core::TenantId;
+use integrations_core::{JobId, TenantId, ToolName};
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
@@ -82,7 +82,7 @@ impl Service {
     pub async fn call_tool_async(
         &self,
         tenant_id: &TenantId,
-        tool: &str,
+        tool: &ToolName,
         arguments: Value,
     ) -> Result<JobView, ServiceError> {
         self.checked_call(tenant_id, tool, &arguments).await?;
@@ -92,12 +92,12 @@ impl Service {
             .jobs
             .enqueue_within(tenant_id, TOOL_CALL_JOB, &request, limits.max_queued_jobs)
             .await?;
-        tracing::info!(tenant = %tenant_id, tool, job = %id, "tool call queued");
-        self.job(tenant_id, &id).await
+        tracing::info!(tenant = %tenant_id, %tool, job = %id, "tool call queued");
+        self.job(tenant_id, &JobId::from_trusted(&id)).await
     }
 
     /// One of the tenant's jobs; another tenant's is not found.
-    pub async fn job(&self, tenant_id: &TenantId, id: &str) -> Result<JobView, ServiceError> {
+    pub async fn job(&self, tenant_id: &TenantId, id: &JobId) -> Result<JobView, ServiceError> {
         self.existing_gate(tenant_id).await?;
         self.store
             .get_job(tenant_id, id)
@@ -131,7 +131,7 @@ impl Service {
 
     /// Queues a dead or failed job again; 409 for a job in another state, 429 for a tenant with
     /// as many jobs queued or running as it may have.
-    pub async fn retry_job(&self, tenant_id: &TenantId, id: &str) -> Result<JobView, ServiceError> {
+    pub async fn retry_job(&self, tenant_id: &TenantId, id: &JobId) -> Result<JobView, ServiceError> {
         self.job(tenant_id, id).await?;
         let limit = self.effective_limits(tenant_id).await?.max_queued_jobs;
         if !self.jobs.retry(tenant_id, id, limit).await? {

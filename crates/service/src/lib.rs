@@ -37,7 +37,7 @@ use jsonschema::Validator;
 
 pub use budget::ToolLimits;
 pub use idempotency::{tool_call_fingerprint, IdempotentStart, MAX_IDEMPOTENCY_KEY_LEN};
-pub use integrations_core::{InvalidId, TenantId};
+pub use integrations_core::{EndpointId, InvalidId, JobId, KeyId, PluginName, TenantId, ToolName};
 pub use integrations_problems::{FieldError, FieldErrors, RateLimited, RateScope, ServiceError, MAX_REPORTED_ERRORS};
 pub use integrations_store::StoredResponse;
 pub use jobs::{job_handlers, retryable, JobView, DEFAULT_JOB_PAGE, TOOL_CALL_JOB};

@@ -1,4 +1,4 @@
-use integrations_core::TenantId;
+use integrations_core::{PluginName, TenantId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -99,14 +99,14 @@ impl Service {
             .store
             .get_installation(tenant_id, name)
             .await?
-            .ok_or_else(|| ServiceError::NotInstalled(name.to_owned()))?;
+            .ok_or_else(|| ServiceError::NotInstalled(name.to_string()))?;
         Ok((registered, installation))
     }
 
     pub(crate) fn plugin(&self, name: &str) -> Result<&RegisteredPlugin, ServiceError> {
         self.registry
             .get(name)
-            .ok_or_else(|| ServiceError::PluginNotFound(name.to_owned()))
+            .ok_or_else(|| ServiceError::PluginNotFound(name.to_string()))
     }
 
     /// The compiled-in plugins with this tenant's state, then any installation whose connector
@@ -122,7 +122,7 @@ impl Service {
                     .installation(manifest.name)
                     .map_or(PluginState::NotInstalled, |i| i.state.into());
                 PluginSummary {
-                    name: manifest.name.to_owned(),
+                    name: manifest.name.to_string(),
                     version: manifest.version,
                     description: manifest.description,
                     state,
@@ -150,7 +150,7 @@ impl Service {
     }
 
     /// One plugin with this tenant's state and redacted config.
-    pub async fn plugin_details(&self, tenant_id: &TenantId, name: &str) -> Result<PluginDetails, ServiceError> {
+    pub async fn plugin_details(&self, tenant_id: &TenantId, name: &PluginName) -> Result<PluginDetails, ServiceError> {
         let registered = self.plugin(name)?;
         let gate = self.existing_gate(tenant_id).await?;
         let manifest = registered.plugin.manifest();
@@ -168,7 +168,7 @@ impl Service {
         };
         Ok(PluginDetails {
             summary: PluginSummary {
-                name: manifest.name.to_owned(),
+                name: manifest.name.to_string(),
                 version: manifest.version,
                 description: manifest.description,
                 state: installation
@@ -198,17 +198,17 @@ impl Service {
     pub async fn install(
         &self,
         tenant_id: &TenantId,
-        name: &str,
+        name: &PluginName,
         config: Value,
     ) -> Result<PluginDetails, ServiceError> {
         let registered = self.plugin(name)?;
         let gate = self.existing_gate(tenant_id).await?;
         if self.store.get_installation(tenant_id, name).await?.is_some() {
-            return Err(ServiceError::AlreadyInstalled(name.to_owned()));
+            return Err(ServiceError::AlreadyInstalled(name.to_string()));
         }
         // Refused before anything is stored or recorded in Flagsmith.
         if !gate.allowed(self, name) {
-            return Err(ServiceError::PluginNotAllowed(name.to_owned()));
+            return Err(ServiceError::PluginNotAllowed(name.to_string()));
         }
         let config = self.validated_config(name, &registered.plugin, config_object(config)?, BTreeMap::new())?;
         self.run_hook(&registered.plugin, &gate, &config, Lifecycle::Install)
@@ -217,7 +217,7 @@ impl Service {
         let key = self.data_key(tenant_id).await?;
         let rows = self.seal(&key, tenant_id, name, config.secrets())?;
         let installation = Installation {
-            plugin: name.to_owned(),
+            plugin: name.to_string(),
             state: InstallationState::Enabled,
             config: config.plain,
             reauthorization_reason: None,
@@ -235,7 +235,7 @@ impl Service {
         )
         .await
         .map_err(|error| match error {
-            ServiceError::Store(StoreError::Conflict) => ServiceError::AlreadyInstalled(name.to_owned()),
+            ServiceError::Store(StoreError::Conflict) => ServiceError::AlreadyInstalled(name.to_string()),
             other => other,
         })?;
         self.plugin_details(tenant_id, name).await
@@ -246,7 +246,7 @@ impl Service {
     pub async fn configure(
         &self,
         tenant_id: &TenantId,
-        name: &str,
+        name: &PluginName,
         config: Value,
     ) -> Result<PluginDetails, ServiceError> {
         let (registered, installed) = self.installed(tenant_id, name).await?;
@@ -291,13 +291,13 @@ impl Service {
     pub async fn set_enabled(
         &self,
         tenant_id: &TenantId,
-        name: &str,
+        name: &PluginName,
         enabled: bool,
     ) -> Result<PluginDetails, ServiceError> {
         let (registered, _) = self.installed(tenant_id, name).await?;
         let gate = self.existing_gate(tenant_id).await?;
         if enabled && !gate.allowed(self, name) {
-            return Err(ServiceError::PluginNotAllowed(name.to_owned()));
+            return Err(ServiceError::PluginNotAllowed(name.to_string()));
         }
         let config = self.plugin_config(&gate, name).await?;
         let step = if enabled { Lifecycle::Enable } else { Lifecycle::Disable };
@@ -326,12 +326,12 @@ impl Service {
 
     /// Uninstalls a plugin, deleting its config and secrets; also for a connector this build
     /// lacks, whose hook then cannot run.
-    pub async fn uninstall(&self, tenant_id: &TenantId, name: &str) -> Result<(), ServiceError> {
+    pub async fn uninstall(&self, tenant_id: &TenantId, name: &PluginName) -> Result<(), ServiceError> {
         let gate = self.existing_gate(tenant_id).await?;
         match self.registry.get(name) {
             Some(registered) => {
                 if gate.installation(name).is_none() {
-                    return Err(ServiceError::NotInstalled(name.to_owned()));
+                    return Err(ServiceError::NotInstalled(name.to_string()));
                 }
                 let config = self.plugin_config(&gate, name).await?;
                 // A plugin failing to clean up remotely must not keep a tenant's secrets stored here.
@@ -339,17 +339,17 @@ impl Service {
                     .call_hook(&registered.plugin, &gate, config, Lifecycle::Uninstall)
                     .await
                 {
-                    tracing::warn!(tenant = %tenant_id, plugin = name, %error, "plugin uninstall hook failed; uninstalling anyway");
+                    tracing::warn!(tenant = %tenant_id, plugin = %name, %error, "plugin uninstall hook failed; uninstalling anyway");
                 }
             }
             None if gate.installation(name).is_some() => {
                 tracing::warn!(
                     tenant = %tenant_id,
-                    plugin = name,
+                    plugin = %name,
                     "uninstalling a connector this build lacks; its hook cannot run"
                 );
             }
-            None => return Err(ServiceError::PluginNotFound(name.to_owned())),
+            None => return Err(ServiceError::PluginNotFound(name.to_string())),
         }
         self.commit_lifecycle(
             tenant_id,
@@ -375,21 +375,21 @@ impl Service {
         Fut: Future<Output = Result<bool, StoreError>> + Send + 'static,
     {
         let event = EventLog::lifecycle_event(tenant_id, name, change);
-        let (tenant, plugin) = (tenant_id.to_string(), name.to_owned());
+        let (tenant, plugin) = (tenant_id.to_string(), name.to_string());
         let found = self
             .mutate(Change::Tenant(tenant_id.to_string()), move |store| {
                 write(store, tenant, plugin, event)
             })
             .await?;
         if !found {
-            return Err(ServiceError::NotInstalled(name.to_owned()));
+            return Err(ServiceError::NotInstalled(name.to_string()));
         }
         match change {
-            LifecycleChange::Installed => tracing::info!(tenant = %tenant_id, plugin = name, "plugin installed"),
-            LifecycleChange::Configured => tracing::info!(tenant = %tenant_id, plugin = name, "plugin configured"),
-            LifecycleChange::Enabled => tracing::info!(tenant = %tenant_id, plugin = name, "plugin enabled"),
-            LifecycleChange::Disabled => tracing::info!(tenant = %tenant_id, plugin = name, "plugin disabled"),
-            LifecycleChange::Uninstalled => tracing::info!(tenant = %tenant_id, plugin = name, "plugin uninstalled"),
+            LifecycleChange::Installed => tracing::info!(tenant = %tenant_id, plugin = %name, "plugin installed"),
+            LifecycleChange::Configured => tracing::info!(tenant = %tenant_id, plugin = %name, "plugin configured"),
+            LifecycleChange::Enabled => tracing::info!(tenant = %tenant_id, plugin = %name, "plugin enabled"),
+            LifecycleChange::Disabled => tracing::info!(tenant = %tenant_id, plugin = %name, "plugin disabled"),
+            LifecycleChange::Uninstalled => tracing::info!(tenant = %tenant_id, plugin = %name, "plugin uninstalled"),
         }
         self.events.notify_appended();
         let flag = match change {
@@ -418,7 +418,7 @@ impl Service {
         let validator = self
             .config_validators
             .get(name)
-            .ok_or_else(|| ServiceError::PluginNotFound(name.to_owned()))?;
+            .ok_or_else(|| ServiceError::PluginNotFound(name.to_string()))?;
         let errors = validation::violations(validator, &config);
         if !errors.is_empty() {
             return Err(ServiceError::InvalidConfig(errors));

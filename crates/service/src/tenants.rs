@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use integrations_core::TenantId;
+use integrations_core::{KeyId, TenantId};
 use integrations_secrets::{random_bytes, token_digest, verify_token};
 use integrations_store::{ApiKeyRecord, DataKeyRecord, Tenant, TenantLimits};
 use serde::Serialize;
@@ -230,17 +230,17 @@ impl Service {
     }
 
     /// Revokes one of a tenant's keys.
-    pub async fn revoke_api_key(&self, tenant_id: &TenantId, key_id: &str) -> Result<(), ServiceError> {
-        let (tenant, key) = (tenant_id.to_string(), key_id.to_owned());
+    pub async fn revoke_api_key(&self, tenant_id: &TenantId, key_id: &KeyId) -> Result<(), ServiceError> {
+        let (tenant, key) = (tenant_id.to_string(), key_id.to_string());
         let deleted = self
-            .mutate(Change::Key(key_id.to_owned()), move |store| async move {
+            .mutate(Change::Key(key_id.to_string()), move |store| async move {
                 store.delete_api_key(&tenant, &key).await
             })
             .await?;
         if !deleted {
             return Err(ServiceError::ApiKeyNotFound);
         }
-        tracing::info!(tenant = %tenant_id, key_id, "API key revoked");
+        tracing::info!(tenant = %tenant_id, %key_id, "API key revoked");
         Ok(())
     }
 

@@ -1,4 +1,4 @@
-use integrations_core::TenantId;
+use integrations_core::{TenantId, ToolName};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -70,7 +70,12 @@ impl Service {
     /// Validates the arguments and runs the tool with the tenant's decrypted config (the REST API
     /// and MCP), unless the tenant already has as many calls running as it may. A tool the
     /// tenant may not use is reported exactly like one that does not exist.
-    pub async fn call_tool(&self, tenant_id: &TenantId, tool: &str, arguments: Value) -> Result<Value, ServiceError> {
+    pub async fn call_tool(
+        &self,
+        tenant_id: &TenantId,
+        tool: &ToolName,
+        arguments: Value,
+    ) -> Result<Value, ServiceError> {
         let limits = self.effective_limits(tenant_id).await?;
         let _running = self.start_tool_call(tenant_id, &limits)?;
         self.run_tool(tenant_id, tool, arguments).await
@@ -114,13 +119,13 @@ impl Service {
         let (ctx, client) = self.call_context(&gate, plugin, upstream.clone(), config.clone(), budget)?;
         let call = registered.plugin.call_tool(&ctx, tool, arguments);
         let Ok(result) = tokio::time::timeout(limits.deadline, call).await else {
-            tracing::info!(tenant = %tenant_id, tool, "tool call exceeded its deadline");
+            tracing::info!(tenant = %tenant_id, %tool, "tool call exceeded its deadline");
             return Err(ServiceError::ToolDeadlineExceeded(limits.deadline));
         };
         upstream.learned(&config);
         match &result {
-            Ok(_) => tracing::info!(tenant = %tenant_id, tool, "tool call succeeded"),
-            Err(error) => tracing::info!(tenant = %tenant_id, tool, %error, "tool call failed"),
+            Ok(_) => tracing::info!(tenant = %tenant_id, %tool, "tool call succeeded"),
+            Err(error) => tracing::info!(tenant = %tenant_id, %tool, %error, "tool call failed"),
         }
         result.map_err(|error| match ServiceError::from(error) {
             ServiceError::ReauthorizationRequired { reason, .. } => ServiceError::ReauthorizationRequired {

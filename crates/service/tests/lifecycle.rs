@@ -13,7 +13,7 @@ use integrations_core::{
 };
 use integrations_flags::Flags;
 use integrations_secrets::{Keyring, MasterKey};
-use integrations_service::{PluginState, Service, ServiceError, ServiceParts, TenantId};
+use integrations_service::{PluginName, PluginState, Service, ServiceError, ServiceParts, TenantId, ToolName};
 use integrations_store::Store;
 use serde_json::{json, Map, Value};
 
@@ -163,6 +163,14 @@ fn acme() -> TenantId {
     TenantId::parse("acme").expect("a tenant id")
 }
 
+fn crm() -> PluginName {
+    PluginName::parse("crm").expect("a plugin name")
+}
+
+fn get_thing() -> ToolName {
+    ToolName::parse("crm_get_thing").expect("a tool name")
+}
+
 fn config(site: &str) -> Value {
     json!({"site": site, "token": "t0ken"})
 }
@@ -181,19 +189,19 @@ async fn each_lifecycle_step_runs_its_hook_and_records_its_event() {
         service, seen, _dir, ..
     } = harness(200).await;
     let installed = service
-        .install(&acme(), "crm", config("https://one.example"))
+        .install(&acme(), &crm(), config("https://one.example"))
         .await
         .expect("install");
     assert_eq!(installed.summary.state, PluginState::Enabled);
     assert_eq!(installed.secrets_set, Some(vec!["token".to_owned()]));
     service
-        .configure(&acme(), "crm", json!({"site": "https://two.example"}))
+        .configure(&acme(), &crm(), json!({"site": "https://two.example"}))
         .await
         .expect("configure keeps the token it was not given");
-    let disabled = service.set_enabled(&acme(), "crm", false).await.expect("disable");
+    let disabled = service.set_enabled(&acme(), &crm(), false).await.expect("disable");
     assert_eq!(disabled.summary.state, PluginState::Disabled);
-    service.set_enabled(&acme(), "crm", true).await.expect("enable");
-    service.uninstall(&acme(), "crm").await.expect("uninstall");
+    service.set_enabled(&acme(), &crm(), true).await.expect("enable");
+    service.uninstall(&acme(), &crm()).await.expect("uninstall");
 
     assert_eq!(
         *seen.hooks.lock().unwrap(),
@@ -215,7 +223,7 @@ async fn each_lifecycle_step_runs_its_hook_and_records_its_event() {
             "plugin.uninstalled"
         ]
     );
-    let gone = service.plugin_details(&acme(), "crm").await.expect("details");
+    let gone = service.plugin_details(&acme(), &crm()).await.expect("details");
     assert_eq!(gone.summary.state, PluginState::NotInstalled);
 }
 
@@ -223,18 +231,18 @@ async fn each_lifecycle_step_runs_its_hook_and_records_its_event() {
 async fn a_refused_step_changes_nothing_and_records_nothing() {
     let Harness { service, _dir, .. } = harness(200).await;
     let refused = service
-        .install(&acme(), "crm", config("https://refused.example"))
+        .install(&acme(), &crm(), config("https://refused.example"))
         .await
         .expect_err("the hook refuses the site");
     assert!(matches!(refused, ServiceError::InvalidConfig(_)), "{refused:?}");
     let invalid = service
-        .install(&acme(), "crm", json!({"site": "https://one.example"}))
+        .install(&acme(), &crm(), json!({"site": "https://one.example"}))
         .await
         .expect_err("the schema wants a token");
     assert!(matches!(invalid, ServiceError::InvalidConfig(_)), "{invalid:?}");
     assert_eq!(
         service
-            .plugin_details(&acme(), "crm")
+            .plugin_details(&acme(), &crm())
             .await
             .expect("details")
             .summary
@@ -244,24 +252,27 @@ async fn a_refused_step_changes_nothing_and_records_nothing() {
     assert!(event_types(&service).await.is_empty());
 
     service
-        .install(&acme(), "crm", config("https://one.example"))
+        .install(&acme(), &crm(), config("https://one.example"))
         .await
         .expect("install");
     let again = service
-        .install(&acme(), "crm", config("https://one.example"))
+        .install(&acme(), &crm(), config("https://one.example"))
         .await
         .expect_err("installed twice");
     assert!(matches!(again, ServiceError::AlreadyInstalled(_)), "{again:?}");
     let moved = service
-        .configure(&acme(), "crm", json!({"site": "https://refused.example"}))
+        .configure(&acme(), &crm(), json!({"site": "https://refused.example"}))
         .await
         .expect_err("the hook refuses the new site");
     assert!(matches!(moved, ServiceError::InvalidConfig(_)), "{moved:?}");
-    let details = service.plugin_details(&acme(), "crm").await.expect("details");
+    let details = service.plugin_details(&acme(), &crm()).await.expect("details");
     let kept = details.config.map(Value::Object);
     assert_eq!(kept, Some(json!({"site": "https://one.example"})));
     assert_eq!(event_types(&service).await, ["plugin.installed"]);
-    let missing = service.uninstall(&acme(), "nothing").await.expect_err("no such plugin");
+    let missing = service
+        .uninstall(&acme(), &PluginName::parse("nothing").expect("a name"))
+        .await
+        .expect_err("no such plugin");
     assert!(matches!(missing, ServiceError::PluginNotFound(_)), "{missing:?}");
 }
 
@@ -274,20 +285,20 @@ async fn open_breakers_answer_a_call_before_the_connector_runs() {
         _dir,
     } = harness(500).await;
     service
-        .install(&acme(), "crm", config("https://one.example"))
+        .install(&acme(), &crm(), config("https://one.example"))
         .await
         .expect("install");
     // Ten failed requests (a GET's 500 is not retried) open the breaker for the vendor's host.
     for _ in 0..10 {
         let failed = service
-            .call_tool(&acme(), "crm_get_thing", json!({}))
+            .call_tool(&acme(), &get_thing(), json!({}))
             .await
             .expect("the vendor's 500 is the tool's answer");
         assert_eq!(failed, json!({"status": 500}));
     }
     assert_eq!(vendor.requests.load(Ordering::SeqCst), 10);
     let refused = service
-        .call_tool(&acme(), "crm_get_thing", json!({}))
+        .call_tool(&acme(), &get_thing(), json!({}))
         .await
         .expect_err("the breaker is open");
     assert!(
@@ -296,14 +307,14 @@ async fn open_breakers_answer_a_call_before_the_connector_runs() {
     );
     assert_eq!(seen.calls.load(Ordering::SeqCst), 10, "the connector was not run");
     assert_eq!(vendor.requests.load(Ordering::SeqCst), 10);
-    assert_eq!(service.upstream_view(&acme(), "crm").state, "open");
+    assert_eq!(service.upstream_view(&acme(), &crm()).state, "open");
 
     // A new config may send calls elsewhere: the connector runs, and the host's breaker decides.
     service
-        .configure(&acme(), "crm", json!({"site": "https://two.example"}))
+        .configure(&acme(), &crm(), json!({"site": "https://two.example"}))
         .await
         .expect("configure");
-    let elsewhere = service.call_tool(&acme(), "crm_get_thing", json!({})).await;
+    let elsewhere = service.call_tool(&acme(), &get_thing(), json!({})).await;
     assert_eq!(elsewhere.expect("another host"), json!({"status": 500}));
     assert_eq!(seen.calls.load(Ordering::SeqCst), 11);
 }

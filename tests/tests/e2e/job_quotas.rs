@@ -125,14 +125,14 @@ async fn a_jobs_request_is_written_out_as_it_was_stored() {
     let (app, _slack, key) = slack_down().await;
     // A number no f64 holds exactly: parsing the request to write it out again would round it.
     let job = integrations_store::NewJob {
-        id: "job_000000000000exact".into(),
+        id: "job_0000000000000000000000000000e8ac".into(),
         tenant_id: "acme".into(),
         kind: "tool_call".into(),
         payload: r#"{"tool":"no_such_tool","arguments":{"n":123456789012345678901234567890}}"#.into(),
         max_attempts: 1,
     };
     assert!(app.store().enqueue_job(&job, 0, u32::MAX).await.expect("stored"));
-    for path in ["/v1/jobs", "/v1/jobs/job_000000000000exact"] {
+    for path in ["/v1/jobs", "/v1/jobs/job_0000000000000000000000000000e8ac"] {
         let response = app.get(path, &key).await;
         assert_eq!(response.status, 200, "{}", response.text());
         assert!(

@@ -4,7 +4,7 @@
 mod fields;
 mod views;
 
-use integrations_core::TenantId;
+use integrations_core::{EndpointId, TenantId};
 use integrations_delivery::{matches, normalize_endpoint_url, SigningSecret, ROTATION_OVERLAP};
 use integrations_secrets::random_bytes;
 use integrations_store::{NewDelivery, Store, WebhookEndpoint, WebhookEndpointSettings};
@@ -107,7 +107,11 @@ impl Service {
     }
 
     /// One of the tenant's endpoints; another tenant's is not found.
-    pub async fn webhook_endpoint(&self, tenant_id: &TenantId, id: &str) -> Result<WebhookEndpointView, ServiceError> {
+    pub async fn webhook_endpoint(
+        &self,
+        tenant_id: &TenantId,
+        id: &EndpointId,
+    ) -> Result<WebhookEndpointView, ServiceError> {
         Ok(view(&self.endpoint_row(tenant_id, id).await?))
     }
 
@@ -115,7 +119,7 @@ impl Service {
     pub async fn update_webhook_endpoint(
         &self,
         tenant_id: &TenantId,
-        id: &str,
+        id: &EndpointId,
         fields: WebhookEndpointFields,
     ) -> Result<WebhookEndpointView, ServiceError> {
         let state = self.existing_gate(tenant_id).await?;
@@ -143,7 +147,7 @@ impl Service {
     }
 
     /// Deletes an endpoint with its pending deliveries and its attempts.
-    pub async fn delete_webhook_endpoint(&self, tenant_id: &TenantId, id: &str) -> Result<(), ServiceError> {
+    pub async fn delete_webhook_endpoint(&self, tenant_id: &TenantId, id: &EndpointId) -> Result<(), ServiceError> {
         self.existing_gate(tenant_id).await?;
         if !self.store.delete_webhook_endpoint(tenant_id, id).await? {
             return Err(ServiceError::WebhookEndpointNotFound);
@@ -156,7 +160,7 @@ impl Service {
     pub async fn rotate_webhook_endpoint_secret(
         &self,
         tenant_id: &TenantId,
-        id: &str,
+        id: &EndpointId,
     ) -> Result<CreatedWebhookEndpoint, ServiceError> {
         self.endpoint_row(tenant_id, id).await?;
         let secret = SigningSecret::generate().map_err(|e| ServiceError::Internal(e.to_string()))?;
@@ -180,7 +184,7 @@ impl Service {
     pub async fn list_webhook_attempts(
         &self,
         tenant_id: &TenantId,
-        id: &str,
+        id: &EndpointId,
         before: Option<&str>,
         limit: i64,
     ) -> Result<AttemptPage, ServiceError> {
@@ -207,7 +211,7 @@ impl Service {
     pub async fn replay_webhook_endpoint(
         &self,
         tenant_id: &TenantId,
-        id: &str,
+        id: &EndpointId,
         since: Option<ReplaySince>,
     ) -> Result<ReplayReport, ServiceError> {
         let endpoint = self.endpoint_row(tenant_id, id).await?;
