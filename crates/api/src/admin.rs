@@ -7,9 +7,9 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use integrations_core::TenantId;
 use integrations_service::KeyId;
-use integrations_service::{LimitChange, LimitsUpdate, ServiceError, TenantUpdate};
+use integrations_service::{NewTenant, ServiceError, TenantUpdate};
 use serde::de::DeserializeOwned;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::auth::Admin;
 use crate::body::JsonBody;
@@ -32,69 +32,34 @@ async fn create_tenant(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let id = body
-        .get("id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ServiceError::InvalidRequest("id: is required and must be a string".into()))?;
-    let traits = traits(&body)?.unwrap_or_default();
-    let cidrs = outbound_allow_cidrs(&body)?.unwrap_or_default();
-    let created = state.service.create_tenant(id, traits, &cidrs, limits(&body)?).await?;
+    let tenant: NewTenant = typed(body)?;
+    let created = state
+        .service
+        .create_tenant(
+            &tenant.id,
+            tenant.traits.unwrap_or_default(),
+            &tenant.outbound_allow_cidrs.unwrap_or_default(),
+            tenant.limits,
+        )
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": created.tenant_id, "key_id": created.key_id, "api_key": created.api_key})),
     ))
 }
 
-/// The optional `traits` object of a request body.
-fn traits(body: &Value) -> Result<Option<Map<String, Value>>, ServiceError> {
-    match body.get("traits") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(traits)) => Ok(Some(traits.clone())),
-        Some(_) => Err(ServiceError::InvalidRequest("traits: must be an object".into())),
-    }
-}
-
-/// The optional `outbound_allow_cidrs` list of a request body.
-fn outbound_allow_cidrs(body: &Value) -> Result<Option<Vec<String>>, ServiceError> {
-    let invalid = || ServiceError::InvalidRequest("outbound_allow_cidrs: must be a list of CIDR strings".into());
-    match body.get("outbound_allow_cidrs") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| item.as_str().map(str::to_owned).ok_or_else(invalid))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        Some(_) => Err(invalid()),
-    }
-}
-
-/// The limit fields of a request body: absent keeps a limit, `null` returns it to the default.
-fn limits(body: &Value) -> Result<LimitsUpdate, ServiceError> {
-    Ok(LimitsUpdate {
-        rate_limit: limit(
-            body,
-            "rate_limit",
-            "an object {\"per_sec\": number, \"burst\": integer}",
-        )?,
-        webhook_rate_limit: limit(
-            body,
-            "webhook_rate_limit",
-            "an object {\"per_sec\": number, \"burst\": integer}",
-        )?,
-        max_concurrent_tool_calls: limit(body, "max_concurrent_tool_calls", "a whole number")?,
-        max_webhook_endpoints: limit(body, "max_webhook_endpoints", "a whole number")?,
-        max_queued_jobs: limit(body, "max_queued_jobs", "a whole number")?,
+/// A request body as the service's typed input; a value of the wrong shape is a 422 naming its
+/// field.
+fn typed<T: DeserializeOwned>(body: Value) -> Result<T, ServiceError> {
+    serde_path_to_error::deserialize(body).map_err(|error| {
+        let path = error.path().to_string();
+        let message = error.into_inner().to_string();
+        // The limits name their own field (serde loses the path of flattened fields).
+        ServiceError::InvalidRequest(match path.as_str() {
+            "." => message,
+            path => format!("{path}: {message}"),
+        })
     })
-}
-
-fn limit<T: DeserializeOwned>(body: &Value, field: &str, expected: &str) -> Result<LimitChange<T>, ServiceError> {
-    match body.get(field) {
-        None => Ok(None),
-        Some(Value::Null) => Ok(Some(None)),
-        Some(value) => serde_json::from_value(value.clone())
-            .map(|parsed| Some(Some(parsed)))
-            .map_err(|_| ServiceError::InvalidRequest(format!("{field}: must be null or {expected}"))),
-    }
 }
 
 async fn get_tenant(
@@ -113,11 +78,7 @@ async fn update_tenant(
     ApiPath(id): ApiPath<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let update = TenantUpdate {
-        traits: traits(&body)?,
-        outbound_allow_cidrs: outbound_allow_cidrs(&body)?,
-        limits: limits(&body)?,
-    };
+    let update: TenantUpdate = typed(body)?;
     Ok(Json(json!(
         state.service.update_tenant(&tenant_in_path(&id)?, update).await?
     )))

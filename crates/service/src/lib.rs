@@ -44,7 +44,7 @@ pub use jobs::{job_handlers, retryable, JobView, DEFAULT_JOB_PAGE, TOOL_CALL_JOB
 pub use limits::{check_rate_limit, DeploymentLimits, EffectiveLimits, LimitChange, LimitsUpdate};
 pub use plugins::{PluginDetails, PluginState, PluginSummary, UpstreamView};
 pub use rotation::{rotate_master_key, RotationReport};
-pub use tenants::{validate_tenant_id, CreatedKey, TenantSummary, TenantUpdate};
+pub use tenants::{validate_tenant_id, CreatedKey, NewTenant, TenantSummary, TenantUpdate};
 pub use tools::ToolListing;
 pub use webhook_deliveries::{
     DeliveryCursor, InvalidCursor, WebhookDeliveryPage, WebhookDeliveryView, DEFAULT_DELIVERY_PAGE_LIMIT,

@@ -69,20 +69,64 @@ impl DeploymentLimits {
 /// deployment default, `Some(Some(value))` sets it.
 pub type LimitChange<T> = Option<Option<T>>;
 
-/// Changes to a tenant's limits (the admin API's `PATCH`).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+/// Changes to a tenant's limits (the admin API's `POST` and `PATCH`): a field left out keeps the
+/// limit, `null` returns it to the deployment default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Deserialize)]
 pub struct LimitsUpdate {
     /// `rate_limit`.
+    #[serde(default, deserialize_with = "rate_limit_change")]
     pub rate_limit: LimitChange<RateLimit>,
     /// `webhook_rate_limit`.
+    #[serde(default, deserialize_with = "webhook_rate_limit_change")]
     pub webhook_rate_limit: LimitChange<RateLimit>,
     /// `max_concurrent_tool_calls`.
+    #[serde(default, deserialize_with = "max_concurrent_tool_calls_change")]
     pub max_concurrent_tool_calls: LimitChange<u32>,
     /// `max_webhook_endpoints`.
+    #[serde(default, deserialize_with = "max_webhook_endpoints_change")]
     pub max_webhook_endpoints: LimitChange<u32>,
     /// `max_queued_jobs`.
+    #[serde(default, deserialize_with = "max_queued_jobs_change")]
     pub max_queued_jobs: LimitChange<u32>,
 }
+
+/// A limit field's value (`null` included), its error naming the field and the form it takes:
+/// the limits are read flattened into the tenant's body, where serde loses the field's path.
+macro_rules! limit_change {
+    ($name:ident, $type:ty, $field:literal, $expected:literal) => {
+        fn $name<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<LimitChange<$type>, D::Error> {
+            <Option<$type> as serde::Deserialize>::deserialize(deserializer)
+                .map(Some)
+                .map_err(|_| serde::de::Error::custom(concat!($field, ": must be null or ", $expected)))
+        }
+    };
+}
+
+limit_change!(
+    rate_limit_change,
+    RateLimit,
+    "rate_limit",
+    "an object {\"per_sec\": number, \"burst\": integer}"
+);
+limit_change!(
+    webhook_rate_limit_change,
+    RateLimit,
+    "webhook_rate_limit",
+    "an object {\"per_sec\": number, \"burst\": integer}"
+);
+limit_change!(
+    max_concurrent_tool_calls_change,
+    u32,
+    "max_concurrent_tool_calls",
+    "a whole number"
+);
+limit_change!(
+    max_webhook_endpoints_change,
+    u32,
+    "max_webhook_endpoints",
+    "a whole number"
+);
+limit_change!(max_queued_jobs_change, u32, "max_queued_jobs", "a whole number");
 
 impl LimitsUpdate {
     /// Whether it changes nothing.

@@ -66,13 +66,33 @@ fn check_traits(traits: &Map<String, Value>) -> Result<(), ServiceError> {
 }
 
 /// What the admin may change about a tenant; a field left out keeps its value.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
 pub struct TenantUpdate {
     /// New flag traits.
+    #[serde(default)]
     pub traits: Option<Map<String, Value>>,
     /// New per-tenant outbound allowlist (CIDRs).
+    #[serde(default)]
     pub outbound_allow_cidrs: Option<Vec<String>>,
     /// Changes to the tenant's limits.
+    #[serde(flatten)]
+    pub limits: crate::LimitsUpdate,
+}
+
+/// A new tenant (the admin API's `POST`): its id, and optionally its traits, outbound allowlist
+/// and limits.
+#[derive(Debug, serde::Deserialize)]
+pub struct NewTenant {
+    /// Checked by [`Service::create_tenant`].
+    pub id: String,
+    /// Flag traits.
+    #[serde(default)]
+    pub traits: Option<Map<String, Value>>,
+    /// Outbound allowlist (CIDRs).
+    #[serde(default)]
+    pub outbound_allow_cidrs: Option<Vec<String>>,
+    /// Limits other than the deployment's.
+    #[serde(flatten)]
     pub limits: crate::LimitsUpdate,
 }
 

@@ -359,3 +359,40 @@ async fn get(router: axum::Router, key: &str, path: &str) -> Value {
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
+
+#[tokio::test]
+async fn a_tenant_body_of_the_wrong_shape_is_refused_naming_its_field() {
+    let app = TestApp::start().await;
+    let cases = [
+        (json!({"traits": {}}), "missing field `id`"),
+        (json!({"id": "acme", "traits": "gold"}), "traits: "),
+        (
+            json!({"id": "acme", "outbound_allow_cidrs": [1]}),
+            "outbound_allow_cidrs[0]: ",
+        ),
+        (
+            json!({"id": "acme", "max_queued_jobs": -1}),
+            "max_queued_jobs: must be null or a whole number",
+        ),
+        (
+            json!({"id": "acme", "rate_limit": {"per_sec": 1}}),
+            "rate_limit: must be null or an object",
+        ),
+    ];
+    for (body, wanted) in cases {
+        let refused = app.post("/v1/admin/tenants", ADMIN_TOKEN, body.clone()).await;
+        let problem = refused.assert_problem(422, "invalid-request");
+        let detail = problem["detail"].as_str().unwrap_or_default().to_owned();
+        assert!(detail.contains(wanted), "{body}: {detail}");
+    }
+    let body = json!({"max_queued_jobs": "many"}).to_string().into_bytes();
+    let patched = app
+        .call("PATCH", "/v1/admin/tenants/nobody", Some(ADMIN_TOKEN), Some(body))
+        .await;
+    patched.assert_problem(422, "invalid-request");
+    assert_eq!(
+        app.get("/v1/admin/tenants", ADMIN_TOKEN).await.json()["tenants"],
+        json!([]),
+        "nothing was created"
+    );
+}
