@@ -15,6 +15,7 @@ mod event_log;
 mod event_reads;
 mod group_commit;
 mod idempotency;
+mod ingest;
 mod installations;
 mod invalidations;
 mod jobs;
