@@ -6,6 +6,7 @@
 //! resolves to is checked at connection time (a resolver that refuses), not only before.
 
 mod breaker;
+mod breakers;
 mod policy;
 mod retry;
 
@@ -18,7 +19,8 @@ use integrations_core::{HttpClient, HttpError, HttpRequest, HttpResponse};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
-pub use breaker::{BreakerSettings, BreakerState, BreakerView, Breakers, UpstreamBreakers};
+pub use breaker::{BreakerSettings, BreakerState, BreakerView};
+pub use breakers::{Breakers, UpstreamBreakers};
 pub use policy::OutboundPolicy;
 pub use retry::{ResilientClient, RetrySettings};
 

@@ -16,7 +16,8 @@ use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use http::{Method, StatusCode};
 use integrations_core::{HttpClient, HttpError, HttpRequest, HttpResponse};
 
-use crate::breaker::{Admission, Breaker, UpstreamBreakers};
+use crate::breaker::{Admission, Breaker};
+use crate::breakers::UpstreamBreakers;
 use crate::copy_request;
 
 /// How vendor requests are retried.
