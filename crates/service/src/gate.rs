@@ -1,6 +1,7 @@
 //! Whether a tenant may use a plugin right now (installed, enabled, allowed by flags), and what
 //! a call needs of the tenant: its decrypted config and its outbound client. All from the cache.
 
+use integrations_core::TenantId;
 use std::sync::Arc;
 
 use integrations_core::{HttpClient, PluginConfig, PluginContext};
@@ -35,12 +36,12 @@ impl TenantState {
 
 impl Service {
     /// The state of a tenant; `None` when the tenant does not exist.
-    pub(crate) async fn gate(&self, tenant_id: &str) -> Result<Option<Arc<TenantState>>, ServiceError> {
+    pub(crate) async fn gate(&self, tenant_id: &TenantId) -> Result<Option<Arc<TenantState>>, ServiceError> {
         load_gate(&self.cache, &self.store, tenant_id).await
     }
 
     /// The state of a tenant that must exist.
-    pub(crate) async fn existing_gate(&self, tenant_id: &str) -> Result<Arc<TenantState>, ServiceError> {
+    pub(crate) async fn existing_gate(&self, tenant_id: &TenantId) -> Result<Arc<TenantState>, ServiceError> {
         self.gate(tenant_id).await?.ok_or(ServiceError::TenantNotFound)
     }
 
@@ -53,7 +54,8 @@ impl Service {
         if let Some(config) = state.cached_config(plugin) {
             return Ok(config);
         }
-        let tenant_id = state.tenant.id.as_str();
+        // The cached state's tenant was checked when it was created.
+        let tenant_id = &TenantId::from_trusted(&state.tenant.id);
         let (installation, rows) = self
             .store
             .get_installation_with_secrets(tenant_id, plugin)
@@ -148,7 +150,7 @@ impl Service {
 pub(crate) async fn load_gate(
     cache: &StateCache,
     store: &Store,
-    tenant_id: &str,
+    tenant_id: &TenantId,
 ) -> Result<Option<Arc<TenantState>>, ServiceError> {
     if let Some(state) = cache.tenant(tenant_id) {
         return Ok(Some(state));

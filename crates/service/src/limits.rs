@@ -194,7 +194,7 @@ impl crate::Service {
     /// Starts one more synchronous tool call of the tenant's, or refuses it at once.
     pub(crate) fn start_tool_call(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         limits: &EffectiveLimits,
     ) -> Result<crate::in_flight::InFlightPermit, ServiceError> {
         self.tool_calls
@@ -205,7 +205,7 @@ impl crate::Service {
     }
 
     /// Starts one more long-poll of the tenant's; `None` when it has as many waiting as it may.
-    pub(crate) fn start_long_poll(&self, tenant_id: &str) -> Option<crate::in_flight::InFlightPermit> {
+    pub(crate) fn start_long_poll(&self, tenant_id: &TenantId) -> Option<crate::in_flight::InFlightPermit> {
         self.long_polls.try_start(tenant_id, self.limits.max_long_polls)
     }
 }

@@ -1,6 +1,7 @@
 //! What outbound delivery needs of the service: the tenant's guarded client and its data key to
 //! open endpoint secrets. Sealed like plugin secrets, at a location no plugin can have.
 
+use integrations_core::TenantId;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -61,6 +62,8 @@ struct DeliveryAccess {
 impl DeliveryContext for DeliveryAccess {
     async fn http_client(&self, tenant_id: &str) -> Result<Arc<dyn HttpClient>, ContextError> {
         let failed = |error: ServiceError| ContextError(error.to_string());
+        // The delivery row's tenant: checked when the tenant was created.
+        let tenant_id = &TenantId::from_trusted(tenant_id);
         let state = load_gate(&self.cache, &self.store, tenant_id)
             .await
             .map_err(failed)?
@@ -75,6 +78,7 @@ impl DeliveryContext for DeliveryAccess {
         sealed: &[u8],
     ) -> Result<SigningSecret, ContextError> {
         let failed = |error: ServiceError| ContextError(error.to_string());
+        let tenant_id = &TenantId::from_trusted(tenant_id);
         let key = self.keys.data_key(&self.store, tenant_id).await.map_err(failed)?;
         open_endpoint_secret(&key, tenant_id, endpoint_id, sealed).map_err(failed)
     }

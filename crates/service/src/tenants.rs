@@ -122,7 +122,7 @@ fn summary(tenant: Tenant, defaults: &crate::DeploymentLimits) -> TenantSummary 
     }
 }
 
-fn new_key(tenant_id: &str) -> Result<(CreatedKey, ApiKeyRecord), ServiceError> {
+fn new_key(tenant_id: &TenantId) -> Result<(CreatedKey, ApiKeyRecord), ServiceError> {
     let key_id = hex::encode(random_bytes::<8>()?);
     let secret = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
     let api_key = format!("{KEY_PREFIX}{key_id}.{secret}");
@@ -151,11 +151,11 @@ impl Service {
         outbound_allow_cidrs: &[String],
         limits: crate::LimitsUpdate,
     ) -> Result<CreatedKey, ServiceError> {
-        validate_tenant_id(id)?;
+        let tenant = validate_tenant_id(id)?;
         check_traits(&traits)?;
         let limits = limits.apply(TenantLimits::default())?;
         let outbound_allow_cidrs = check_cidrs(outbound_allow_cidrs)?;
-        let (created, key_record) = new_key(id)?;
+        let (created, key_record) = new_key(&tenant)?;
         // Wrap under the newest key: a rotation may have replaced the key file since start-up,
         // and a key wrapped under the old one after the rotation listed its rows would stay there.
         let keyring = self.reload_keyring()?.unwrap_or_else(|| self.keyring());
@@ -300,7 +300,7 @@ impl Service {
         }
     }
 
-    pub(crate) async fn tenant(&self, tenant_id: &str) -> Result<Tenant, ServiceError> {
+    pub(crate) async fn tenant(&self, tenant_id: &TenantId) -> Result<Tenant, ServiceError> {
         Ok(self.existing_gate(tenant_id).await?.tenant.clone())
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use integrations_core::Secret;
+use integrations_core::{Secret, TenantId};
 use integrations_oauth2::{RefreshTokenVault, StoredRefreshToken, VaultError};
 use integrations_store::{Change, Store};
 
@@ -42,7 +42,11 @@ impl RefreshTokenVault for InstallationVault {
         let Some(row) = rows.into_iter().find(|row| row.field == field) else {
             return Ok(None);
         };
-        let key = self.keys.data_key(&self.store, tenant).await.map_err(fail)?;
+        let key = self
+            .keys
+            .data_key(&self.store, &TenantId::from_trusted(tenant))
+            .await
+            .map_err(fail)?;
         let token = open_field(&key, tenant, plugin, field, &row.ciphertext).map_err(fail)?;
         Ok(Some(StoredRefreshToken {
             token,
@@ -59,7 +63,11 @@ impl RefreshTokenVault for InstallationVault {
         rotated: &Secret,
     ) -> Result<bool, VaultError> {
         let fail = |e: ServiceError| vault_error(tenant, plugin, e);
-        let key = self.keys.data_key(&self.store, tenant).await.map_err(fail)?;
+        let key = self
+            .keys
+            .data_key(&self.store, &TenantId::from_trusted(tenant))
+            .await
+            .map_err(fail)?;
         let ciphertext = seal_field(&key, tenant, plugin, field, rotated).map_err(fail)?;
         self.store
             .replace_secret_if_unchanged(tenant, plugin, field, version, &ciphertext)

@@ -50,7 +50,7 @@ impl Service {
     /// may use it (else it is not found), and the arguments satisfy its schema.
     pub(crate) async fn checked_call(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         tool: &str,
         arguments: &Value,
     ) -> Result<(&RegisteredPlugin, Arc<TenantState>), ServiceError> {
@@ -91,7 +91,7 @@ impl Service {
         self.run_tool(tenant_id, tool, arguments).await
     }
 
-    async fn run_tool(&self, tenant_id: &str, tool: &str, arguments: Value) -> Result<Value, ServiceError> {
+    async fn run_tool(&self, tenant_id: &TenantId, tool: &str, arguments: Value) -> Result<Value, ServiceError> {
         let (registered, gate) = self.checked_call(tenant_id, tool, &arguments).await?;
         let plugin = registered.plugin.manifest().name;
         let limits = self.tool_limits;

@@ -1,5 +1,6 @@
 //! Splitting configs into plain and secret parts, and sealing/opening the secret part.
 
+use integrations_core::TenantId;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
@@ -61,7 +62,7 @@ impl Keys {
     }
 
     /// The tenant's data key, unwrapped with the master key that wrapped it.
-    pub(crate) async fn data_key(&self, store: &Store, tenant_id: &str) -> Result<DataKey, ServiceError> {
+    pub(crate) async fn data_key(&self, store: &Store, tenant_id: &TenantId) -> Result<DataKey, ServiceError> {
         let record = store
             .get_data_key(tenant_id)
             .await?
@@ -128,7 +129,7 @@ pub(crate) fn open_field(
 }
 
 impl Service {
-    pub(crate) async fn data_key(&self, tenant_id: &str) -> Result<DataKey, ServiceError> {
+    pub(crate) async fn data_key(&self, tenant_id: &TenantId) -> Result<DataKey, ServiceError> {
         self.keys.data_key(&self.store, tenant_id).await
     }
 
@@ -160,7 +161,7 @@ impl Service {
 
     pub(crate) async fn open_secrets(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         plugin: &str,
     ) -> Result<BTreeMap<String, Secret>, ServiceError> {
         let rows = self.store.get_secrets(tenant, plugin).await?;
@@ -170,7 +171,7 @@ impl Service {
     /// Decrypts an installation's secret rows.
     pub(crate) async fn open_rows(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         plugin: &str,
         rows: Vec<SecretRow>,
     ) -> Result<BTreeMap<String, Secret>, ServiceError> {

@@ -187,7 +187,7 @@ impl Service {
     /// Flagsmith hears whether the plugin is now on for the tenant.
     async fn commit_lifecycle<F, Fut>(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         name: &str,
         change: LifecycleChange,
         write: F,
@@ -281,7 +281,7 @@ impl Service {
         })
     }
 
-    async fn record_flag_trait(&self, tenant_id: &str, plugin: &str, enabled: bool) {
+    async fn record_flag_trait(&self, tenant_id: &TenantId, plugin: &str, enabled: bool) {
         if let Err(error) = self.flags.record_plugin_state(tenant_id, plugin, enabled).await {
             tracing::warn!(tenant = %tenant_id, plugin, %error, "could not record the plugin trait in Flagsmith");
         }

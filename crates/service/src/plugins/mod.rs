@@ -86,7 +86,11 @@ pub struct UpstreamView {
 impl Service {
     /// The plugin and the tenant's installation of it; 404s for an unknown plugin or tenant, or
     /// a plugin not installed.
-    async fn installed(&self, tenant_id: &str, name: &str) -> Result<(&RegisteredPlugin, Installation), ServiceError> {
+    async fn installed(
+        &self,
+        tenant_id: &TenantId,
+        name: &str,
+    ) -> Result<(&RegisteredPlugin, Installation), ServiceError> {
         let registered = self.plugin(name)?;
         self.tenant(tenant_id).await?;
         let installation = self

@@ -242,7 +242,7 @@ impl Service {
         Ok(report)
     }
 
-    async fn endpoint_row(&self, tenant_id: &str, id: &str) -> Result<WebhookEndpoint, ServiceError> {
+    async fn endpoint_row(&self, tenant_id: &TenantId, id: &str) -> Result<WebhookEndpoint, ServiceError> {
         self.existing_gate(tenant_id).await?;
         self.store
             .webhook_endpoint(tenant_id, id)
