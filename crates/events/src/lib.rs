@@ -5,8 +5,10 @@
 mod ids;
 mod json;
 mod log;
+mod pipeline;
 mod time;
 
 pub use ids::new_event_id;
-pub use log::{EmittedEvent, EventError, EventLog, EventPage, EventView, LifecycleChange, PipelineSettings};
+pub use log::{EmittedEvent, EventError, EventLog, EventPage, EventView, LifecycleChange};
+pub use pipeline::PipelineSettings;
 pub use time::{parse_rfc3339_millis, rfc3339_millis};
