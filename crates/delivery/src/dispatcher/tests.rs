@@ -11,6 +11,7 @@ use sqlx::Row;
 
 use super::*;
 use crate::testing::{emit, endpoint, sqlite_store};
+use crate::{ContextError, SigningSecret};
 
 /// Answers 200 to each request once the gate lets it through; records what it got.
 struct Gated {
