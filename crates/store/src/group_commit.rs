@@ -8,13 +8,14 @@
 //!
 //! On SQLite the writer is a thread of its own with a direct connection: sqlx hands every
 //! statement to a connection thread and back, and on this hot path those hand-offs (context
-//! switches) cost more than the inserts. On PostgreSQL a few tasks each send a batch as a few
-//! multi-row statements (`postgres_writer`).
+//! switches) cost more than the inserts. On PostgreSQL a few tasks each send a batch as one
+//! statement of arrays (`postgres_writer`).
 
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sqlx::AnyPool;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::batch::{EventRow, Inserted, Pending, ProcessedBatch, Task, TenantAppend, WriterJob};
@@ -25,6 +26,30 @@ use crate::StoreError;
 
 /// Queued events beyond this make callers wait to queue (back-pressure, bounded memory).
 const QUEUE_CAPACITY: usize = 4096;
+
+/// Where the webhook writer writes.
+#[derive(Clone)]
+pub(crate) enum Target {
+    /// A SQLite file, written by a thread with its own connection; `turn` is SQLite's
+    /// single-writer turn, shared with the store's other writes.
+    Sqlite {
+        file: PathBuf,
+        turn: Option<std::sync::Arc<Mutex<()>>>,
+    },
+    /// A PostgreSQL server, through a pool of the native driver of its own: a batch is bound as
+    /// arrays, which sqlx's `Any` driver cannot bind.
+    Postgres(PgPool),
+}
+
+impl Target {
+    /// The writers' pool for the PostgreSQL server `url` names, connecting on first use.
+    pub(crate) fn postgres(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(SERVER_WRITERS as u32)
+            .connect_lazy_with(PgConnectOptions::from_str(url)?);
+        Ok(Self::Postgres(pool))
+    }
+}
 
 /// The queue in front of the writer task.
 pub(crate) struct GroupCommit {
@@ -45,28 +70,24 @@ enum Queue {
 }
 
 impl GroupCommit {
-    /// Starts the writer: a thread with its own connection for a SQLite file, else a task on the
-    /// current runtime. `writer` is SQLite's single-writer turn, shared with the store's other writes.
-    pub(crate) fn start(
-        pool: AnyPool,
-        sqlite_file: Option<PathBuf>,
-        writer: Option<std::sync::Arc<Mutex<()>>>,
-    ) -> Self {
+    /// Starts the writer: a thread with its own connection for a SQLite file, else tasks on the
+    /// current runtime.
+    pub(crate) fn start(target: Target) -> Self {
         let commits = std::sync::Arc::new(AtomicU64::new(0));
-        let queue = match sqlite_file {
-            Some(path) => {
+        let queue = match target {
+            Target::Sqlite { file, turn } => {
                 let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
                 let counter = commits.clone();
                 let spawned = std::thread::Builder::new()
                     .name("webhook-writer".into())
-                    .spawn(move || crate::sqlite_writer::run(&path, writer, receiver, counter));
+                    .spawn(move || crate::sqlite_writer::run(&file, turn, receiver, counter));
                 if let Err(error) = spawned {
                     // Callers then get `Unavailable` as their queue closes.
                     tracing::error!(%error, "cannot start the webhook writer thread");
                 }
                 Queue::Sqlite(queue)
             }
-            None => {
+            Target::Postgres(pool) => {
                 let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
                 // A server database commits several transactions at once (and groups their
                 // fsyncs itself), so a few writers keep it busy while each waits for a round trip.

@@ -15,7 +15,7 @@ impl Store {
     /// The group-commit writer, started on first use.
     pub(crate) fn group_commit(&self) -> &GroupCommit {
         self.group_commit
-            .get_or_init(|| GroupCommit::start(self.pool.clone(), self.sqlite_file.clone(), self.writer.clone()))
+            .get_or_init(|| GroupCommit::start(self.ingest.clone()))
     }
 
     /// How many webhook transactions this store has committed (group commit makes it far fewer

@@ -2,7 +2,8 @@
 //!
 //! Queries use `$N` placeholders, which both drivers accept, through sqlx's `Any` driver; SQLite's
 //! writes of ingest and outbound delivery go through the writer thread's own rusqlite connection
-//! (`sqlite_writer`). The schema differs only in column types, so each backend has its own
+//! (`sqlite_writer`), PostgreSQL's ingest through a pool of the native driver (`postgres_writer`,
+//! which binds arrays). The schema differs only in column types, so each backend has its own
 //! migrations folder. Every statement is declared in a `sql` module (see `statements`) and
 //! prepared by a test against each backend's migrated schema.
 
@@ -117,8 +118,9 @@ pub struct Store {
     writer: Option<Arc<tokio::sync::Mutex<()>>>,
     /// Where a PostgreSQL listener connects (invalidations); `None` on SQLite.
     postgres_url: Option<String>,
-    /// The SQLite database file, for the webhook writer's own connection.
-    sqlite_file: Option<std::path::PathBuf>,
+    /// Where the webhook writer writes: the SQLite file (its own connection) or PostgreSQL's
+    /// native pool (arrays bound, which the `Any` driver cannot).
+    ingest: group_commit::Target,
     /// The webhook writer, started on first use (inside the runtime that uses the store).
     group_commit: Arc<std::sync::OnceLock<group_commit::GroupCommit>>,
     /// For bookkeeping whose loss on a power failure only repeats work the service does at least
@@ -197,18 +199,22 @@ impl Store {
             Backend::Postgres => pool.clone(),
         };
         let writer = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
-        let sqlite_file = (backend == Backend::Sqlite).then(|| sqlite_file(&url)).flatten();
-        let postgres_url = (backend == Backend::Postgres).then_some(url);
-        let presence = match &sqlite_file {
-            Some(file) => Some(Arc::new(join_sqlite_users(file, &relaxed).await?)),
-            None => None,
+        let (ingest, presence) = match (backend, sqlite_file(&url)) {
+            (Backend::Sqlite, Some(file)) => {
+                let presence = Arc::new(join_sqlite_users(&file, &relaxed).await?);
+                let turn = writer.clone();
+                (group_commit::Target::Sqlite { file, turn }, Some(presence))
+            }
+            (Backend::Sqlite, None) => return Err(StoreError::UnsupportedUrl),
+            (Backend::Postgres, _) => (group_commit::Target::postgres(&url)?, None),
         };
+        let postgres_url = (backend == Backend::Postgres).then_some(url);
         Ok(Self {
             pool,
             backend,
             writer,
             postgres_url,
-            sqlite_file,
+            ingest,
             group_commit: Arc::default(),
             relaxed,
             _presence: presence,
@@ -259,6 +265,9 @@ impl Store {
     /// Closes all connections.
     pub async fn close(&self) {
         self.pool.close().await;
+        if let group_commit::Target::Postgres(writers) = &self.ingest {
+            writers.close().await;
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Every statement the store runs is prepared against its backend's migrated schema, and no
 //! statement is written outside a `sql` module (where `statements!` lists it for these tests).
 
-use sqlx::Executor;
+use sqlx::{Connection, Executor};
 
 use super::*;
 
@@ -40,10 +40,13 @@ async fn every_postgres_statement_prepares_against_the_migrated_schema() {
 async fn prepare_postgres_statements(store: &Store) {
     let statements = crate::statements::postgres();
     assert!(statements.len() > 50, "{} statements", statements.len());
-    let mut connection = store.pool().acquire().await.unwrap();
+    // Through the native driver: `Any` refuses to describe a statement with array parameters
+    // (the webhook writer's), though PostgreSQL prepares it.
+    let url = store.postgres_url.as_deref().unwrap();
+    let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
     let mut failed = Vec::new();
     for (name, sql) in &statements {
-        if let Err(error) = (&mut *connection).prepare(sql.as_str()).await {
+        if let Err(error) = (&mut connection).prepare(sql.as_str()).await {
             failed.push(format!("{name}: {error}\n  {sql}"));
         }
     }
