@@ -1,6 +1,5 @@
 //! The operator's API: tenants and their keys.
 
-use crate::params::named;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
@@ -118,7 +117,7 @@ async fn revoke_key(
         .service
         .revoke_api_key(
             &tenant_in_path(&id)?,
-            &named(&key_id, KeyId::parse, || ServiceError::ApiKeyNotFound)?,
+            &KeyId::parse(&key_id).map_err(|_| ServiceError::ApiKeyNotFound)?,
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)

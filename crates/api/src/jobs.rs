@@ -1,16 +1,16 @@
 //! The tenant's background jobs.
 
-use crate::params::named;
+use crate::params::PathId;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use integrations_service::{JobId, ServiceError};
+use integrations_service::JobId;
 use integrations_service::{JobView, DEFAULT_JOB_PAGE};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::CurrentTenant;
-use crate::params::{ApiPath, ApiQuery};
+use crate::params::ApiQuery;
 use crate::{ApiError, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -58,28 +58,15 @@ struct JobPage {
 async fn details(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    PathId(id): PathId<JobId>,
 ) -> Result<Json<JobView>, ApiError> {
-    Ok(Json(
-        state
-            .service
-            .job(&tenant, &named(&id, JobId::parse, || ServiceError::JobNotFound)?)
-            .await?,
-    ))
+    Ok(Json(state.service.job(&tenant, &id).await?))
 }
 
 async fn retry(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    PathId(id): PathId<JobId>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(
-            state
-                .service
-                .retry_job(&tenant, &named(&id, JobId::parse, || ServiceError::JobNotFound)?)
-                .await?,
-        ),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(state.service.retry_job(&tenant, &id).await?)))
 }

@@ -1,17 +1,16 @@
 //! The tenant's plugin lifecycle.
 
-use crate::params::named;
+use crate::params::PathId;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use integrations_service::PluginDetails;
-use integrations_service::{PluginName, ServiceError};
+use integrations_service::PluginName;
 use serde_json::{json, Value};
 
 use crate::auth::CurrentTenant;
 use crate::body::JsonBody;
-use crate::params::ApiPath;
 use crate::{ApiError, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -31,103 +30,53 @@ async fn list(CurrentTenant(tenant): CurrentTenant, State(state): State<AppState
 async fn details(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    ApiPath(name): ApiPath<String>,
+    PathId(name): PathId<PluginName>,
 ) -> Result<Json<PluginDetails>, ApiError> {
-    Ok(Json(
-        state
-            .service
-            .plugin_details(
-                &tenant,
-                &named(&name, PluginName::parse, || ServiceError::PluginNotFound(name.clone()))?,
-            )
-            .await?,
-    ))
+    Ok(Json(state.service.plugin_details(&tenant, &name).await?))
 }
 
 async fn install(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    ApiPath(name): ApiPath<String>,
+    PathId(name): PathId<PluginName>,
     JsonBody(config): JsonBody,
 ) -> Result<(StatusCode, Json<PluginDetails>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(
-            state
-                .service
-                .install(
-                    &tenant,
-                    &named(&name, PluginName::parse, || ServiceError::PluginNotFound(name.clone()))?,
-                    config,
-                )
-                .await?,
-        ),
+        Json(state.service.install(&tenant, &name, config).await?),
     ))
 }
 
 async fn configure(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    ApiPath(name): ApiPath<String>,
+    PathId(name): PathId<PluginName>,
     JsonBody(config): JsonBody,
 ) -> Result<Json<PluginDetails>, ApiError> {
-    Ok(Json(
-        state
-            .service
-            .configure(
-                &tenant,
-                &named(&name, PluginName::parse, || ServiceError::PluginNotFound(name.clone()))?,
-                config,
-            )
-            .await?,
-    ))
+    Ok(Json(state.service.configure(&tenant, &name, config).await?))
 }
 
 async fn enable(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    ApiPath(name): ApiPath<String>,
+    PathId(name): PathId<PluginName>,
 ) -> Result<Json<PluginDetails>, ApiError> {
-    Ok(Json(
-        state
-            .service
-            .set_enabled(
-                &tenant,
-                &named(&name, PluginName::parse, || ServiceError::PluginNotFound(name.clone()))?,
-                true,
-            )
-            .await?,
-    ))
+    Ok(Json(state.service.set_enabled(&tenant, &name, true).await?))
 }
 
 async fn disable(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    ApiPath(name): ApiPath<String>,
+    PathId(name): PathId<PluginName>,
 ) -> Result<Json<PluginDetails>, ApiError> {
-    Ok(Json(
-        state
-            .service
-            .set_enabled(
-                &tenant,
-                &named(&name, PluginName::parse, || ServiceError::PluginNotFound(name.clone()))?,
-                false,
-            )
-            .await?,
-    ))
+    Ok(Json(state.service.set_enabled(&tenant, &name, false).await?))
 }
 
 async fn uninstall(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    ApiPath(name): ApiPath<String>,
+    PathId(name): PathId<PluginName>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .service
-        .uninstall(
-            &tenant,
-            &named(&name, PluginName::parse, || ServiceError::PluginNotFound(name.clone()))?,
-        )
-        .await?;
+    state.service.uninstall(&tenant, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,6 @@
 //! The tool catalog and tool calls, with `Idempotency-Key`.
 
-use crate::params::named;
+use crate::params::PathId;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::{CONTENT_TYPE, LOCATION};
@@ -11,14 +11,14 @@ use axum::{Json, Router};
 use integrations_core::TenantId;
 use integrations_problems::RequestError;
 use integrations_service::StoredResponse;
+use integrations_service::ToolName;
 use integrations_service::{tool_call_fingerprint, IdempotentStart, MAX_IDEMPOTENCY_KEY_LEN};
-use integrations_service::{ServiceError, ToolName};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::auth::CurrentTenant;
 use crate::body::JsonBodyOrEmpty;
-use crate::params::{ApiPath, ApiQuery};
+use crate::params::ApiQuery;
 use crate::{ApiError, AppState};
 
 /// Marks a response replayed for its `Idempotency-Key`.
@@ -47,12 +47,11 @@ struct CallQuery {
 async fn call(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    ApiPath(name): ApiPath<String>,
+    PathId(name): PathId<ToolName>,
     ApiQuery(query): ApiQuery<CallQuery>,
     headers: HeaderMap,
     JsonBodyOrEmpty(arguments): JsonBodyOrEmpty,
 ) -> Result<Response, ApiError> {
-    let name = named(&name, ToolName::parse, || ServiceError::ToolNotFound(name.clone()))?;
     let Some(key) = idempotency_key(&headers)? else {
         return run(&state, &tenant, &name, query.queued, arguments).await;
     };

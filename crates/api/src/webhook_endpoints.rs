@@ -1,6 +1,6 @@
 //! The tenant's outbound webhook endpoints: CRUD, secret rotation, attempts and replays.
 
-use crate::params::named;
+use crate::params::PathId;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::auth::CurrentTenant;
 use crate::body::{JsonBody, JsonBodyOrEmpty};
-use crate::params::{ApiPath, ApiQuery};
+use crate::params::ApiQuery;
 use crate::{ApiError, AppState};
 
 /// Endpoints per page unless the caller asks for another number (at most 500).
@@ -68,33 +68,21 @@ async fn list(
 async fn show(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    PathId(id): PathId<EndpointId>,
 ) -> Result<Json<WebhookEndpointView>, ApiError> {
-    Ok(Json(
-        state
-            .service
-            .webhook_endpoint(
-                &tenant,
-                &named(&id, EndpointId::parse, || ServiceError::WebhookEndpointNotFound)?,
-            )
-            .await?,
-    ))
+    Ok(Json(state.service.webhook_endpoint(&tenant, &id).await?))
 }
 
 async fn update(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    PathId(id): PathId<EndpointId>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<WebhookEndpointView>, ApiError> {
     Ok(Json(
         state
             .service
-            .update_webhook_endpoint(
-                &tenant,
-                &named(&id, EndpointId::parse, || ServiceError::WebhookEndpointNotFound)?,
-                typed(body)?,
-            )
+            .update_webhook_endpoint(&tenant, &id, typed(body)?)
             .await?,
     ))
 }
@@ -102,32 +90,18 @@ async fn update(
 async fn remove(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    PathId(id): PathId<EndpointId>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .service
-        .delete_webhook_endpoint(
-            &tenant,
-            &named(&id, EndpointId::parse, || ServiceError::WebhookEndpointNotFound)?,
-        )
-        .await?;
+    state.service.delete_webhook_endpoint(&tenant, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn rotate(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    PathId(id): PathId<EndpointId>,
 ) -> Result<Json<CreatedWebhookEndpoint>, ApiError> {
-    Ok(Json(
-        state
-            .service
-            .rotate_webhook_endpoint_secret(
-                &tenant,
-                &named(&id, EndpointId::parse, || ServiceError::WebhookEndpointNotFound)?,
-            )
-            .await?,
-    ))
+    Ok(Json(state.service.rotate_webhook_endpoint_secret(&tenant, &id).await?))
 }
 
 #[derive(Deserialize)]
@@ -140,14 +114,14 @@ struct AttemptsQuery {
 async fn attempts(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    PathId(id): PathId<EndpointId>,
     ApiQuery(query): ApiQuery<AttemptsQuery>,
 ) -> Result<Json<AttemptPage>, ApiError> {
     let page = state
         .service
         .list_webhook_attempts(
             &tenant,
-            &named(&id, EndpointId::parse, || ServiceError::WebhookEndpointNotFound)?,
+            &id,
             query.before.as_deref(),
             query.limit.unwrap_or(DEFAULT_ATTEMPTS),
         )
@@ -158,17 +132,13 @@ async fn attempts(
 async fn replay(
     CurrentTenant(tenant): CurrentTenant,
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    PathId(id): PathId<EndpointId>,
     JsonBodyOrEmpty(body): JsonBodyOrEmpty,
 ) -> Result<(StatusCode, Json<ReplayReport>), ApiError> {
     let request: ReplayRequest = typed(body)?;
     let report = state
         .service
-        .replay_webhook_endpoint(
-            &tenant,
-            &named(&id, EndpointId::parse, || ServiceError::WebhookEndpointNotFound)?,
-            request.since,
-        )
+        .replay_webhook_endpoint(&tenant, &id, request.since)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(report)))
 }

@@ -2,7 +2,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::harness::{jira_basic, jira_server, TestApp};
+use crate::harness::{jira_basic, jira_server, TestApp, ADMIN_TOKEN};
 
 fn state_of(list: &Value, plugin: &str) -> Value {
     list["plugins"]
@@ -151,6 +151,33 @@ async fn unknown_plugin_is_404_on_every_endpoint() {
     app.post("/v1/tools/nope_tool", &key, json!({}))
         .await
         .assert_problem(404, "tool-not-found");
+}
+
+#[tokio::test]
+async fn an_id_that_cannot_be_one_is_the_same_404_as_one_that_does_not_exist() {
+    let app = TestApp::start().await;
+    let key = app.tenant("acme", json!({})).await;
+    app.get("/v1/plugins/Jira", &key)
+        .await
+        .assert_problem(404, "plugin-not-found");
+    app.post("/v1/plugins/j%20ira/enable", &key, json!({}))
+        .await
+        .assert_problem(404, "plugin-not-found");
+    app.post("/v1/tools/Jira_get_issue", &key, json!({}))
+        .await
+        .assert_problem(404, "tool-not-found");
+    app.get("/v1/jobs/job_1", &key)
+        .await
+        .assert_problem(404, "job-not-found");
+    app.get("/v1/webhook-endpoints/ep_x", &key)
+        .await
+        .assert_problem(404, "webhook-endpoint-not-found");
+    app.get("/v1/admin/tenants/ACME", ADMIN_TOKEN)
+        .await
+        .assert_problem(404, "tenant-not-found");
+    app.delete("/v1/admin/tenants/acme/keys/not-a-key-id", ADMIN_TOKEN)
+        .await
+        .assert_problem(404, "api-key-not-found");
 }
 
 #[tokio::test]
